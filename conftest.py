@@ -1,0 +1,3 @@
+"""Thin: load radbench's pytest plugins. Everything of substance lives in fixtures/."""
+
+pytest_plugins = []

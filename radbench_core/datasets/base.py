@@ -1,0 +1,90 @@
+"""The contract every dataset module fulfils: a spec, an index of items, and readers.
+
+An **item** is one unit that is labelled and scored: a 2D image (NIH, CheXpert, Montgomery,
+Figshare) or a volume (SARS-CoV-2 CT patient, AMOS/MSD NIfTI case). Everything is served as a stack
+of 2D slices ``(S, H, W)`` so one code path handles 2D and 3D: classification averages the slice
+features of a volume, segmentation predicts slice by slice and scores the reassembled volume.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Literal
+
+import numpy as np
+
+Modality = Literal["xray", "ct", "mri"]
+Task = Literal["classification", "segmentation"]
+LabelKind = Literal["multilabel", "multiclass", "binary", "mask"]
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Item:
+    key: str                       # unique within the dataset, e.g. "00000001_000.png", "amos_0001"
+    patient: str                   # grouping key for splits: no patient in two splits
+    images: tuple[str, ...]        # files (relative to the dataset root) that make up this item
+    n_slices: int = 1
+    label: tuple[float, ...] | int | None = None   # multilabel: 0/1 (NaN = ignore); else class index
+    masks: tuple[str, ...] = ()    # segmentation label files (relative to root)
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """User-facing knobs that change what is loaded (part of every cache key)."""
+    uncertainty: str = "zeros"      # CheXpert: "zeros" | "ones" | "ignore"
+    subset: int | None = None       # AMOS: number of cases (the study used 150)
+    split_file: str | None = None   # a published split JSON to use instead of ours
+    max_items: int | None = None    # cap per split (profiles use it for Table 8's fixed subset)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    id: str                          # "nih", "amos", ... (used in cell ids and -k)
+    title: str                       # "NIH ChestX-ray14"
+    modality: Modality
+    task: Task
+    label_kind: LabelKind
+    class_names: tuple[str, ...]     # segmentation: foreground classes only
+    folder: str                      # expected folder name under the data dir
+    download_hint: str               # where to get it and what to put where
+    index: Callable[[Path, LoadOptions], "DatasetIndex"]
+    write_phantom: Callable[..., None]   # (root: Path, size: str = "tiny", seed: int = 0) -> None
+    volumetric: bool = False
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+@dataclass
+class DatasetIndex:
+    """What a loader returns: the items, the patient-grouped splits, and slice readers."""
+    spec: DatasetSpec
+    root: Path
+    items: list[Item]
+    splits: dict[str, list[int]] = field(default_factory=dict)   # "train"/"val"/"test" -> item idx
+
+    # -- readers: dataset modules override these ------------------------------------------------
+    def load_slices(self, item: Item) -> np.ndarray:
+        """``(S, H, W)`` float32 in [0, 1], modality windowing applied (CT HU clip, MRI percentile)."""
+        raise NotImplementedError
+
+    def load_mask(self, item: Item) -> np.ndarray:
+        """``(S, H, W)`` int64 class map, 0 = background, values in 0..num_classes."""
+        raise NotImplementedError
+
+    # -- conveniences shared by all datasets ------------------------------------------------------
+    def split_items(self, split: str) -> list[Item]:
+        return [self.items[i] for i in self.splits[split]]
+
+    def labels(self, split: str) -> np.ndarray:
+        """multilabel: (N, C) float with NaN = ignore; multiclass/binary: (N,) int64."""
+        items = self.split_items(split)
+        if self.spec.label_kind == "multilabel":
+            return np.asarray([it.label for it in items], dtype=np.float32).reshape(len(items), -1)
+        return np.asarray([it.label for it in items], dtype=np.int64)
+
+    def patients(self, split: str) -> list[str]:
+        return [it.patient for it in self.split_items(split)]

@@ -1,0 +1,71 @@
+"""What a protocol receives and returns.
+
+A protocol is a plain function ``(inputs, hparams, seed) -> ProtocolResult``. Frozen protocols
+(kNN, linear, few-shot) get cached features; live ones (fine-tune, LoRA, BitFit) and segmentation
+get the backbone and slice datasets. Hyperparameters come from the active profile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from radbench_core.results import Metric
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from radbench_core.datasets.base import DatasetIndex
+
+
+@dataclass
+class FrozenInputs:
+    """Features of every item (a volume's slices already averaged), per split.
+
+    ``features[split]["cls"]`` is ``(N, k, D)``: the class token of the last k blocks (k = 4 for
+    ViTs, last block last; k = 1 for CNNs, whose "cls" is the pooled last stage; SAM's is the mean
+    patch embedding). ``features[split]["patch_mean"]`` is ``(N, D)`` where the backbone has patch
+    tokens, absent otherwise.
+    """
+    features: dict[str, dict[str, np.ndarray]]
+    labels: dict[str, np.ndarray]          # multilabel (N, C) float with NaN = ignore; else (N,) int
+    patients: dict[str, list[str]]
+    label_kind: str                        # "multilabel" | "multiclass" | "binary"
+    num_classes: int
+    device: str = "cpu"
+
+
+@dataclass
+class LiveInputs:
+    """A trainable copy of the backbone and slice datasets (the protocol may modify the backbone)."""
+    backbone: "torch.nn.Module"            # a radbench_core.features.Backbone
+    datasets: dict[str, Any]               # split -> SliceDataset (items' slices, item position)
+    labels: dict[str, np.ndarray]          # item-level labels, as in FrozenInputs
+    label_kind: str
+    num_classes: int
+    device: str = "cpu"
+    num_workers: int = 0
+
+
+@dataclass
+class SegInputs:
+    """Everything a segmentation protocol needs; ``backbone`` is None for scratch baselines."""
+    index: "DatasetIndex"
+    datasets: dict[str, Any]               # split -> SliceDataset(with_masks=True)
+    num_classes: int                       # including background
+    resolution: int
+    backbone: "torch.nn.Module | None" = None
+    scratch_model: str | None = None       # "unet" | "transunet" for scratch cells
+    device: str = "cpu"
+    num_workers: int = 0
+
+
+@dataclass
+class ProtocolResult:
+    metrics: dict[str, Metric]
+    chosen: dict[str, Any] = field(default_factory=dict)        # selected hyperparameters
+    params_trainable: int | None = None
+    params_total: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)         # per-class values, per-seed, files
