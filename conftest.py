@@ -1,3 +1,3 @@
 """Thin: load radbench's pytest plugins. Everything of substance lives in fixtures/."""
 
-pytest_plugins = []
+pytest_plugins = ["fixtures.options", "fixtures.session", "fixtures.grid", "fixtures.cells"]

@@ -1,0 +1,28 @@
+# The two commands of the README. Each creates .venv if needed and installs everything first.
+#   make bench   -> runs the demo benchmark (or the profile you configure) and writes the report
+#   make test    -> runs the test suite and the demo grid gated on the committed baseline
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.radbench-installed
+JOBS   ?= 2
+
+.PHONY: bench test install clean-cache
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "radbench: installing into $(VENV) (torch, timm, ...) - first time takes a few minutes"
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e ".[test]"
+	@touch $(STAMP)
+
+bench: $(STAMP)
+	$(BIN)/python -m pytest benchmarks -n $(JOBS) --dist loadgroup -p no:cacheprovider $(ARGS); \
+	status=$$?; echo "radbench report: $(CURDIR)/reports/latest/index.html"; exit $$status
+
+test: $(STAMP)
+	$(BIN)/python -m pytest tests -n $(JOBS) -p no:cacheprovider $(ARGS)
+
+clean-cache:
+	rm -rf $${RADBENCH_CACHE_DIR:-$$HOME/.cache/radbench}

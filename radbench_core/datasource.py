@@ -1,0 +1,69 @@
+"""Where a cell's data comes from: the user's dataset folder, or a phantom written on first use.
+
+Phantoms live in the cache directory, written once under a file lock (xdist workers share them)
+into a temporary folder that is renamed into place, so a crash never leaves half a dataset.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from filelock import FileLock
+
+from radbench_core.datasets import DatasetSpec, get_dataset
+from radbench_core.errors import DatasetMissing
+
+PHANTOM_VERSION = 1
+_MARKER = ".radbench_phantom_complete"
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("RADBENCH_CACHE_DIR")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "radbench"
+
+
+def prepare_phantom(dataset_id: str, size: str = "small", cache_dir: Path | None = None,
+                    seed: int = 0) -> Path:
+    """Write (once) the phantom of a dataset in its native layout; return its root folder."""
+    spec = get_dataset(dataset_id)
+    base = Path(cache_dir or default_cache_dir()) / "phantoms"
+    root = base / f"{spec.id}-{size}-seed{seed}-v{PHANTOM_VERSION}" / spec.folder
+    if (root.parent / _MARKER).exists():
+        return root
+    base.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root.parent) + ".lock"):
+        if (root.parent / _MARKER).exists():
+            return root
+        if root.parent.exists():                 # a crash mid-write: start over
+            shutil.rmtree(root.parent)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{spec.id}-", dir=base))
+        try:
+            (tmp / spec.folder).mkdir(parents=True)
+            spec.write_phantom(tmp / spec.folder, size=size, seed=seed)
+            (tmp / _MARKER).write_text(f"{spec.id} size={size} seed={seed} v{PHANTOM_VERSION}\n")
+            os.replace(tmp, root.parent)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    return root
+
+
+def dataset_root(spec: DatasetSpec, *, demo: bool, data_dir: Path | None, cache_dir: Path,
+                 phantom_size: str = "small") -> tuple[Path, str]:
+    """The folder to index and a provenance string for the record."""
+    if demo:
+        root = prepare_phantom(spec.id, phantom_size, cache_dir)
+        return root, f"phantom (demo, synthetic {phantom_size}, v{PHANTOM_VERSION}) of {spec.title}"
+    if data_dir is None:
+        raise DatasetMissing("--radbench-data-dir", f"no data directory is configured for {spec.title}",
+                             f"pass --radbench-data-dir DIR (or set RADBENCH_DATA_DIR) with {spec.title} "
+                             f"in DIR/{spec.folder}; {spec.download_hint}")
+    root = Path(data_dir) / spec.folder
+    if not root.is_dir():
+        raise DatasetMissing(root, f"{spec.title} was not found", spec.download_hint)
+    return root, f"{spec.title} at {root}"

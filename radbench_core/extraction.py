@@ -1,0 +1,64 @@
+"""Batched feature extraction: slices -> backbone -> per-item features (volume slices averaged).
+
+This is the expensive part of a frozen protocol, so it runs once per (model, dataset, resolution)
+and its output goes to the feature cache. ``FORWARD_BATCHES`` counts backbone forwards so tests can
+prove a cache hit runs none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+FORWARD_BATCHES = 0
+
+
+def autocast_for(device: str):
+    """bf16 autocast on CUDA, nothing on CPU (bf16 matmuls are slow and inexact there)."""
+    if device.startswith("cuda"):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def make_loader(dataset, *, batch_size: int, num_workers: int, device: str, shuffle: bool = False,
+                generator: torch.Generator | None = None) -> DataLoader:
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
+                      pin_memory=device.startswith("cuda"), generator=generator,
+                      persistent_workers=False, prefetch_factor=4 if num_workers else None)
+
+
+@torch.inference_mode()
+def extract_split(backbone: torch.nn.Module, dataset, *, device: str, batch_size: int,
+                  num_workers: int = 0, desc: str = "features", progress: bool = True
+                  ) -> dict[str, np.ndarray]:
+    """Pooled features per item of one split: ``{"cls": (N, k, D), "patch_mean": (N, D)}``."""
+    global FORWARD_BATCHES
+    backbone.eval()
+    n_items = int(dataset.n_items)
+    sums: dict[str, torch.Tensor] = {}
+    counts = torch.zeros(n_items, dtype=torch.float64)
+    channels_last = device.startswith("cuda") and getattr(backbone.spec, "arch", "") == "cnn"
+    loader = make_loader(dataset, batch_size=batch_size, num_workers=num_workers, device=device)
+    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False, mininterval=2.0):
+        x = batch["image"].to(device, non_blocking=True)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast_for(device):
+            out = backbone.pooled(x)
+        FORWARD_BATCHES += 1
+        items = torch.as_tensor(batch["item"], dtype=torch.long)
+        for kind, value in out.items():
+            value = value.detach().float().cpu().double()
+            if kind not in sums:
+                sums[kind] = torch.zeros((n_items, *value.shape[1:]), dtype=torch.float64)
+            sums[kind].index_add_(0, items, value)
+        counts.index_add_(0, items, torch.ones(len(items), dtype=torch.float64))
+    if (counts == 0).any():
+        missing = int((counts == 0).sum())
+        raise RuntimeError(f"{missing} items produced no slices during extraction")
+    shape = (-1,) + (1,) * 2
+    return {k: (v / counts.view(shape[: v.dim()])).float().numpy() for k, v in sums.items()}

@@ -1,0 +1,208 @@
+"""Profiles: which cells run and with which hyperparameters, as plain Python data.
+
+``demo`` (the default when no data is configured) runs every dataset as a phantom with tiny
+random-init models; ``paper`` is exactly the cells behind the study's Tables 3-9 and Figures 1, 3-5
+with its hyperparameters; ``full`` is every model x every dataset it applies to x every protocol.
+A user profile is one more ``Profile(...)`` instance (see ``load_profile``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from radbench_core.cells import Cell, parse_protocol
+from radbench_core.errors import ConfigError
+
+CLS_DATASETS = ("nih", "chexpert", "sarscov2", "brain_tumor")
+SEG_DATASETS = ("mc", "amos", "msd_spleen", "msd_hippocampus", "msd_heart")
+DINOV2 = ("dinov2_vits14", "dinov2_vitb14", "dinov2_vitl14", "dinov2_vitg14")
+CNNS = ("densenet201", "resnet152", "vgg19")
+FOUNDATION = (*DINOV2, "clip_vitl14", "openclip_vith14", "mae_vitl16", "msn_vitl16", "sam_vitl16")
+CLS_MODELS = (*DINOV2, "clip_vitl14", "openclip_vith14", "mae_vitl16", "msn_vitl16",
+              "vit_l16_in21k", *CNNS)
+SEG_BACKBONES = (*DINOV2, "clip_vitl14", "openclip_vith14", "mae_vitl16", "msn_vitl16",
+                 "sam_vitl16", "vit_l16_in21k")
+SCRATCH = ("unet", "transunet")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Every model x every dataset x every protocol entry (``"fewshot@8"``) listed here."""
+    models: tuple[str, ...]
+    datasets: tuple[str, ...]
+    protocols: tuple[str, ...]
+
+    def cells(self) -> list[Cell]:
+        return [Cell(m, d, *parse_protocol(p))
+                for m in self.models for d in self.datasets for p in self.protocols]
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    demo: bool                                # phantoms + random-init tiny models
+    grids: tuple[Grid, ...]
+    hparams: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cls_resolution: int = 224                 # classification input size unless the cell says
+    phantom_size: str = "small"
+    batch_size: int = 64                      # feature extraction batch
+    num_workers: int = 2                      # DataLoader workers for extraction
+
+    def cells(self) -> list[Cell]:
+        """Unique cells in grid order, keeping only combinations that make sense."""
+        seen: dict[str, Cell] = {}
+        for grid in self.grids:
+            for cell in grid.cells():
+                if cell.id not in seen and applicable(cell):
+                    seen[cell.id] = cell
+        return list(seen.values())
+
+    def hparams_for(self, protocol: str) -> dict[str, Any]:
+        if protocol not in self.hparams:
+            raise ConfigError(f"profile {self.name!r}", f"has no hyperparameters for {protocol!r}",
+                              f"add a {protocol!r} entry to the profile's hparams")
+        return dict(self.hparams[protocol])
+
+
+def applicable(cell: Cell) -> bool:
+    """A protocol's task must match the dataset's; scratch models only train from scratch."""
+    from radbench_core.datasets import get_dataset
+    from radbench_core.models import get_model
+    from radbench_core.protocols import get_protocol
+
+    model, dataset, protocol = get_model(cell.model), get_dataset(cell.dataset), get_protocol(cell.protocol)
+    if protocol.task != dataset.task:
+        return False
+    if (protocol.inputs == "scratch") != (model.arch == "seg_scratch"):
+        return False
+    if protocol.id in ("lora",) and model.arch not in ("vit", "sam"):
+        return False
+    if protocol.id == "seg_fewshot" and cell.dataset != "mc":
+        return False
+    return dataset.task in model.tasks
+
+
+def _hparams(paper: bool) -> dict[str, dict[str, Any]]:
+    from radbench_core.protocols import hparams as cls_h
+    from radbench_core.protocols import seg_hparams as seg_h
+    source = (cls_h.PAPER, seg_h.PAPER) if paper else (cls_h.DEMO, seg_h.DEMO)
+    merged: dict[str, dict[str, Any]] = {}
+    for table in source:
+        merged.update({k: dict(v) for k, v in table.items()})
+    return merged
+
+
+def _demo() -> Profile:
+    fewshot = tuple(f"fewshot@{n}" for n in (1, 2, 4, 8))
+    return Profile(
+        name="demo",
+        description="every dataset as a synthetic phantom, tiny random-init models, short schedules",
+        demo=True,
+        grids=(
+            Grid(CLS_MODELS + ("sam_vitl16",), CLS_DATASETS, ("knn", "linear")),
+            Grid(("dinov2_vits14", "resnet152"), ("nih", "brain_tumor"), fewshot),
+            Grid(("dinov2_vits14", "dinov2_vitb14", "resnet152"), ("nih", "brain_tumor"),
+                 ("finetune", "lora", "bitfit")),
+            Grid(("dinov2_vitl14", "mae_vitl16", "clip_vitl14", "vit_l16_in21k", "resnet152"),
+                 SEG_DATASETS, ("seg_linear@112", "seg_unet@112")),
+            Grid(("dinov2_vitl14", "mae_vitl16"), SEG_DATASETS, ("seg_unet@224",)),
+            Grid(SCRATCH, SEG_DATASETS, ("scratch@112",)),
+            Grid(("dinov2_vitl14",), ("mc",), tuple(f"seg_fewshot@{n}" for n in (1, 4, "all"))),
+        ),
+        hparams=_hparams(paper=False),
+        cls_resolution=112,
+        phantom_size="small",
+        batch_size=32,
+        num_workers=0,
+    )
+
+
+def _paper() -> Profile:
+    return Profile(
+        name="paper",
+        description="the cells behind the study's Tables 3-9 and Figures 1, 3-5, its hyperparameters",
+        demo=False,
+        grids=(
+            # Table 3 + Figure 3: linear probing, DINOv2 sizes vs supervised CNNs / ViT
+            Grid((*DINOV2, *CNNS, "vit_l16_in21k"), CLS_DATASETS, ("linear",)),
+            # Table 4: kNN / linear / fine-tuning on NIH and CheXpert
+            Grid(CLS_MODELS, ("nih", "chexpert"), ("knn", "linear", "finetune")),
+            # Figure 1: every compared model on every dataset
+            Grid(FOUNDATION + ("vit_l16_in21k",), CLS_DATASETS, ("linear",)),
+            Grid(SEG_BACKBONES, SEG_DATASETS, ("seg_unet@448",)),
+            # Table 5: U-Net decoder at 224 and 448
+            Grid(("mae_vitl16", "msn_vitl16", "clip_vitl14", "openclip_vith14", "dinov2_vitl14",
+                  "dinov2_vitg14"), SEG_DATASETS, ("seg_unet@224", "seg_unet@448")),
+            # Table 6: frozen DINOv2 + U-Net decoder vs scratch baselines
+            Grid(DINOV2, SEG_DATASETS, ("seg_unet@448",)),
+            Grid(SCRATCH, SEG_DATASETS, ("scratch@224",)),
+            # Table 7 + Figure 4: DINOv2 vs supervised IN21k ViT, linear vs U-Net decoder
+            Grid(("dinov2_vitl14", "vit_l16_in21k"), SEG_DATASETS,
+                 ("seg_linear@224", "seg_unet@224", "seg_linear@448", "seg_unet@448")),
+            Grid(DINOV2, SEG_DATASETS, ("seg_linear@448",)),
+            # Table 8: SAM vs DINOv2 at 1024 px on X-ray classification
+            Grid(("sam_vitl16", "dinov2_vitl14"), ("nih", "chexpert"), ("linear@1024",)),
+            # Table 9: fine-tuning vs linear vs LoRA vs BitFit
+            Grid(("dinov2_vits14", "dinov2_vitb14", "dinov2_vitl14"), ("nih", "chexpert"),
+                 ("finetune", "linear", "lora", "bitfit")),
+            # Figure 5: few-shot curves
+            Grid(("dinov2_vitl14", "dinov2_vitg14", "vit_l16_in21k", "resnet152"), CLS_DATASETS,
+                 tuple(f"fewshot@{n}" for n in (1, 2, 4, 8, 16))),
+            Grid(("dinov2_vitl14", "dinov2_vitg14"), ("mc",),
+                 tuple(f"seg_fewshot@{n}" for n in (1, 2, 4, 8, "all"))),
+        ),
+        hparams=_hparams(paper=True),
+        cls_resolution=224,
+        batch_size=128,
+        num_workers=8,
+    )
+
+
+def _full() -> Profile:
+    from radbench_core.models import MODELS
+    from radbench_core.protocols import PROTOCOLS
+    entries = []
+    for pid, spec in PROTOCOLS.items():
+        if spec.variant == "shots":
+            entries += [f"{pid}@{n}" for n in (1, 2, 4, 8, 16)]
+        elif spec.task == "segmentation":
+            entries += [f"{pid}@224", f"{pid}@448"]
+        else:
+            entries.append(pid)
+    paper = _paper()
+    return Profile(name="full", description="every model x every dataset it applies to x every protocol",
+                   demo=False, grids=(Grid(tuple(MODELS), CLS_DATASETS + SEG_DATASETS, tuple(entries)),),
+                   hparams=paper.hparams, cls_resolution=224, batch_size=128, num_workers=8)
+
+
+_BUILDERS = {"demo": _demo, "paper": _paper, "full": _full}
+PROFILE_NAMES = tuple(_BUILDERS)
+
+
+def get_profile(name: str) -> Profile:
+    """A built-in profile by name, or a user profile from a ``.py`` file defining ``PROFILE``."""
+    if name in _BUILDERS:
+        return _BUILDERS[name]()
+    if name.endswith(".py"):
+        return load_profile(Path(name))
+    raise ConfigError("--radbench-profile", f"unknown profile {name!r}",
+                      f"use one of {', '.join(PROFILE_NAMES)} or a path to a .py file defining "
+                      "PROFILE = radbench_core.profiles.Profile(...)")
+
+
+def load_profile(path: Path) -> Profile:
+    if not path.is_file():
+        raise ConfigError(path, "profile file not found", "pass an existing .py file to --radbench-profile")
+    spec = importlib.util.spec_from_file_location(f"radbench_user_profile_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    profile = getattr(module, "PROFILE", None)
+    if not isinstance(profile, Profile):
+        raise ConfigError(path, "defines no PROFILE = Profile(...)",
+                          "add `PROFILE = Profile(name=..., demo=..., grids=(Grid(...),), hparams=...)`")
+    return profile

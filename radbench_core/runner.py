@@ -1,0 +1,252 @@
+"""Run one cell: resolve data and backbone, feed the protocol, time it, build the CellResult.
+
+No pytest here: the plugin calls ``run_cell`` and records what it returns, and so could any script.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import hashlib
+import json
+import os
+import random
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from radbench_core.cells import Cell
+from radbench_core.datasets import DatasetIndex, LoadOptions, get_dataset, open_dataset
+from radbench_core.datasource import PHANTOM_VERSION, dataset_root
+from radbench_core.extraction import extract_split
+from radbench_core.feature_cache import FeatureCache
+from radbench_core.profiles import Profile
+from radbench_core.protocols import ProtocolSpec, get_protocol
+from radbench_core.protocols.base import FrozenInputs, LiveInputs, ProtocolResult, SegInputs
+from radbench_core.results import CellResult
+
+
+@dataclass
+class RunContext:
+    profile: Profile
+    cache_dir: Path
+    data_dir: Path | None = None
+    weights_dir: Path | None = None
+    device: str = "cpu"
+    seed: int = 0
+    run_dir: Path | None = None
+    num_workers: int | None = None          # None: the profile's
+    progress: bool = True
+    load_options: dict[str, LoadOptions] = field(default_factory=dict)
+
+    @property
+    def workers(self) -> int:
+        return self.profile.num_workers if self.num_workers is None else self.num_workers
+
+
+class BackbonePool:
+    """Keeps the backbone of the current model; releases it when a worker moves to another model."""
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._backbone: torch.nn.Module | None = None
+        self.loads = 0
+
+    def get(self, model_id: str, *, demo: bool, resolution: int, weights_dir: Path | None,
+            device: str) -> torch.nn.Module:
+        from radbench_core.features import load_backbone
+        key = (model_id, demo, resolution, str(weights_dir), device)
+        if key != self._key:
+            self.release()
+            self._backbone = load_backbone(model_id, demo=demo, resolution=resolution,
+                                           weights_dir=weights_dir, device=device)
+            self._key = key
+            self.loads += 1
+        assert self._backbone is not None
+        return self._backbone
+
+    def release(self) -> None:
+        self._backbone, self._key = None, None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+_INDEXES: dict[tuple, DatasetIndex] = {}
+
+
+def load_index(dataset_id: str, ctx: RunContext) -> tuple[DatasetIndex, str]:
+    spec = get_dataset(dataset_id)
+    root, provenance = dataset_root(spec, demo=ctx.profile.demo, data_dir=ctx.data_dir,
+                                    cache_dir=ctx.cache_dir, phantom_size=ctx.profile.phantom_size)
+    options = ctx.load_options.get(dataset_id, LoadOptions())
+    key = (dataset_id, str(root), options)
+    if key not in _INDEXES:
+        if len(_INDEXES) > 8:
+            _INDEXES.clear()
+        _INDEXES[key] = open_dataset(spec, root, options)
+    return _INDEXES[key], provenance
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def resolution_of(cell: Cell, protocol: ProtocolSpec, profile: Profile) -> int:
+    if protocol.variant == "resolution" and cell.variant:
+        return int(cell.variant)
+    if protocol.task == "segmentation":
+        seg_default = profile.hparams_for(protocol.id).get("resolution")
+        return int(seg_default or profile.cls_resolution)
+    return profile.cls_resolution
+
+
+def cell_hparams(cell: Cell, protocol: ProtocolSpec, profile: Profile) -> dict[str, Any]:
+    hparams = profile.hparams_for(protocol.id)
+    hparams.update(dict(protocol.fixed))
+    if protocol.variant == "shots" and cell.variant:
+        hparams["shots"] = cell.variant if cell.variant == "all" else int(cell.variant)
+    hparams["demo"] = profile.demo
+    return hparams
+
+
+def config_hash(cell: Cell, hparams: dict[str, Any], resolution: int, profile: Profile,
+                options: LoadOptions) -> str:
+    """What must match for two records of a cell to be comparable."""
+    parts = {"cell": cell.id, "hparams": {k: v for k, v in hparams.items() if k != "examples_path"},
+             "resolution": resolution, "demo": profile.demo, "phantom_size": profile.phantom_size,
+             "phantom_version": PHANTOM_VERSION if profile.demo else None, "options": repr(options)}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def peak_memory_mb(device: str) -> float:
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated(torch.device(device)) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def run_cell(cell: Cell, ctx: RunContext, pool: BackbonePool, cache: FeatureCache) -> CellResult:
+    from radbench_core.models import get_model
+    start = time.perf_counter()
+    model, dataset, protocol = get_model(cell.model), get_dataset(cell.dataset), get_protocol(cell.protocol)
+    profile = ctx.profile
+    hparams = cell_hparams(cell, protocol, profile)
+    resolution = resolution_of(cell, protocol, profile)
+    options = ctx.load_options.get(cell.dataset, LoadOptions())
+    if ctx.device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats(torch.device(ctx.device))
+    index, provenance = load_index(cell.dataset, ctx)
+    seed_everything(ctx.seed)
+    weights = "none (trained from scratch)"
+    if protocol.inputs == "scratch":
+        inputs = _seg_inputs(index, None, resolution, ctx, cell)
+        inputs.scratch_model = cell.model
+    else:
+        backbone = pool.get(cell.model, demo=profile.demo, resolution=resolution,
+                            weights_dir=ctx.weights_dir, device=ctx.device)
+        weights = backbone.weights
+        if protocol.inputs == "frozen":
+            inputs = _frozen_inputs(index, backbone, cell, resolution, ctx, cache)
+        elif protocol.inputs == "live":
+            inputs = _live_inputs(index, copy.deepcopy(backbone), resolution, ctx)
+        else:
+            inputs = _seg_inputs(index, backbone, resolution, ctx, cell)
+            hparams["examples_path"] = _examples_path(ctx, cell)
+    result: ProtocolResult = protocol.resolve()(inputs, hparams, ctx.seed)
+    extra = dict(result.extra)
+    examples = extra.get("examples")
+    if examples and ctx.run_dir is not None:
+        extra["examples"] = os.path.relpath(examples, ctx.run_dir)
+    extra.setdefault("n_items", {s: len(index.splits[s]) for s in ("train", "val", "test")})
+    return CellResult(
+        cell_id=cell.id, model=cell.model, dataset=cell.dataset, protocol=cell.protocol,
+        variant=cell.variant, task=dataset.task, modality=dataset.modality, profile=profile.name,
+        metrics=result.metrics, hparams={**result.chosen, "resolution": resolution},
+        params_trainable=result.params_trainable, params_total=result.params_total,
+        wall_time_s=round(time.perf_counter() - start, 4), peak_memory_mb=peak_memory_mb(ctx.device),
+        seed=ctx.seed, deterministic=bool(torch.are_deterministic_algorithms_enabled()),
+        device=ctx.device, weights=weights, dataset_provenance=provenance,
+        config_hash=config_hash(cell, hparams, resolution, profile, options), extra=extra)
+
+
+def _transform(backbone_or_none, resolution: int):
+    from radbench_core.datasets.transforms import ModelTransform
+    if backbone_or_none is None:                  # scratch models: ImageNet-style normalisation
+        return ModelTransform(resolution, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    return ModelTransform(resolution, tuple(backbone_or_none.mean), tuple(backbone_or_none.std))
+
+
+def _frozen_inputs(index: DatasetIndex, backbone, cell: Cell, resolution: int, ctx: RunContext,
+                   cache: FeatureCache) -> FrozenInputs:
+    from radbench_core.datasets.torch_data import SliceDataset
+    transform = _transform(backbone, resolution)
+    parts = {"model": cell.model, "weights": backbone.weights, "dataset": cell.dataset,
+             "root": str(index.root), "resolution": resolution, "mean": list(backbone.mean),
+             "std": list(backbone.std), "demo_arch": repr(getattr(backbone.spec, "demo_kwargs", None))
+             if ctx.profile.demo else None,
+             "items": hashlib.sha256(json.dumps({s: [index.items[i].key for i in idx]
+                                                 for s, idx in sorted(index.splits.items())}
+                                                ).encode()).hexdigest()}
+
+    def compute() -> dict[str, dict[str, np.ndarray]]:
+        return {split: extract_split(backbone, SliceDataset(index, split, transform),
+                                     device=ctx.device, batch_size=ctx.profile.batch_size,
+                                     num_workers=ctx.workers, progress=ctx.progress,
+                                     desc=f"{cell.model}/{cell.dataset}/{split}")
+                for split in ("train", "val", "test")}
+
+    features = cache.get_or_compute(parts, compute)
+    return FrozenInputs(
+        features={s: {k: np.asarray(v, dtype=np.float32) for k, v in kinds.items()}
+                  for s, kinds in features.items()},
+        labels={s: index.labels(s) for s in ("train", "val", "test")},
+        patients={s: index.patients(s) for s in ("train", "val", "test")},
+        label_kind=index.spec.label_kind, num_classes=index.spec.num_classes, device=ctx.device)
+
+
+def _live_inputs(index: DatasetIndex, backbone, resolution: int, ctx: RunContext) -> LiveInputs:
+    from radbench_core.datasets.torch_data import SliceDataset
+    from radbench_core.datasets.transforms import ClassificationAugment
+    transform = _transform(backbone, resolution)
+    datasets = {s: SliceDataset(index, s, transform, seed=ctx.seed,
+                                augment=ClassificationAugment() if s == "train" else None)
+                for s in ("train", "val", "test")}
+    return LiveInputs(backbone=backbone, datasets=datasets,
+                      labels={s: index.labels(s) for s in ("train", "val", "test")},
+                      label_kind=index.spec.label_kind, num_classes=index.spec.num_classes,
+                      device=ctx.device, num_workers=ctx.workers)
+
+
+def _seg_inputs(index: DatasetIndex, backbone, resolution: int, ctx: RunContext, cell: Cell) -> SegInputs:
+    from radbench_core.datasets.torch_data import SliceDataset
+    from radbench_core.datasets.transforms import SegmentationAugment
+    transform = _transform(backbone, resolution)
+    datasets = {s: SliceDataset(index, s, transform, with_masks=True, seed=ctx.seed,
+                                augment=SegmentationAugment() if s == "train" else None)
+                for s in ("train", "val", "test")}
+    return SegInputs(index=index, datasets=datasets, num_classes=index.spec.num_classes + 1,
+                     resolution=resolution, backbone=backbone, device=ctx.device,
+                     num_workers=ctx.workers)
+
+
+def _examples_path(ctx: RunContext, cell: Cell) -> str | None:
+    if ctx.run_dir is None:
+        return None
+    from radbench_core.results import cell_filename
+    return str(Path(ctx.run_dir) / "examples" / cell_filename(cell.id).replace(".json", ".npz"))
+
+
+def planned_config_hash(cell: Cell, ctx: RunContext) -> str:
+    """The config hash ``run_cell`` will record, computed without running anything (for resume)."""
+    protocol = get_protocol(cell.protocol)
+    hparams = cell_hparams(cell, protocol, ctx.profile)
+    resolution = resolution_of(cell, protocol, ctx.profile)
+    return config_hash(cell, hparams, resolution, ctx.profile,
+                       ctx.load_options.get(cell.dataset, LoadOptions()))
