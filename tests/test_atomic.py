@@ -1,0 +1,41 @@
+import errno
+import json
+import os
+
+import pytest
+
+from radbench_core.atomic import atomic_write_bytes, atomic_write_json
+from radbench_core.errors import StorageError
+
+
+def test_write_then_replace_leaves_no_temporaries(tmp_path):
+    target = tmp_path / "sub" / "a.json"
+    atomic_write_json(target, {"x": 1})
+    atomic_write_json(target, {"x": 2})
+    assert json.loads(target.read_text()) == {"x": 2}
+    assert [p.name for p in target.parent.iterdir()] == ["a.json"]
+
+
+def test_full_disk_keeps_the_old_file_and_names_it(tmp_path, monkeypatch):
+    target = tmp_path / "record.json"
+    atomic_write_json(target, {"old": True})
+
+    def no_space(fd):       # a full disk surfaces when the data is flushed to it
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", no_space)
+    with pytest.raises(StorageError) as info:
+        atomic_write_bytes(target, b"new")
+    monkeypatch.undo()
+    assert str(target) in str(info.value) and "disk is full" in str(info.value)
+    assert "--radbench-resume" in str(info.value)
+    assert json.loads(target.read_text()) == {"old": True}
+    assert [p.name for p in tmp_path.iterdir()] == ["record.json"]
+
+
+def test_unwritable_path_as_root_is_named(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(StorageError) as info:
+        atomic_write_bytes(blocker / "x.json", b"1")
+    assert str(blocker) in str(info.value)
