@@ -1,0 +1,65 @@
+"""Intensity preprocessing shared by all datasets (the study's appendix): everything to [0, 1].
+
+CT is clipped to a fixed Hounsfield window so tissue contrast means the same in every scan; MRI has
+no absolute scale, so each volume is clipped to its own 5th-95th percentile; 8/16-bit and float
+images are min-max scaled. Resizing, 3 channels and model normalisation happen later (transforms).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from radbench_core.errors import DatasetError
+
+CT_WINDOW_HU: tuple[float, float] = (-1024.0, 600.0)
+MRI_PERCENTILES: tuple[float, float] = (5.0, 95.0)
+
+
+def _scale(arr: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Clip to [lo, hi] and map linearly to [0, 1] as float32; a zero-width range gives zeros."""
+    if not hi > lo:
+        return np.zeros(arr.shape, dtype=np.float32)
+    out = np.clip(np.asarray(arr, dtype=np.float32), np.float32(lo), np.float32(hi))
+    out -= np.float32(lo)
+    out *= np.float32(1.0 / (hi - lo))
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def window_ct(hu: np.ndarray) -> np.ndarray:
+    """Clip Hounsfield units to [-1024, 600] and scale to [0, 1] (float32)."""
+    return _scale(hu, *CT_WINDOW_HU)
+
+
+def window_mri(vol: np.ndarray) -> np.ndarray:
+    """Clip to this volume's 5th-95th percentile and scale to [0, 1]; a constant volume gives zeros."""
+    arr = np.asarray(vol)
+    if arr.size == 0:
+        return np.zeros(arr.shape, dtype=np.float32)
+    lo, hi = np.percentile(arr, MRI_PERCENTILES)
+    return _scale(arr, float(lo), float(hi))
+
+
+def to_unit(img: np.ndarray) -> np.ndarray:
+    """Min-max scale an 8/16-bit or float image to [0, 1] float32; a constant image gives zeros."""
+    arr = np.asarray(img)
+    if arr.size == 0:
+        return np.zeros(arr.shape, dtype=np.float32)
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8)
+    return _scale(arr, float(arr.min()), float(arr.max()))
+
+
+def check_finite(arr: np.ndarray, where: str | Path) -> None:
+    """Raise a DatasetError naming ``where`` if the array holds NaN or inf (corrupt export)."""
+    arr = np.asarray(arr)
+    if not np.issubdtype(arr.dtype, np.floating) and not np.issubdtype(arr.dtype, np.complexfloating):
+        return
+    finite = np.isfinite(arr)
+    if not finite.all():
+        bad = int(arr.size - np.count_nonzero(finite))
+        n_nan = int(np.count_nonzero(np.isnan(arr)))
+        raise DatasetError(where, f"{bad} of {arr.size} values are not finite ({n_nan} NaN, "
+                                  f"{bad - n_nan} inf); expected finite intensities",
+                           "re-export or re-download this file; radbench does not guess values")

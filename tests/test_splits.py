@@ -1,0 +1,195 @@
+"""patient_split properties (hypothesis) and the persisted / published split files."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from radbench_core.datasets import splits as splits_mod
+from radbench_core.datasets.base import Item
+from radbench_core.datasets.splits import (SPLITS_FILENAME, cap_splits, keys_by_group,
+                                           load_or_create_splits, natural_key, patient_split,
+                                           restrict_items, subset_splits)
+from radbench_core.errors import ConfigError, DatasetError, StorageError
+
+patients_lists = st.lists(st.sampled_from([f"p{i}" for i in range(40)]), min_size=1, max_size=80)
+fraction_sets = st.sampled_from([(0.7, 0.1, 0.2), (0.6, 0.2, 0.2), (0.5, 0.25, 0.25),
+                                 (1 / 3, 1 / 3, 1 / 3), (0.8, 0.2), (0.9, 0.1)])
+
+
+def _groups(fractions):
+    return ("train", "val", "test") if len(fractions) == 3 else ("train", "val")
+
+
+@settings(max_examples=30, deadline=None)
+@given(patients_lists, fraction_sets)
+def test_patient_split_properties(patients, fractions):
+    groups = _groups(fractions)
+    out = patient_split(patients, fractions, groups)
+    assert set(out) == set(groups)
+    positions = sorted(i for idx in out.values() for i in idx)
+    assert positions == list(range(len(patients)))                     # covers every item once
+    owner = {}
+    for g, idx in out.items():
+        for i in idx:
+            assert owner.setdefault(patients[i], g) == g                # no patient in two groups
+    n = len(set(patients))
+    for g, f in zip(groups, fractions):
+        n_g = len({patients[i] for i in out[g]})
+        assert abs(n_g - f * n) < 1                                    # within one patient of target
+    assert out == patient_split(list(patients), fractions, groups)     # deterministic
+
+
+@settings(max_examples=30, deadline=None)
+@given(patients_lists, st.randoms(use_true_random=False))
+def test_patient_split_ignores_item_order(patients, rnd):
+    shuffled = list(range(len(patients)))
+    rnd.shuffle(shuffled)
+    a = patient_split(patients)
+    b = patient_split([patients[i] for i in shuffled])
+    group_a = {patients[i]: g for g, idx in a.items() for i in idx}
+    group_b = {patients[shuffled[i]]: g for g, idx in b.items() for i in idx}
+    assert group_a == group_b
+
+
+def test_patient_split_70_10_20_follows_a_10_slot_pattern():
+    patients = [f"case_{i}" for i in range(1, 21)]                    # natural order: case_2 < case_10
+    out = patient_split(patients)
+    assert [len(out[g]) for g in ("train", "val", "test")] == [14, 2, 4]
+    group = [next(g for g, idx in out.items() if i in idx) for i in range(20)]
+    assert group[:10] == group[10:]                                   # period 10
+    # hand-computed: slot j goes to the group lagging (j + 1) * fraction the most, ties to the earlier
+    assert group[:10] == ["train", "train", "test", "train", "train", "val",
+                          "train", "train", "test", "train"]
+
+
+def test_natural_key_orders_numbers_numerically():
+    assert sorted(["amos_10", "amos_2", "amos_1"], key=natural_key) == ["amos_1", "amos_2", "amos_10"]
+
+
+def test_patient_split_bad_fractions():
+    with pytest.raises(ConfigError, match=r"sum to 1.*Fix: use fractions"):
+        patient_split(["a", "b"], (0.5, 0.4, 0.4))
+    with pytest.raises(ConfigError, match="2 fractions for 3 groups"):
+        patient_split(["a", "b"], (0.5, 0.5))
+
+
+def _items():
+    # two items for patient "p3": grouping is by patient, not by item
+    return [Item(key=f"img{i}", patient=f"p{min(i, 3)}", images=(f"img{i}.png",)) for i in range(6)]
+
+
+def _make(items):
+    return lambda: keys_by_group(items, patient_split([it.patient for it in items]))
+
+
+def test_creates_then_reuses_the_saved_split(tmp_path: Path):
+    items = _items()
+    calls = []
+
+    def make():
+        calls.append(1)
+        return _make(items)()
+
+    first = load_or_create_splits(tmp_path, items, make)
+    saved = json.loads((tmp_path / SPLITS_FILENAME).read_text())
+    assert saved == keys_by_group(items, first)
+    assert first == {"train": [0, 1, 3, 4, 5], "val": [], "test": [2]}   # 4 patients: T T S T
+    # a second call reads the file instead of calling make()
+    assert load_or_create_splits(tmp_path, items, make) == first
+    assert len(calls) == 1
+    # and respects a hand-edited file
+    (tmp_path / SPLITS_FILENAME).write_text(json.dumps({"train": ["img0"], "val": ["img1"],
+                                                        "test": ["img3", "img4"]}))
+    assert load_or_create_splits(tmp_path, items, make) == {"train": [0], "val": [1], "test": [3, 4]}
+
+
+def test_read_only_folder_warns_and_keeps_split_in_memory(tmp_path: Path, monkeypatch):
+    def refuse(path, obj):
+        raise StorageError(path, "cannot write (Read-only file system)", "choose another folder")
+
+    monkeypatch.setattr(splits_mod, "atomic_write_json", refuse)
+    items = _items()
+    with pytest.warns(UserWarning, match="could not save the splits"):
+        out = load_or_create_splits(tmp_path, items, _make(items))
+    assert sorted(i for v in out.values() for i in v) == list(range(6))
+    assert not (tmp_path / SPLITS_FILENAME).exists()
+
+
+def test_published_split_file(tmp_path: Path):
+    items = _items()
+    published = tmp_path / "official.json"
+    published.write_text(json.dumps({"train": ["img2", "img0"], "val": [], "test": ["img5"]}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = load_or_create_splits(tmp_path / "data", items, _make(items), split_file=str(published))
+    assert out == {"train": [0, 2], "val": [], "test": [5]}
+    assert not (tmp_path / "data" / SPLITS_FILENAME).exists()          # a published split is not copied
+    # relative to the data root also works
+    out2 = load_or_create_splits(tmp_path, items, _make(items), split_file="official.json")
+    assert out2 == out
+
+
+@pytest.mark.parametrize("content, message", [
+    ({"train": ["img0", "nope"]}, "split 'train' lists the unknown item key 'nope'"),
+    ({"train": ["img0"], "test": ["img0"]}, "item 'img0' is in both 'train' and 'test'"),
+    ({"train": ["img3"], "test": ["img4"]}, "patient 'p3' is in both 'train' and 'test'"),
+    (["img0"], "expected a JSON object mapping each split name"),
+])
+def test_bad_split_files_name_the_file(tmp_path: Path, content, message):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(content))
+    items = _items()
+    with pytest.raises(DatasetError) as err:
+        load_or_create_splits(tmp_path, items, _make(items), split_file=str(path))
+    assert str(err.value).startswith(f"{path}:")
+    assert message in str(err.value) and "Fix:" in str(err.value)
+
+
+def test_stale_saved_split_and_missing_published_file(tmp_path: Path):
+    items = _items()
+    (tmp_path / SPLITS_FILENAME).write_text("{not json")
+    with pytest.raises(DatasetError, match=r"radbench_splits.json: the split file is not valid JSON"):
+        load_or_create_splits(tmp_path, items, _make(items))
+    with pytest.raises(DatasetError, match=r"missing.json: the split file given does not exist"):
+        load_or_create_splits(tmp_path, items, _make(items), split_file=str(tmp_path / "missing.json"))
+
+
+def test_subset_and_cap_hand_computed():
+    splits = {"train": list(range(0, 14)), "val": [14, 15], "test": [16, 17, 18, 19]}
+    # 5 of 20: quotas 3.5 / 0.5 / 1.0 -> 4 / 0 / 1 (largest remainder, ties to the earlier split),
+    # then the emptied val split takes one back from train -> 3 / 1 / 1
+    sub = subset_splits(splits, 5)
+    assert sub == {"train": [2, 7, 11], "val": [15], "test": [18]}
+    assert subset_splits(splits, 100) is splits and subset_splits(splits, None) is splits
+    assert cap_splits(splits, 2) == {"train": [3, 10], "val": [14, 15], "test": [17, 19]}
+    with pytest.raises(ConfigError, match=r"LoadOptions.max_items: got 0"):
+        cap_splits(splits, 0)
+    with pytest.raises(ConfigError, match=r"LoadOptions.subset: got -1"):
+        subset_splits(splits, -1)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(0, 12), min_size=1, max_size=4), st.integers(1, 40))
+def test_subset_properties(sizes, n):
+    start, splits = 0, {}
+    for k, size in enumerate(sizes):
+        splits[f"s{k}"] = list(range(start, start + size))
+        start += size
+    sub = subset_splits(splits, n)
+    total = sum(sizes)
+    assert sum(len(v) for v in sub.values()) == min(n, total)
+    for name, idx in sub.items():
+        assert set(idx) <= set(splits[name]) and len(set(idx)) == len(idx)
+        if n >= sum(1 for s in sizes if s) and splits[name]:
+            assert idx                                                  # no split emptied
+    originals = [Item(key=str(i), patient=str(i), images=()) for i in range(total)]
+    items, renumbered = restrict_items(originals, sub)
+    assert [it.key for it in items] == [str(i) for i in sorted(i for v in sub.values() for i in v)]
+    assert {s: [items[i].key for i in v] for s, v in renumbered.items()} == \
+        {s: [str(i) for i in v] for s, v in sub.items()}
