@@ -1,0 +1,324 @@
+"""Regression gating: compare recorded cells with a committed, diffable baseline.
+
+The gate is one-sided: each metric declares ``higher_is_better``, so an improvement never fails and
+only a move in the bad direction beyond the tolerance is a regression. Tolerances come from a small
+grammar (``"auroc:0.01,dice_jaccard:2%"``, see docs/gating.md) on top of :data:`DEFAULT_TOLERANCES`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from radbench_core import __version__
+from radbench_core.atomic import atomic_write_text
+from radbench_core.errors import BaselineError
+from radbench_core.results import CellResult
+
+BASELINE_FORMAT = "radbench-baseline"
+BASELINE_VERSION = 1
+OPTION = "--radbench-fail"
+GRAMMAR = "comma-separated metric:ABS or metric:N% (relative to the baseline value), '*' = any metric"
+EXAMPLE = '--radbench-fail "auroc:0.01,dice_jaccard:2%,*:1%"'
+REGEN = "regenerate it with --radbench-update-baseline (or `radbench compare RUN BASELINE --update`)"
+ALL_METRICS = "(all)"          # the metric column of a per-cell verdict
+FAILING = ("regressed", "missing")
+_ORDER = {"regressed": 0, "missing": 1, "not comparable": 2, "new": 3, "improved": 4, "ok": 5}
+_NAME = re.compile(r"^(\*|[A-Za-z0-9_.\-/@]+)$")
+_NUMBER = re.compile(r"^[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?$")
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How far a metric may move in its bad direction: absolute, or percent of the baseline value."""
+    amount: float
+    relative: bool = False
+
+    def allowed(self, baseline: float) -> float:
+        return abs(baseline) * self.amount / 100.0 if self.relative else self.amount
+
+    def __str__(self) -> str:
+        return f"{self.amount:g}%" if self.relative else f"{self.amount:g}"
+
+
+# AUROC, Dice and Jaccard live in [0, 1] and the study compares models whose scores differ by a few
+# points, so one point (0.01 absolute) flags a real drop while absorbing seed/hardware noise.
+# Any other metric has an unknown scale, so it gets 1% of its own baseline value.
+DEFAULT_TOLERANCES: dict[str, Tolerance] = {
+    "auroc": Tolerance(0.01), "dice": Tolerance(0.01), "jaccard": Tolerance(0.01),
+    "dice_jaccard": Tolerance(0.01), "*": Tolerance(1.0, relative=True),
+}
+
+
+def parse_tolerances(expr: str, *, option: str = OPTION) -> dict[str, Tolerance]:
+    """Parse the --radbench-fail grammar so a typo fails at argument parsing, not after a long run."""
+    def bad(piece: str, problem: str) -> BaselineError:
+        example = EXAMPLE.replace(OPTION, option)
+        return BaselineError(option, f"{problem} in {piece!r}; expected {GRAMMAR}", f"write e.g. {example}")
+
+    if not expr or not expr.strip():
+        raise bad(expr, "empty tolerance expression")
+    out: dict[str, Tolerance] = {}
+    for raw in expr.split(","):
+        piece = raw.strip()
+        if not piece:
+            raise bad(expr, "an empty entry (doubled or trailing comma)")
+        if ":" not in piece:
+            raise bad(piece, "missing ':' between metric and tolerance")
+        name, _, amount = (s.strip() for s in piece.partition(":"))
+        if not name:
+            raise bad(piece, "empty metric name")
+        if not _NAME.match(name):
+            raise bad(piece, f"metric name {name!r} is not '*' nor made of letters, digits, _.-/@")
+        relative = amount.endswith("%")
+        number = amount[:-1].strip() if relative else amount
+        if number.startswith("-"):
+            raise bad(piece, "a negative tolerance")
+        if not _NUMBER.match(number):
+            raise bad(piece, f"{amount!r} is not a non-negative number or percentage")
+        if name in out:
+            raise bad(piece, f"metric {name!r} given twice")
+        out[name] = Tolerance(float(number), relative)
+    return out
+
+
+def tolerance_for(metric: str, tolerances: dict[str, Tolerance]) -> Tolerance:
+    """User's exact metric, then user's '*', then the default for the metric, then the default '*'."""
+    for table in (tolerances, DEFAULT_TOLERANCES):
+        for key in (metric, "*"):
+            if key in table:
+                return table[key]
+    raise AssertionError("DEFAULT_TOLERANCES has a '*' entry")  # pragma: no cover
+
+
+@dataclass
+class BaselineMetric:
+    value: float | None
+    higher_is_better: bool = True
+
+
+@dataclass
+class BaselineCell:
+    config_hash: str
+    metrics: dict[str, BaselineMetric] = field(default_factory=dict)
+
+
+@dataclass
+class Baseline:
+    path: Path
+    profile: str
+    radbench_version: str
+    cells: dict[str, BaselineCell] = field(default_factory=dict)
+
+
+@dataclass
+class Verdict:
+    cell_id: str
+    metric: str
+    baseline: float | None
+    now: float | None
+    delta: float | None
+    tolerance: str
+    verdict: str        # "ok" | "improved" | "regressed" | "new" | "not comparable" | "missing"
+    note: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict in FAILING
+
+
+def load_baseline(path: str | Path) -> Baseline:
+    """Read and validate a baseline file; a damaged one must stop the gate, never pass silently."""
+    path = Path(path)
+    if not path.is_file():
+        raise BaselineError(path, "no baseline file here", f"check the path, or create it: {REGEN}")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BaselineError(path, f"not valid JSON ({exc})", REGEN) from exc
+
+    def need(cond: bool, problem: str) -> None:
+        if not cond:
+            raise BaselineError(path, problem, REGEN)
+
+    need(isinstance(doc, dict), "the top level is not a JSON object")
+    need(doc.get("format") == BASELINE_FORMAT,
+         f"format tag is {doc.get('format')!r}, expected {BASELINE_FORMAT!r}")
+    need(doc.get("version") == BASELINE_VERSION,
+         f"version {doc.get('version')!r}, this radbench reads {BASELINE_VERSION}")
+    for key in ("profile", "radbench_version", "cells"):
+        need(key in doc, f"missing key {key!r}")
+    need(isinstance(doc["cells"], dict), "'cells' is not an object of cell id -> entry")
+    cells: dict[str, BaselineCell] = {}
+    for cell_id, entry in doc["cells"].items():
+        need(isinstance(entry, dict) and isinstance(entry.get("config_hash"), str)
+             and isinstance(entry.get("metrics"), dict),
+             f"cell {cell_id!r} lacks a config_hash or metrics object")
+        metrics = {}
+        for name, m in entry["metrics"].items():
+            where = f"cell {cell_id!r} metric {name!r}"
+            need(isinstance(m, dict) and "value" in m, f"{where} has no 'value'")
+            value = m["value"]
+            need(value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)),
+                 f"{where}: value {value!r} is not a number")
+            hib = m.get("higher_is_better", True)
+            need(isinstance(hib, bool), f"{where}: higher_is_better {hib!r} is not true/false")
+            metrics[name] = BaselineMetric(None if value is None else float(value), hib)
+        cells[cell_id] = BaselineCell(entry["config_hash"], metrics)
+    return Baseline(path, str(doc["profile"]), str(doc["radbench_version"]), cells)
+
+
+def _number(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _compare_metric(cell_id: str, name: str, base: BaselineMetric, now: float | None,
+                    hib: bool, tol: Tolerance) -> Verdict:
+    if base.value is None:       # baseline undefined (e.g. AUROC with one class): nothing to lose
+        verdict = "ok" if now is None else "improved"
+        return Verdict(cell_id, name, None, now, None, str(tol), verdict, "baseline value undefined")
+    if now is None:
+        return Verdict(cell_id, name, base.value, None, None, str(tol), "regressed",
+                       "value is NaN/undefined now")
+    delta = now - base.value
+    worse = -delta if hib else delta
+    allowed = tol.allowed(base.value)
+    eps = 1e-9 * max(1.0, abs(base.value))          # a drop of exactly the tolerance passes
+    if worse > allowed + eps:
+        verdict = "regressed"
+    elif -worse > allowed + eps:
+        verdict = "improved"
+    else:
+        verdict = "ok"
+    return Verdict(cell_id, name, base.value, now, delta, str(tol), verdict)
+
+
+def compare(records: Sequence[CellResult], baseline: Baseline,
+            tolerances: dict[str, Tolerance]) -> list[Verdict]:
+    """One verdict per (cell, metric); a changed config is one 'not comparable' verdict per cell."""
+    out: list[Verdict] = []
+    for rec in sorted(records, key=lambda r: r.cell_id):
+        base = baseline.cells.get(rec.cell_id)
+        if base is None:
+            for name in sorted(rec.metrics):
+                m = rec.metrics[name]
+                out.append(Verdict(rec.cell_id, name, None, _number(m.value), None,
+                                   str(tolerance_for(name, tolerances)), "new", "cell not in baseline"))
+            continue
+        if base.config_hash != rec.config_hash:
+            was, now = base.config_hash[:12] or "-", rec.config_hash[:12] or "-"
+            out.append(Verdict(rec.cell_id, ALL_METRICS, None, None, None, "-", "not comparable",
+                               f"config hash {was} -> {now}"))
+            continue
+        for name in sorted(set(base.metrics) | set(rec.metrics)):
+            tol = tolerance_for(name, tolerances)
+            b, m = base.metrics.get(name), rec.metrics.get(name)
+            if b is None:
+                out.append(Verdict(rec.cell_id, name, None, _number(m.value), None, str(tol), "new",
+                                   "metric not in baseline"))
+            elif m is None:
+                out.append(Verdict(rec.cell_id, name, b.value, None, None, str(tol), "missing",
+                                   "metric no longer recorded"))
+            elif m.higher_is_better != b.higher_is_better:
+                out.append(Verdict(rec.cell_id, name, b.value, _number(m.value), None, str(tol),
+                                   "not comparable", "higher_is_better changed"))
+            else:
+                out.append(_compare_metric(rec.cell_id, name, b, _number(m.value), b.higher_is_better, tol))
+    return out
+
+
+def has_regressions(verdicts: Sequence[Verdict]) -> bool:
+    """True when the gate must fail: a regressed or a missing metric."""
+    return any(v.failed for v in verdicts)
+
+
+def _fmt(x: float | None, signed: bool = False) -> str:
+    if x is None:
+        return "-"
+    return f"{x:+.4f}" if signed else f"{x:.4f}"
+
+
+def render_verdicts(verdicts: Sequence[Verdict]) -> str:
+    """A fixed-width table, regressions first, then a one-line tally; readable in a CI log."""
+    header = ("cell", "metric", "baseline", "now", "Δ", "tol", "verdict")
+    ordered = sorted(verdicts, key=lambda v: (_ORDER.get(v.verdict, 9), v.cell_id, v.metric))
+    rows = [(v.cell_id, v.metric, _fmt(v.baseline), _fmt(v.now), _fmt(v.delta, True), v.tolerance,
+             v.verdict + (f" ({v.note})" if v.note and v.verdict != "new" else "")) for v in ordered]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    right = {2, 3, 4, 5}
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    lines = [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+    tally: dict[str, int] = {}
+    for v in ordered:
+        tally[v.verdict] = tally.get(v.verdict, 0) + 1
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(tally.items(), key=lambda kv: _ORDER.get(kv[0], 9)))
+    lines.append(f"radbench gate: {summary or 'no cells compared'}"
+                 + (" -> FAILED" if has_regressions(verdicts) else " -> passed"))
+    return "\n".join(lines) + "\n"
+
+
+def _cell_entry(rec: CellResult) -> dict[str, Any]:
+    return {"config_hash": rec.config_hash,
+            "metrics": {name: {"value": _number(m.value), "higher_is_better": bool(m.higher_is_better)}
+                        for name, m in rec.metrics.items()}}
+
+
+def _doc(profile: str, cells: dict[str, Any]) -> str:
+    doc = {"format": BASELINE_FORMAT, "version": BASELINE_VERSION, "radbench_version": __version__,
+           "profile": profile, "cells": cells}
+    return json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def _existing_cells(path: Path) -> tuple[str | None, dict[str, Any]]:
+    if not path.exists():
+        return None, {}
+    load_baseline(path)                                   # validate before merging into it
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    return str(doc["profile"]), dict(doc["cells"])
+
+
+def update_baseline(path: str | Path, records: Sequence[CellResult], *, profile: str) -> Path:
+    """Write or merge the baseline (explicitly requested): re-recorded cells replace, others stay."""
+    path = Path(path)
+    old_profile, cells = _existing_cells(path)
+    if old_profile is not None and old_profile != profile:
+        raise BaselineError(path, f"this baseline is for profile {old_profile!r}, the run is {profile!r}",
+                            f"use a baseline file per profile, e.g. benchmarks/baselines/{profile}.json")
+    for rec in records:
+        if rec.profile != profile:
+            raise BaselineError(path, f"cell {rec.cell_id!r} was run with profile {rec.profile!r}, "
+                                f"not {profile!r}",
+                                "update the baseline from a run of a single profile")
+        cells[rec.cell_id] = _cell_entry(rec)
+    return atomic_write_text(path, _doc(profile, cells))
+
+
+def obtained_path(baseline_path: str | Path) -> Path:
+    baseline_path = Path(baseline_path)
+    return baseline_path.with_name(baseline_path.name + ".obtained")
+
+
+def write_obtained(baseline_path: str | Path, records: Sequence[CellResult]) -> Path:
+    """Write ``<baseline>.obtained``: the baseline with this run's cells merged in, so that
+    ``diff baseline obtained`` shows exactly what changed (and ``mv`` accepts it)."""
+    baseline_path = Path(baseline_path)
+    try:
+        old_profile, cells = _existing_cells(baseline_path)
+    except BaselineError:
+        old_profile, cells = None, {}
+    profiles = sorted({r.profile for r in records})
+    profile = old_profile or (",".join(profiles) if profiles else "unknown")
+    for rec in records:
+        cells[rec.cell_id] = _cell_entry(rec)
+    return atomic_write_text(obtained_path(baseline_path), _doc(profile, cells))
