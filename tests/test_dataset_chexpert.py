@@ -1,0 +1,137 @@
+"""CheXpert loader: phantom, frontal-only filter, uncertainty policies on hand-written rows, errors."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from radbench_core.datasets import get_dataset, open_dataset
+from radbench_core.datasets.base import LoadOptions
+from radbench_core.datasets.chexpert import CLASSES, OBSERVATIONS, index
+from radbench_core.errors import ConfigError, DatasetError
+from radbench_core.phantoms.chexpert import FOLDER, HEADER, write_phantom
+
+SPEC = get_dataset("chexpert")
+
+
+@pytest.fixture(scope="module")
+def phantom(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("chexpert")
+    write_phantom(root, "tiny", seed=0)
+    return root
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_phantom_frontal_only_and_official_test(phantom):
+    ix = open_dataset(SPEC, phantom)
+    train_rows, valid_rows = _rows(phantom / FOLDER / "train.csv"), _rows(phantom / FOLDER / "valid.csv")
+    laterals = [r["Path"] for r in train_rows + valid_rows if r["Frontal/Lateral"] == "Lateral"]
+    assert laterals and not {it.key for it in ix.items} & set(laterals)
+    frontal_valid = [r["Path"] for r in valid_rows if r["Frontal/Lateral"] == "Frontal"]
+    assert [it.key for it in ix.split_items("test")] == frontal_valid
+    assert len(ix.items) == 48 and {k: len(v) for k, v in ix.splits.items()} == {
+        "train": 33, "val": 3, "test": 12}
+    owners = {}
+    for split in ("train", "val", "test"):
+        for patient in ix.patients(split):
+            assert patient.startswith("patient") and owners.setdefault(patient, split) == split
+    img = ix.load_slices(ix.split_items("test")[0])
+    assert img.shape == (1, 64, 64) and img.dtype == np.float32 and 0 <= img.min() <= img.max() <= 1
+
+
+def test_labels_match_csv_under_default_policy(phantom):
+    ix = index(phantom, LoadOptions())
+    by_path = {r["Path"]: r for r in _rows(phantom / FOLDER / "train.csv")}
+    for it in ix.split_items("train"):
+        row = by_path[it.key]
+        expected = [1.0 if row[c] == "1.0" else 0.0 for c in CLASSES]
+        assert list(it.label) == expected
+    assert ix.labels("train").shape == (33, 5)
+
+
+def test_root_may_be_the_release_folder(phantom):
+    inner = index(phantom / FOLDER, LoadOptions())
+    outer = index(phantom, LoadOptions())
+    assert [i.key for i in inner.items] == [i.key for i in outer.items]
+    assert inner.items[0].images[0] == outer.items[0].images[0][len(FOLDER) + 1:]
+    np.testing.assert_array_equal(inner.load_slices(inner.items[0]), outer.load_slices(outer.items[0]))
+
+
+def _hand_written(root: Path, special: list[str]) -> Path:
+    """train.csv with 10 patients; patient00001's row has the given 5 competition-label cells."""
+    folder = root / FOLDER
+    folder.mkdir(parents=True)
+    for split, first, n in (("train", 1, 10), ("valid", 64541, 3)):
+        lines = [",".join(HEADER)]
+        for p in range(first, first + n):
+            cells = {o: "0.0" for o in OBSERVATIONS}
+            if p == 1:
+                cells.update(dict(zip(CLASSES, special)))
+            path = f"{FOLDER}/{split}/patient{p:05d}/study1/view1_frontal.jpg"
+            lines.append(",".join([path, "Female", "60", "Frontal", "AP"] + [cells[o] for o in OBSERVATIONS]))
+        (folder / f"{split}.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+@pytest.mark.parametrize("policy, expected", [
+    ("zeros", [1.0, 0.0, 0.0, 0.0, 0.0]),
+    ("ones", [1.0, 1.0, 0.0, 0.0, 1.0]),
+    ("ignore", [1.0, math.nan, 0.0, 0.0, math.nan]),
+])
+def test_uncertainty_policies_on_a_hand_written_row(tmp_path, policy, expected):
+    root = _hand_written(tmp_path, ["1.0", "-1.0", "", "0.0", "-1"])
+    ix = index(root, LoadOptions(uncertainty=policy))
+    item = next(it for it in ix.items if it.patient == "patient00001")
+    np.testing.assert_array_equal(np.array(item.label), np.array(expected))
+    others = [it for it in ix.items if it.patient != "patient00001"]
+    assert all(it.label == (0.0,) * 5 for it in others)
+
+
+def test_unknown_policy_is_a_config_error(tmp_path):
+    root = _hand_written(tmp_path, ["1.0"] * 5)
+    with pytest.raises(ConfigError, match=r"LoadOptions.uncertainty.*'maybe'.*Fix: use one of"):
+        index(root, LoadOptions(uncertainty="maybe"))
+
+
+def test_value_outside_declared_set_is_refused(tmp_path):
+    root = _hand_written(tmp_path, ["1.0", "2.0", "", "0.0", "0.0"])
+    with pytest.raises(DatasetError, match=r"train.csv: column 'Cardiomegaly' line 2 holds '2.0'"):
+        index(root, LoadOptions())
+
+
+@pytest.mark.parametrize("bad", ["../outside/patient00001/study1/view1_frontal.jpg",
+                                 "/etc/patient00001/study1/view1_frontal.jpg"])
+def test_paths_escaping_the_root_are_refused(tmp_path, bad):
+    root = _hand_written(tmp_path, ["1.0"] * 5)
+    path = root / FOLDER / "train.csv"
+    path.write_text(path.read_text().replace(f"{FOLDER}/train/patient00002/study1/view1_frontal.jpg", bad))
+    with pytest.raises(DatasetError, match="absolute or escapes the dataset folder"):
+        index(root, LoadOptions())
+
+
+def test_missing_csv_and_missing_column(tmp_path):
+    with pytest.raises(DatasetError,
+                       match=r"CheXpert-v1.0-small/train.csv: the CheXpert train.csv is missing"):
+        index(tmp_path, LoadOptions())
+    root = _hand_written(tmp_path, ["1.0"] * 5)
+    path = root / FOLDER / "valid.csv"
+    path.write_text(path.read_text().replace("Frontal/Lateral", "View", 1))
+    with pytest.raises(DatasetError, match=r"valid.csv: required column\(s\) \['Frontal/Lateral'\]"):
+        index(root, LoadOptions())
+
+
+def test_corrupt_jpeg_is_a_dataset_error(tmp_path):
+    write_phantom(tmp_path, "tiny", seed=2)
+    ix = index(tmp_path, LoadOptions())
+    victim = tmp_path / ix.items[0].images[0]
+    victim.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    with pytest.raises(DatasetError, match=r"view1_frontal.jpg: cannot decode the image.*Fix: re-download"):
+        ix.load_slices(ix.items[0])
