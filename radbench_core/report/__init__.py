@@ -1,0 +1,85 @@
+"""Recorded cells -> the study's tables and figures, results.csv and a self-contained index.html.
+
+``build_report`` is what the session hook and ``radbench report`` call; ``summary_table`` is the
+terminal view. Several runs (shards) merge by passing all their records: for a cell recorded more
+than once the first record given is kept (pass the newest run first) and a warning names the rest.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+from radbench_core.atomic import atomic_write_text
+from radbench_core.report.figures import FIGURES, build_figures
+from radbench_core.report.figures_examples import find_file
+from radbench_core.report.frame import headline_frame, merge_records, records_frame, summary_table
+from radbench_core.report.html import render_index
+from radbench_core.report.tables import TABLES, build_tables, to_csv, to_latex, to_markdown
+from radbench_core.errors import ConfigError, StorageError
+from radbench_core.results import CellResult, cell_filename
+
+__all__ = ["build_report", "summary_table"]
+VERDICT_KEYS = ("cell_id", "metric", "baseline", "now", "delta", "verdict", "tolerance")
+
+
+def build_report(records: Iterable[CellResult], out_dir: str | Path,
+                 manifest: dict[str, Any] | None = None, verdicts: list[dict[str, Any]] | None = None,
+                 *, run_dirs: Iterable[str | Path] = (), ci_in_tables: bool = False) -> Path:
+    """Write results.csv, tables/, figures/ and index.html under ``out_dir``; return index.html's path.
+
+    ``run_dirs`` are the run directories the records came from (for a merged report elsewhere):
+    example arrays and per-cell JSON links are looked up under ``out_dir`` first, then each of them.
+    Table/figure files of an earlier report in ``out_dir`` that this run cannot fill are removed.
+    """
+    out_dir = Path(out_dir)
+    records = merge_records(_checked(records))
+    verdicts = _checked_verdicts(verdicts)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise StorageError(out_dir, "is a file, but the report needs a directory",
+                           "pass a directory (new or existing) as the report's output folder")
+    roots = [out_dir, *(Path(d) for d in run_dirs)]
+    atomic_write_text(out_dir / "results.csv", records_frame(records).to_csv(index=False))
+
+    tables = build_tables(headline_frame(records))
+    for key in TABLES:
+        for ext in ("md", "csv", "tex"):
+            (out_dir / "tables" / f"{key}.{ext}").unlink(missing_ok=True)
+    for key, table in tables.items():
+        atomic_write_text(out_dir / "tables" / f"{key}.md", to_markdown(table, ci=ci_in_tables))
+        atomic_write_text(out_dir / "tables" / f"{key}.csv", to_csv(table))
+        atomic_write_text(out_dir / "tables" / f"{key}.tex", to_latex(table, ci=ci_in_tables))
+
+    for stem in FIGURES:
+        for ext in ("png", "svg"):
+            (out_dir / "figures" / f"{stem}.{ext}").unlink(missing_ok=True)
+    figures = build_figures(records, out_dir / "figures", roots=roots)
+
+    links = {}
+    for rec in records:
+        rel = Path("cells") / cell_filename(rec.cell_id)
+        found = find_file(str(rel), roots)
+        links[rec.cell_id] = Path(os.path.relpath(found, out_dir)).as_posix() if found else rel.as_posix()
+    html = render_index(records, tables, figures, manifest, verdicts, links)
+    return atomic_write_text(out_dir / "index.html", html)
+
+
+def _checked(records: Iterable[CellResult]) -> list[CellResult]:
+    records = list(records)
+    for i, rec in enumerate(records):
+        if not isinstance(rec, CellResult):
+            raise ConfigError(f"build_report(records[{i}])",
+                              f"expected a CellResult, got {type(rec).__name__}",
+                              "load records with RunStore(run_dir).load_cells() or "
+                              "CellResult.from_dict(json_dict)")
+    return records
+
+
+def _checked_verdicts(verdicts: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    for i, v in enumerate(verdicts or []):
+        missing = [k for k in VERDICT_KEYS if not isinstance(v, dict) or k not in v]
+        if missing:
+            raise ConfigError(f"build_report(verdicts[{i}])", f"missing key(s) {', '.join(missing)}",
+                              f"give each verdict as a dict with keys {', '.join(VERDICT_KEYS)}")
+    return verdicts

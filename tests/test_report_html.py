@@ -1,0 +1,155 @@
+"""build_report end to end: files, demo banner iff demo, escaping, verdicts, links, merging, errors."""
+
+from __future__ import annotations
+
+import io
+import re
+import warnings
+
+import pandas as pd
+import pytest
+
+from radbench_core.errors import ConfigError, StorageError
+from radbench_core.report import build_report, summary_table
+from radbench_core.report.frame import model_label
+from radbench_core.report.html import DEMO_BANNER
+from radbench_core.results import DEMO_WEIGHTS, CellResult, Metric, RunStore
+
+SEG = {"mc": "xray", "amos": "ct"}
+
+
+def rec(model, dataset, protocol, variant="", value=0.5, weights="official", **kw) -> CellResult:
+    task = "segmentation" if dataset in SEG else "classification"
+    metrics = ({"dice_jaccard": Metric(value, True, value - 0.01, value + 0.01),
+                "dice": Metric(value + 0.05), "jaccard": Metric(value - 0.05)}
+               if task == "segmentation" else {"auroc": Metric(value, True, value - 0.02, value + 0.02)})
+    return CellResult(cell_id=f"{model}-{dataset}-{protocol}" + (f"@{variant}" if variant else ""),
+                      model=model, dataset=dataset, protocol=protocol, variant=variant, task=task,
+                      modality=SEG.get(dataset, "xray"), profile="t", metrics=metrics,
+                      weights=weights, **kw)
+
+
+def grid() -> list[CellResult]:
+    recs = [rec(m, d, "linear", value=v) for m, d, v in
+            (("dinov2_vitl14", "nih", 0.8), ("resnet152", "nih", 0.7), ("dinov2_vitl14", "chexpert", 0.85),
+             ("resnet152", "chexpert", 0.75))]
+    recs += [rec(m, d, "seg_unet", "448", v, params_trainable=1_000_000, params_total=300_000_000)
+             for m, d, v in (("dinov2_vitl14", "mc", 0.9), ("clip_vitl14", "mc", 0.8),
+                             ("dinov2_vitl14", "amos", 0.7), ("clip_vitl14", "amos", 0.6))]
+    recs += [rec("clip_vitl14", d, "linear", value=0.6) for d in ("nih", "chexpert")]
+    recs.append(rec("unet", "amos", "scratch", "224", 0.65, params_trainable=31_000_000,
+                    params_total=31_000_000))
+    return recs
+
+
+MANIFEST = {"profile": "paper", "seed": 0, "device": "cuda:0", "git_sha": "abc1234", "git_dirty": True,
+            "versions": {"torch": "2.4.0", "timm": "1.0.9"}, "started": "2024-01-01T00:00:00",
+            "finished": "2024-01-01T01:00:00", "interrupted": False}
+
+
+def test_full_report_files_and_content(tmp_path):
+    recs = grid()
+    RunStore(tmp_path).write_cell(recs[0])
+    verdicts = [{"cell_id": "dinov2_vitl14-nih-linear", "metric": "auroc", "baseline": 0.81,
+                 "now": 0.8, "delta": -0.01, "verdict": "regressed", "tolerance": "auroc:0.005"},
+                {"cell_id": "resnet152-nih-linear", "metric": "auroc", "baseline": None, "now": 0.7,
+                 "delta": None, "verdict": "new", "tolerance": "auroc:0.005", "note": "not in baseline"}]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        index = build_report(recs, tmp_path, MANIFEST, verdicts)
+    assert index == tmp_path / "index.html"
+    html = index.read_text()
+    assert DEMO_BANNER not in html
+    for needle in ("abc1234", "uncommitted changes", "cuda:0", "torch 2.4.0", "interrupted",
+                   "Regression verdicts", "auroc:0.005", '<td class="fail">regressed</td>',
+                   '<td class="pass">new</td>', "<td>not in baseline</td>", "<td>-0.0100</td>",
+                   'href="cells/dinov2_vitl14-nih-linear.json"', 'href="cells/resnet152-nih-linear.json"',
+                   "data:image/png;base64,", 'href="figures/fig1_ranking.svg"',
+                   'href="tables/table3_linear_probing.tex"'):
+        assert needle in html, needle
+    assert "<script" not in html and "stylesheet" not in html and "http" not in html
+    assert html.count("not in this run") == 4            # table 9; figures 2, 5, 6 (no inputs)
+    df = pd.read_csv(tmp_path / "results.csv")
+    assert list(df.columns)[:9] == ["cell_id", "model", "dataset", "protocol", "variant", "task",
+                                    "modality", "metric", "value"]
+    assert len(df) == sum(len(r.metrics) for r in recs)
+    row = df[(df.cell_id == "dinov2_vitl14-mc-seg_unet@448") & (df.metric == "dice")].iloc[0]
+    assert row.value == pytest.approx(0.95) and row.params_total == 300_000_000
+    for stem in ("table3_linear_probing", "table4_knn_linear_finetune", "table6_dinov2_vs_scratch"):
+        for ext in ("md", "csv", "tex"):
+            assert (tmp_path / "tables" / f"{stem}.{ext}").stat().st_size > 0
+    assert not (tmp_path / "tables" / "table9_finetune_lora_bitfit.md").exists()
+    assert (tmp_path / "figures" / "fig1_ranking.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_demo_banner_iff_demo_record(tmp_path):
+    recs = grid()
+    html = build_report(recs, tmp_path / "real").read_text()
+    assert DEMO_BANNER not in html and 'class="banner"' not in html
+    recs[3] = rec("resnet152", "chexpert", "linear", value=0.75, weights=DEMO_WEIGHTS)
+    html = build_report(recs, tmp_path / "demo").read_text()
+    body = html.split("<body>", 1)[1]
+    assert body.lstrip().startswith('<div class="banner"') and DEMO_BANNER in body
+    assert "random-init (demo) weights — not a real result" in \
+        (tmp_path / "demo" / "tables" / "table3_linear_probing.md").read_text()
+
+
+def test_half_the_cells_missing_still_reports(tmp_path):
+    full = grid()
+    build_report(full, tmp_path)
+    assert (tmp_path / "tables" / "table6_dinov2_vs_scratch.csv").exists()
+    half = [r for i, r in enumerate(full) if i not in (1, 2, 5, 6, 8)]      # 6 of 11 cells
+    html = build_report(half, tmp_path).read_text()
+    assert "—" in html and html.count("<h3>") == 13
+    t3 = (tmp_path / "tables" / "table3_linear_probing.csv").read_text()
+    df = pd.read_csv(io.StringIO(t3), comment="#", dtype=str, keep_default_na=False).set_index("Model")
+    assert df.loc[model_label("dinov2_vitl14")].tolist() == ["0.800 [0.780, 0.820]", "—"]
+    assert df.loc[model_label("resnet152")].tolist() == ["—", "0.750 [0.730, 0.770]"]
+    # a table the smaller run cannot fill is removed, not left over from the earlier report
+    assert build_report(half[:1], tmp_path).exists()
+    assert not (tmp_path / "tables" / "table6_dinov2_vs_scratch.csv").exists()
+    assert build_report([], tmp_path / "empty").read_text().count("not in this run") == 13
+
+
+def test_escaping(tmp_path):
+    evil = "<img src=x onerror=alert(1)>"
+    recs = [rec("evil&model", "nih", "linear", value=0.5, device=evil)]
+    html = build_report(recs, tmp_path, {"profile": "<script>alert(1)</script>"},
+                        [{"cell_id": evil, "metric": "auroc", "baseline": 1.0, "now": 0.5, "delta": -0.5,
+                          "verdict": "fail", "tolerance": "<marquee>"}]).read_text()
+    assert evil not in html and "<script>alert" not in html and "<marquee>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "evil&amp;model" in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+def test_merging_shards_keeps_first_and_warns(tmp_path):
+    shard_a, shard_b = tmp_path / "a", tmp_path / "b"
+    first, dup = rec("resnet152", "nih", "linear", value=0.7), rec("resnet152", "nih", "linear", value=0.1)
+    other = rec("dinov2_vitl14", "nih", "linear", value=0.8)
+    RunStore(shard_a).write_cell(first)
+    RunStore(shard_b).write_cell(other)
+    with pytest.warns(UserWarning, match=r"1 duplicate cell record.*resnet152-nih-linear"):
+        html = build_report([first, other, dup], tmp_path / "merged",
+                            run_dirs=[shard_a, shard_b]).read_text()
+    df = pd.read_csv(tmp_path / "merged" / "results.csv")
+    assert df.set_index("cell_id").loc["resnet152-nih-linear", "value"] == 0.7
+    assert 'href="../a/cells/resnet152-nih-linear.json"' in html
+    assert 'href="../b/cells/dinov2_vitl14-nih-linear.json"' in html
+
+
+def test_bad_input_messages(tmp_path):
+    with pytest.raises(ConfigError, match=re.escape("build_report(records[1]): expected a CellResult, "
+                                                    "got dict. Fix: load records with RunStore")):
+        build_report([rec("resnet152", "nih", "linear"), {"cell_id": "x"}], tmp_path)
+    with pytest.raises(ConfigError, match=r"verdicts\[0\]\): missing key\(s\) now, delta.*Fix: give each"):
+        build_report([], tmp_path, verdicts=[{"cell_id": "x", "metric": "auroc", "baseline": 1,
+                                              "verdict": "ok", "tolerance": "auroc:0.01"}])
+    a_file = tmp_path / "report.html"
+    a_file.write_text("x")
+    with pytest.raises(StorageError, match="is a file, but the report needs a directory. Fix: pass a"):
+        build_report([], a_file)
+
+
+def test_summary_table_reexported():
+    text = summary_table(grid()[:1])
+    assert "dinov2_vitl14-nih-linear" in text and "0.800" in text and "[0.780, 0.820]" in text
