@@ -1,0 +1,241 @@
+"""The training and scoring loop shared by every segmentation protocol.
+
+One loop serves the frozen-backbone decoders and the scratch baselines; a :class:`SegTask` says what
+differs (how images become head inputs, whether those inputs may be cached). Choices follow the
+study's released code: soft Dice loss over all classes (background included, per sample, MONAI's
+``DiceLoss(softmax=True, to_onehot_y=True)``), SGD with momentum 0.9 and no weight decay, a cosine
+schedule to zero, one run per learning rate, the best (epoch, rate) chosen on validation mean Dice.
+Predictions are made slice by slice, upsampled (bilinear) to each item's original slice size,
+reassembled into volumes in slice order and scored against ``index.load_mask(item)``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from radbench_core.errors import ConfigError
+from radbench_core.metrics import dice_jaccard
+
+Encoded = list[torch.Tensor]
+
+
+@dataclass
+class SegTask:
+    """What the frozen-decoder and scratch paths do differently."""
+    make_head: Callable[[], nn.Module]                         # a fresh trainable module
+    encode: Callable[[torch.Tensor], Encoded]                  # images (on device) -> head inputs
+    apply: Callable[[nn.Module, Encoded, tuple[int, int]], torch.Tensor]   # -> logits (B,C,R,R)
+    cacheable: bool = False                                    # encode() is fixed (frozen backbone)
+
+
+@dataclass
+class Selection:
+    """The chosen configuration and the trace of the sweep."""
+    head: nn.Module
+    lr: float
+    epoch: int
+    val_dice: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Soft Dice over every class incl. background, per sample: the study's more stable choice."""
+    num_classes = logits.shape[1]
+    probs = logits.float().softmax(dim=1)
+    onehot = F.one_hot(target.long(), num_classes).permute(0, 3, 1, 2).to(probs.dtype)
+    inter = (probs * onehot).sum(dim=(2, 3))
+    denom = probs.sum(dim=(2, 3)) + onehot.sum(dim=(2, 3))
+    return 1.0 - ((2.0 * inter + eps) / (denom + eps)).mean()
+
+
+def reassemble(pred_slices: Sequence[np.ndarray], item_of_slice: Sequence[int],
+               slice_idx: Sequence[int]) -> list[np.ndarray]:
+    """Stack per-slice predictions into one ``(S, H, W)`` volume per item, in slice order.
+
+    Items are returned in order of their position (0..max item); every item's slice numbers must be
+    exactly 0..S-1 so a volume is never silently missing a slice or holding one twice.
+    """
+    items = np.asarray(item_of_slice, dtype=np.int64)
+    slices = np.asarray(slice_idx, dtype=np.int64)
+    if not (len(pred_slices) == len(items) == len(slices)):
+        raise ConfigError("reassemble", f"{len(pred_slices)} predictions for {len(items)} item ids and "
+                          f"{len(slices)} slice ids", "pass one item id and one slice id per prediction")
+    volumes = []
+    for item in range(int(items.max()) + 1 if len(items) else 0):
+        where = np.flatnonzero(items == item)
+        if where.size == 0:
+            raise ConfigError("reassemble", f"item {item} has no predicted slice",
+                              "predict every slice of every item of the split")
+        order = where[np.argsort(slices[where], kind="stable")]
+        if not np.array_equal(slices[order], np.arange(len(order))):
+            raise ConfigError("reassemble", f"item {item} has slice ids {sorted(slices[where].tolist())}",
+                              "predict every slice of every item exactly once (slices 0..S-1)")
+        volumes.append(np.stack([np.asarray(pred_slices[j]) for j in order]))
+    return volumes
+
+
+def per_item_scores(preds: Sequence[np.ndarray], targets: Sequence[np.ndarray],
+                    num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Dice and Jaccard ``(items, foreground classes)``, NaN where a class is absent from both."""
+    dice, jac = zip(*(dice_jaccard(p, t, num_classes) for p, t in zip(preds, targets)))
+    return np.asarray(dice, dtype=np.float64), np.asarray(jac, dtype=np.float64)
+
+
+def mean_dice(dice: np.ndarray) -> float:
+    """Mean over classes of the per-class mean over items (absent-everywhere classes excluded)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(np.nanmean(np.nanmean(dice, axis=0)))
+
+
+@dataclass
+class Cached:
+    """Head inputs of every slice of a split, kept on the CPU, with masks and (item, slice) ids."""
+    enc: Encoded
+    masks: torch.Tensor
+    items: torch.Tensor
+    slices: torch.Tensor
+
+
+def _chunks(order: Sequence[int], size: int) -> list[list[int]]:
+    order = [int(i) for i in order]
+    return [order[i:i + size] for i in range(0, len(order), size)]
+
+
+def _batches(dataset: Any, cached: Cached | None, batches: list[list[int]], task: SegTask,
+             device: str, num_workers: int) -> Iterator[tuple[Encoded, dict[str, torch.Tensor]]]:
+    """(head inputs on device, batch dict with mask/item/slice) for each list of slice positions."""
+    if cached is not None:
+        for idx in batches:
+            sel = torch.as_tensor(idx, dtype=torch.long)
+            yield ([t[sel].to(device) for t in cached.enc],
+                   {"mask": cached.masks[sel], "item": cached.items[sel], "slice": cached.slices[sel]})
+        return
+    for batch in DataLoader(dataset, batch_sampler=batches, num_workers=num_workers):
+        with torch.no_grad():
+            enc = task.encode(batch["image"].to(device))
+        yield enc, batch
+
+
+@torch.no_grad()
+def encode_dataset(task: SegTask, dataset: Any, batch_size: int, device: str,
+                   num_workers: int = 0) -> Cached:
+    """Encode a split once (only valid for fixed inputs: frozen backbone, no augmentation)."""
+    parts: list[Encoded] = []
+    masks, items, slices = [], [], []
+    for enc, batch in _batches(dataset, None, _chunks(range(len(dataset)), batch_size), task, device,
+                               num_workers):
+        parts.append([t.cpu() for t in enc])
+        masks.append(batch["mask"])
+        items.append(torch.as_tensor(batch["item"]))
+        slices.append(torch.as_tensor(batch["slice"]))
+    return Cached([torch.cat(level) for level in zip(*parts)], torch.cat(masks), torch.cat(items),
+                  torch.cat(slices))
+
+
+def make_optimizer(params: Any, hparams: dict[str, Any], lr: float) -> torch.optim.Optimizer:
+    """SGD + momentum 0.9, no weight decay, as the study's segmentation code; AdamW on request."""
+    name = hparams.get("optimizer", "sgd")
+    wd = float(hparams.get("weight_decay", 0.0))
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=float(hparams.get("momentum", 0.9)),
+                               weight_decay=wd)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+    raise ConfigError("hparams['optimizer']", f"unknown optimizer {name!r}", "use 'sgd' or 'adamw'")
+
+
+def fresh_head(task: SegTask, seed: int, device: str) -> nn.Module:
+    """Same initial weights for every learning rate of a seed, without touching the global RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        head = task.make_head()
+    return head.to(device)
+
+
+@torch.no_grad()
+def predict_items(task: SegTask, head: nn.Module, dataset: Any, sizes: Sequence[tuple[int, int]],
+                  resolution: int, device: str, batch_size: int, num_workers: int = 0,
+                  cached: Cached | None = None) -> list[np.ndarray]:
+    """Predicted label volumes of a split, each at its original slice size ``sizes[item]``."""
+    head.eval()
+    preds, items, slices = [], [], []
+    n = len(cached.masks) if cached is not None else len(dataset)
+    for enc, batch in _batches(dataset, cached, _chunks(range(n), batch_size), task, device,
+                               num_workers):
+        logits = task.apply(head, enc, (resolution, resolution)).float()
+        for j, (item, sl) in enumerate(zip(batch["item"].tolist(), batch["slice"].tolist())):
+            up = F.interpolate(logits[j:j + 1], size=tuple(sizes[item]), mode="bilinear",
+                               align_corners=False)
+            preds.append(up.argmax(dim=1)[0].to(torch.int16).cpu().numpy())
+            items.append(item)
+            slices.append(sl)
+    return reassemble(preds, items, slices)
+
+
+def train_and_select(task: SegTask, datasets: dict[str, Any], val_targets: list[np.ndarray],
+                     hparams: dict[str, Any], seed: int, *, num_classes: int, resolution: int,
+                     device: str, num_workers: int = 0) -> Selection:
+    """One run per learning rate; keep the (epoch, lr) with the best validation mean Dice."""
+    lrs = [float(x) for x in hparams["lrs"]]
+    epochs, bs = int(hparams["epochs"]), int(hparams["batch_size"])
+    eval_bs = int(hparams.get("eval_batch_size", bs))
+    val_every = int(hparams.get("val_every", 1))
+    train, val = datasets["train"], datasets["val"]
+    use_cache = task.cacheable and bool(hparams.get("cache_maps", False))
+    train_cache = (encode_dataset(task, train, eval_bs, device, num_workers)
+                   if use_cache and getattr(train, "augment", None) is None else None)
+    val_cache = encode_dataset(task, val, eval_bs, device, num_workers) if use_cache else None
+    val_sizes = [tuple(t.shape[-2:]) for t in val_targets]
+    best: Selection | None = None
+    history: list[dict[str, Any]] = []
+    for lr in lrs:
+        head = fresh_head(task, seed, device)
+        opt = make_optimizer(head.parameters(), hparams, lr)
+        steps = epochs * math.ceil(len(train) / bs)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps), eta_min=0.0)
+        gen = torch.Generator().manual_seed(seed)
+        for epoch in range(epochs):
+            if hasattr(train, "set_epoch"):
+                train.set_epoch(epoch)
+            head.train()
+            order = torch.randperm(len(train), generator=gen).tolist()
+            losses = []
+            for enc, batch in _batches(train, train_cache, _chunks(order, bs), task, device,
+                                       num_workers):
+                logits = task.apply(head, enc, (resolution, resolution))
+                loss = dice_loss(logits, batch["mask"].to(device))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                losses.append(float(loss.detach()))
+            diverged = not np.isfinite(losses).all()
+            row = {"lr": lr, "epoch": epoch, "train_loss": float(np.mean(losses)), "val_dice": None}
+            if not diverged and ((epoch + 1) % val_every == 0 or epoch == epochs - 1):
+                preds = predict_items(task, head, val, val_sizes, resolution, device, eval_bs,
+                                      num_workers, val_cache)
+                score = mean_dice(per_item_scores(preds, val_targets, num_classes)[0])
+                row["val_dice"] = score
+                key = score if np.isfinite(score) else -1.0
+                if best is None or key > (best.val_dice if np.isfinite(best.val_dice) else -1.0):
+                    best = Selection(copy.deepcopy(head).cpu(), lr, epoch, score)
+            history.append(row)
+            if diverged:
+                break
+    if best is None:
+        raise ConfigError("hparams['lrs']", f"every learning rate in {lrs} diverged (non-finite loss)",
+                          "add smaller learning rates to the profile's segmentation hparams")
+    best.head.to(device)
+    best.history = history
+    return best

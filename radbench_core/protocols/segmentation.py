@@ -1,0 +1,284 @@
+"""Segmentation protocols: decoders on a frozen backbone, scratch baselines, few-shot on Montgomery.
+
+Each is a plain ``(inputs, hparams, seed) -> ProtocolResult`` function (issue 6, study section 3.3 and
+appendix B.4). Training/selection/scoring live in :mod:`seg_training`; this module wires the backbone
+or the scratch model into it and turns per-volume scores into metrics with bootstrap CIs.
+
+Metrics: per foreground class, Dice, Jaccard and the study's headline (Dice + Jaccard) / 2, each
+averaged over test items (classes absent from both prediction and truth are excluded), then over
+classes; 95% percentile bootstrap over test items (seeded).
+"""
+
+from __future__ import annotations
+
+import io
+import resource
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset, default_collate
+
+from radbench_core.atomic import atomic_write_bytes
+from radbench_core.errors import ConfigError
+from radbench_core.metrics import bootstrap_ci, metric
+from radbench_core.protocols.base import ProtocolResult, SegInputs
+from radbench_core.protocols.decoders import DECODER_KINDS, PAPER_UNET_CHANNELS, build_decoder
+from radbench_core.protocols.seg_training import (SegTask, mean_dice, per_item_scores, predict_items,
+                                                  train_and_select)
+
+METRIC_NAMES = ("dice", "jaccard", "dice_jaccard")
+
+
+def run_seg_decoder(inputs: SegInputs, hparams: dict[str, Any], seed: int) -> ProtocolResult:
+    """Train a linear or U-Net decoder on the frozen backbone's patch maps; score the test volumes."""
+    _check_hparams(hparams)
+    return _run(inputs, hparams, seed, _frozen_task(inputs, hparams), inputs.datasets)
+
+
+def run_seg_scratch(inputs: SegInputs, hparams: dict[str, Any], seed: int) -> ProtocolResult:
+    """Train a U-Net / TransUNet end to end on the same data, splits and budget (Table 6 baseline)."""
+    _check_hparams(hparams)
+    if inputs.scratch_model is None:
+        raise ConfigError("SegInputs.scratch_model", "a scratch cell needs a model id",
+                          "pass scratch_model='unet' or 'transunet'")
+    from radbench_core.scratch_models import build_scratch_model
+
+    def make_head() -> nn.Module:
+        return build_scratch_model(inputs.scratch_model, inputs.num_classes,
+                                   demo=bool(hparams.get("demo", False)), resolution=inputs.resolution)
+
+    task = SegTask(make_head=make_head, encode=lambda x: [x],
+                   apply=lambda head, enc, size: head(enc[0]), cacheable=False)
+    return _run(inputs, hparams, seed, task, inputs.datasets)
+
+
+def run_seg_fewshot(inputs: SegInputs, hparams: dict[str, Any], seed: int) -> ProtocolResult:
+    """The decoder trained on n training images, repeated over seeds: mean, spread and per seed.
+
+    ``hparams["shots"]`` is n (or "all"); ``hparams["seeds"]`` a list of seeds, or a count k meaning
+    seed..seed+k-1. Each seed draws its n images and initialises the decoder. Metric values are the
+    means over seeds, their CIs the mean per-seed bootstrap bounds; ``extra["spread"]`` holds the
+    standard deviation over seeds and ``extra["per_seed"]`` every seed's values and images.
+    """
+    _check_hparams(hparams)
+    shots = hparams.get("shots")
+    train = inputs.datasets["train"]
+    n_items = int(getattr(train, "n_items", len(np.unique(train.item_of_slice))))
+    if shots == "all":
+        n = n_items
+    elif isinstance(shots, int) and not isinstance(shots, bool) and 1 <= shots <= n_items:
+        n = shots
+    else:
+        raise ConfigError("hparams['shots']", f"got {shots!r} with {n_items} training images",
+                          f"use an int in 1..{n_items} or 'all'")
+    seeds = hparams.get("seeds", 3)
+    seeds = [seed + k for k in range(int(seeds))] if isinstance(seeds, int) else [int(s) for s in seeds]
+    if not seeds:
+        raise ConfigError("hparams['seeds']", "no seeds", "give a list of seeds or a count >= 1")
+    start = time.perf_counter()
+    _reset_peak(inputs.device)
+    runs: list[ProtocolResult] = []
+    for k, s in enumerate(seeds):
+        chosen = np.sort(np.random.default_rng(s).choice(n_items, size=n, replace=False))
+        datasets = dict(inputs.datasets, train=ItemSubset(train, chosen))
+        hp = dict(hparams) if k == 0 else {**hparams, "examples_path": None}
+        res = _run(inputs, hp, s, _frozen_task(inputs, hparams), datasets)
+        res.chosen["train_items"] = chosen.tolist()
+        runs.append(res)
+    return _aggregate_seeds(runs, seeds, n, start, inputs.device)
+
+
+class ItemSubset(Dataset):
+    """The slices of some items of a SliceDataset (few-shot), forwarding epoch and augmentation."""
+
+    def __init__(self, base: Any, items: np.ndarray):
+        self.base = base
+        self.indices = np.flatnonzero(np.isin(np.asarray(base.item_of_slice), items))
+        self.item_of_slice = np.asarray(base.item_of_slice)[self.indices]
+        self.n_items = len(items)
+        self.augment = getattr(base, "augment", None)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.base[int(self.indices[i])]
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.base, "set_epoch"):
+            self.base.set_epoch(epoch)
+
+
+def _frozen_task(inputs: SegInputs, hparams: dict[str, Any]) -> SegTask:
+    backbone = inputs.backbone
+    if backbone is None:
+        raise ConfigError("SegInputs.backbone", "a decoder cell needs a frozen backbone",
+                          "pass the loaded Backbone (scratch cells use run_seg_scratch)")
+    if hasattr(backbone, "frozen"):
+        backbone.frozen()
+    backbone.eval().requires_grad_(False).to(inputs.device)
+    kind = hparams.get("decoder", "unet")
+    channels = tuple(hparams.get("decoder_channels", PAPER_UNET_CHANNELS))
+    if kind not in DECODER_KINDS:
+        raise ConfigError("hparams['decoder']", f"unknown decoder {kind!r}",
+                          f"use one of: {', '.join(DECODER_KINDS)}")
+
+    @torch.no_grad()
+    def encode(x: torch.Tensor) -> list[torch.Tensor]:
+        return [m.float() for m in backbone.patch_maps(x)]
+
+    return SegTask(make_head=lambda: build_decoder(kind, backbone.map_channels, backbone.map_strides,
+                                                   inputs.num_classes, channels),
+                   encode=encode, apply=lambda head, enc, size: head(enc, size), cacheable=True)
+
+
+def _check_hparams(hparams: dict[str, Any]) -> None:
+    lrs = hparams.get("lrs")
+    if not isinstance(lrs, (list, tuple)) or not lrs or not all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in lrs):
+        raise ConfigError("hparams['lrs']", f"expected a non-empty list of positive rates, got {lrs!r}",
+                          "set e.g. lrs=[1e-2, 5e-2, 1e-3, 5e-3] in the profile")
+    for key in ("epochs", "batch_size"):
+        v = hparams.get(key)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ConfigError(f"hparams[{key!r}]", f"expected a positive int, got {v!r}",
+                              f"set {key} to an int >= 1 in the profile")
+
+
+def _run(inputs: SegInputs, hparams: dict[str, Any], seed: int, task: SegTask,
+         datasets: dict[str, Any]) -> ProtocolResult:
+    start = time.perf_counter()
+    _reset_peak(inputs.device)
+    names = _class_names(inputs)
+    compact = np.uint8 if inputs.num_classes <= 256 else np.int32     # full CT volumes add up
+    targets = {s: [np.asarray(inputs.index.load_mask(it)).astype(compact, copy=False)
+                   for it in inputs.index.split_items(s)] for s in ("val", "test")}
+    sel = train_and_select(task, datasets, targets["val"], hparams, seed, num_classes=inputs.num_classes,
+                           resolution=inputs.resolution, device=inputs.device,
+                           num_workers=inputs.num_workers)
+    sizes = [tuple(t.shape[-2:]) for t in targets["test"]]
+    preds = predict_items(task, sel.head, datasets["test"], sizes, inputs.resolution, inputs.device,
+                          int(hparams.get("eval_batch_size", hparams["batch_size"])), inputs.num_workers)
+    if len(preds) != len(targets["test"]):
+        raise ConfigError("SegInputs.datasets['test']", f"{len(preds)} predicted items for "
+                          f"{len(targets['test'])} test items", "build the test SliceDataset from the "
+                          "same index and split")
+    dice, jac = per_item_scores(preds, targets["test"], inputs.num_classes)
+    metrics, per_class = summarise(dice, jac, names, int(hparams.get("bootstrap_resamples", 1000)), seed)
+    trainable = sum(p.numel() for p in sel.head.parameters())
+    total = trainable + (sum(p.numel() for p in inputs.backbone.parameters())
+                         if task.cacheable and inputs.backbone is not None else 0)
+    extra: dict[str, Any] = {"per_class": per_class, "history": sel.history, "val_dice": sel.val_dice,
+                             "n_test_items": len(preds)}
+    path = hparams.get("examples_path")
+    if path:
+        extra["examples"] = save_examples(path, int(hparams.get("n_examples", 4)), task, sel.head,
+                                          datasets["test"], targets["test"], inputs, _is_vit(inputs, task))
+    extra["wall_time_s"] = time.perf_counter() - start
+    extra["peak_memory_mb"] = _peak_memory_mb(inputs.device)
+    chosen = {"lr": sel.lr, "epoch": sel.epoch, "optimizer": hparams.get("optimizer", "sgd")}
+    if task.cacheable:
+        chosen["decoder"] = hparams.get("decoder", "unet")
+    return ProtocolResult(metrics=metrics, chosen=chosen, params_trainable=trainable,
+                          params_total=total, extra=extra)
+
+
+def summarise(dice: np.ndarray, jac: np.ndarray, class_names: list[str], resamples: int,
+              seed: int) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
+    """Class-mean Dice / Jaccard / (Dice+Jaccard)/2 with item-bootstrap CIs, and per-class values."""
+    arrays = {"dice": dice, "jaccard": jac, "dice_jaccard": (dice + jac) / 2.0}
+    metrics = {}
+    for name, arr in arrays.items():
+        ci = (bootstrap_ci(lambda idx, a=arr: mean_dice(a[idx]), len(arr), resamples=resamples,
+                           seed=seed) if resamples > 0 else None)
+        metrics[name] = metric(name, mean_dice(arr), ci)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        per_class = {c: {name: float(np.nanmean(arr[:, k])) for name, arr in arrays.items()}
+                     for k, c in enumerate(class_names)}
+    return metrics, per_class
+
+
+def _aggregate_seeds(runs: list[ProtocolResult], seeds: list[int], shots: int, start: float,
+                     device: str) -> ProtocolResult:
+    metrics = {}
+    spread = {}
+    for name in METRIC_NAMES:
+        vals = np.array([r.metrics[name].value for r in runs])
+        lows = [r.metrics[name].ci_low for r in runs]
+        highs = [r.metrics[name].ci_high for r in runs]
+        ci = None if any(v is None for v in lows + highs) else (float(np.mean(lows)), float(np.mean(highs)))
+        metrics[name] = metric(name, float(np.mean(vals)), ci)
+        spread[name] = float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
+    classes = runs[0].extra["per_class"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        per_class = {c: {n: float(np.nanmean([r.extra["per_class"][c][n] for r in runs]))
+                         for n in METRIC_NAMES} for c in classes}
+    per_seed = [{"seed": s, "metrics": {n: r.metrics[n].value for n in METRIC_NAMES}, "chosen": r.chosen}
+                for s, r in zip(seeds, runs)]
+    extra = {"per_class": per_class, "per_seed": per_seed, "spread": spread,
+             "wall_time_s": time.perf_counter() - start, "peak_memory_mb": _peak_memory_mb(device)}
+    if "examples" in runs[0].extra:
+        extra["examples"] = runs[0].extra["examples"]
+    return ProtocolResult(metrics=metrics, chosen={"shots": shots, "seeds": seeds,
+                                                   "decoder": runs[0].chosen.get("decoder")},
+                          params_trainable=runs[0].params_trainable, params_total=runs[0].params_total,
+                          extra=extra)
+
+
+@torch.no_grad()
+def save_examples(path: str, n: int, task: SegTask, head: nn.Module, dataset: Any,
+                  targets: list[np.ndarray], inputs: SegInputs, with_features: bool) -> str:
+    """A few test slices (foreground first) with truth and prediction for the qualitative figure."""
+    items = np.asarray(dataset.item_of_slice)
+    slice_no = np.arange(len(items)) - np.searchsorted(items, items, side="left")
+    has_fg = np.array([bool(targets[i][s].any()) for i, s in zip(items, slice_no)])
+    pool = np.flatnonzero(has_fg) if has_fg.any() else np.arange(len(items))
+    picks = np.unique(np.linspace(0, len(pool) - 1, min(n, len(pool))).round().astype(int))
+    batch = default_collate([dataset[int(pool[p])] for p in picks])
+    head.eval()
+    enc = task.encode(batch["image"].to(inputs.device))
+    logits = task.apply(head, enc, (inputs.resolution, inputs.resolution))
+    img = batch["image"][:, 0].float()
+    lo = img.amin(dim=(1, 2), keepdim=True)
+    hi = img.amax(dim=(1, 2), keepdim=True)
+    arrays = {"image": ((img - lo) / (hi - lo).clamp_min(1e-8)).numpy().astype(np.float32),
+              "truth": batch["mask"].numpy().astype(np.int64),
+              "pred": logits.argmax(dim=1).cpu().numpy().astype(np.int64)}
+    if with_features:
+        arrays["features"] = enc[-1].permute(0, 2, 3, 1).cpu().numpy().astype(np.float16)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return str(atomic_write_bytes(path, buf.getvalue()))
+
+
+def _is_vit(inputs: SegInputs, task: SegTask) -> bool:
+    spec = getattr(inputs.backbone, "spec", None)
+    return task.cacheable and getattr(spec, "arch", None) == "vit"
+
+
+def _class_names(inputs: SegInputs) -> list[str]:
+    names = list(getattr(getattr(inputs.index, "spec", None), "class_names", ()) or ())
+    if not names:
+        names = [f"class{c}" for c in range(1, inputs.num_classes)]
+    if len(names) != inputs.num_classes - 1:
+        raise ConfigError("SegInputs.num_classes", f"{inputs.num_classes} classes (with background) but "
+                          f"the dataset names {len(names)} foreground classes",
+                          "set num_classes = len(spec.class_names) + 1")
+    return names
+
+
+def _reset_peak(device: str) -> None:
+    if str(device).startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats(torch.device(device))
+
+
+def _peak_memory_mb(device: str) -> float:
+    if str(device).startswith("cuda"):
+        return torch.cuda.max_memory_allocated(torch.device(device)) / 2 ** 20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
