@@ -15,6 +15,9 @@ from typing import Any
 
 from radbench_core.errors import StorageError
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     path = Path(path)
@@ -28,6 +31,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     except OSError as exc:
         raise _storage_error(path, exc) from exc
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)          # mkstemp makes 0600; results are meant to be shared
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

@@ -6,6 +6,7 @@ into a temporary folder that is renamed into place, so a crash never leaves half
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import tempfile
@@ -16,8 +17,19 @@ from filelock import FileLock
 from radbench_core.datasets import DatasetSpec, get_dataset
 from radbench_core.errors import DatasetMissing
 
-PHANTOM_VERSION = 1
+PHANTOM_VERSION = 2
 _MARKER = ".radbench_phantom_complete"
+
+
+def phantom_fingerprint(spec: DatasetSpec) -> str:
+    """Hash of the phantom writer's source: editing a writer invalidates its cached phantoms."""
+    import hashlib
+    import inspect
+    digest = hashlib.sha256(str(PHANTOM_VERSION).encode())
+    module = inspect.getmodule(spec.write_phantom)
+    for mod in (module, importlib.import_module("radbench_core.phantoms.draw")):
+        digest.update(Path(inspect.getfile(mod)).read_bytes())
+    return digest.hexdigest()[:10]
 
 
 def default_cache_dir() -> Path:
@@ -32,7 +44,7 @@ def prepare_phantom(dataset_id: str, size: str = "small", cache_dir: Path | None
     """Write (once) the phantom of a dataset in its native layout; return its root folder."""
     spec = get_dataset(dataset_id)
     base = Path(cache_dir or default_cache_dir()) / "phantoms"
-    root = base / f"{spec.id}-{size}-seed{seed}-v{PHANTOM_VERSION}" / spec.folder
+    root = base / f"{spec.id}-{size}-seed{seed}-{phantom_fingerprint(spec)}" / spec.folder
     if (root.parent / _MARKER).exists():
         return root
     base.mkdir(parents=True, exist_ok=True)
@@ -45,7 +57,7 @@ def prepare_phantom(dataset_id: str, size: str = "small", cache_dir: Path | None
         try:
             (tmp / spec.folder).mkdir(parents=True)
             spec.write_phantom(tmp / spec.folder, size=size, seed=seed)
-            (tmp / _MARKER).write_text(f"{spec.id} size={size} seed={seed} v{PHANTOM_VERSION}\n")
+            (tmp / _MARKER).write_text(f"{spec.id} size={size} seed={seed} {phantom_fingerprint(spec)}\n")
             os.replace(tmp, root.parent)
         finally:
             if tmp.exists():
@@ -58,7 +70,8 @@ def dataset_root(spec: DatasetSpec, *, demo: bool, data_dir: Path | None, cache_
     """The folder to index and a provenance string for the record."""
     if demo:
         root = prepare_phantom(spec.id, phantom_size, cache_dir)
-        return root, f"phantom (demo, synthetic {phantom_size}, v{PHANTOM_VERSION}) of {spec.title}"
+        return root, (f"phantom (demo, synthetic {phantom_size}, {phantom_fingerprint(spec)}) "
+                      f"of {spec.title}")
     if data_dir is None:
         raise DatasetMissing("--radbench-data-dir", f"no data directory is configured for {spec.title}",
                              f"pass --radbench-data-dir DIR (or set RADBENCH_DATA_DIR) with {spec.title} "

@@ -67,17 +67,23 @@ def _tiny_vit(width: int, heads: int, **kw: Any) -> dict[str, Any]:
     return dict(embed_dim=width, depth=4, num_heads=heads, **kw)
 
 
+def _tiny_dinov2(width: int, heads: int) -> dict[str, Any]:
+    # DINOv2 trains with LayerScale initialised at 1e-5: at random init its blocks are then near-identity
+    # and the class token carries no image content. The demo keeps LayerScale but starts it at 1.
+    return _tiny_vit(width, heads, init_values=1.0)
+
+
 _SPECS = [
     _vit("dinov2_vits14", "DINOv2 ViT-S/14", "self-supervised", "dinov2", "vit_small_patch14_dinov2.lvd142m",
-         14, 518, 21, _tiny_vit(32, 2)),
+         14, 518, 21, _tiny_dinov2(32, 2)),
     _vit("dinov2_vitb14", "DINOv2 ViT-B/14", "self-supervised", "dinov2", "vit_base_patch14_dinov2.lvd142m",
-         14, 518, 86, _tiny_vit(48, 3)),
+         14, 518, 86, _tiny_dinov2(48, 3)),
     _vit("dinov2_vitl14", "DINOv2 ViT-L/14", "self-supervised", "dinov2", "vit_large_patch14_dinov2.lvd142m",
-         14, 518, 300, _tiny_vit(64, 4)),
+         14, 518, 300, _tiny_dinov2(64, 4)),
     _vit("dinov2_vitg14", "DINOv2 ViT-g/14", "self-supervised", "dinov2", "vit_giant_patch14_dinov2.lvd142m",
-         14, 518, 1100, _tiny_vit(96, 6)),
+         14, 518, 1100, _tiny_dinov2(96, 6)),
     _vit("dinov2_vitl14_reg4", "DINOv2 ViT-L/14 (reg4)", "self-supervised", "dinov2",
-         "vit_large_patch14_reg4_dinov2.lvd142m", 14, 518, 300, _tiny_vit(64, 4)),
+         "vit_large_patch14_reg4_dinov2.lvd142m", 14, 518, 300, _tiny_dinov2(64, 4)),
     # OpenAI CLIP was trained with QuickGELU; timm's quickgelu variant loads the same weights exactly.
     _vit("clip_vitl14", "CLIP ViT-L/14", "weakly-supervised", "clip", "vit_large_patch14_clip_quickgelu_224.openai",
          14, 224, 300, _tiny_vit(64, 4), hub_id="timm/vit_large_patch14_clip_224.openai"),

@@ -22,7 +22,7 @@ import torch
 
 from radbench_core.cells import Cell
 from radbench_core.datasets import DatasetIndex, LoadOptions, get_dataset, open_dataset
-from radbench_core.datasource import PHANTOM_VERSION, dataset_root
+from radbench_core.datasource import dataset_root, phantom_fingerprint
 from radbench_core.extraction import extract_split
 from radbench_core.feature_cache import FeatureCache
 from radbench_core.profiles import Profile
@@ -122,7 +122,8 @@ def config_hash(cell: Cell, hparams: dict[str, Any], resolution: int, profile: P
     """What must match for two records of a cell to be comparable."""
     parts = {"cell": cell.id, "hparams": {k: v for k, v in hparams.items() if k != "examples_path"},
              "resolution": resolution, "demo": profile.demo, "phantom_size": profile.phantom_size,
-             "phantom_version": PHANTOM_VERSION if profile.demo else None, "options": repr(options)}
+             "phantom": phantom_fingerprint(get_dataset(cell.dataset)) if profile.demo else None,
+             "options": repr(options)}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -146,7 +147,7 @@ def run_cell(cell: Cell, ctx: RunContext, pool: BackbonePool, cache: FeatureCach
     seed_everything(ctx.seed)
     weights = "none (trained from scratch)"
     if protocol.inputs == "scratch":
-        inputs = _seg_inputs(index, None, resolution, ctx, cell)
+        inputs = _seg_inputs(index, None, resolution, ctx, hparams)
         inputs.scratch_model = cell.model
     else:
         backbone = pool.get(cell.model, demo=profile.demo, resolution=resolution,
@@ -157,8 +158,9 @@ def run_cell(cell: Cell, ctx: RunContext, pool: BackbonePool, cache: FeatureCach
         elif protocol.inputs == "live":
             inputs = _live_inputs(index, copy.deepcopy(backbone), resolution, ctx)
         else:
-            inputs = _seg_inputs(index, backbone, resolution, ctx, cell)
-            hparams["examples_path"] = _examples_path(ctx, cell)
+            inputs = _seg_inputs(index, backbone, resolution, ctx, hparams)
+    if protocol.task == "segmentation":
+        hparams["examples_path"] = _examples_path(ctx, cell)
     result: ProtocolResult = protocol.resolve()(inputs, hparams, ctx.seed)
     extra = dict(result.extra)
     examples = extra.get("examples")
@@ -224,12 +226,14 @@ def _live_inputs(index: DatasetIndex, backbone, resolution: int, ctx: RunContext
                       device=ctx.device, num_workers=ctx.workers)
 
 
-def _seg_inputs(index: DatasetIndex, backbone, resolution: int, ctx: RunContext, cell: Cell) -> SegInputs:
+def _seg_inputs(index: DatasetIndex, backbone, resolution: int, ctx: RunContext,
+                hparams: dict[str, Any]) -> SegInputs:
     from radbench_core.datasets.torch_data import SliceDataset
     from radbench_core.datasets.transforms import SegmentationAugment
     transform = _transform(backbone, resolution)
+    augment = bool(hparams.get("augment", True))
     datasets = {s: SliceDataset(index, s, transform, with_masks=True, seed=ctx.seed,
-                                augment=SegmentationAugment() if s == "train" else None)
+                                augment=SegmentationAugment() if s == "train" and augment else None)
                 for s in ("train", "val", "test")}
     return SegInputs(index=index, datasets=datasets, num_classes=index.spec.num_classes + 1,
                      resolution=resolution, backbone=backbone, device=ctx.device,

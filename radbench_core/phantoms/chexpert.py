@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from radbench_core.datasets.chexpert import CLASSES, OBSERVATIONS
-from radbench_core.phantoms.draw import (blob, chest, ellipse, patient_anatomy, save_jpeg, size_of,
+from radbench_core.phantoms.draw import (blob, class_texture, finding, chest, ellipse, patient_anatomy, save_jpeg, size_of,
                                          smooth_noise, to_uint8)
 
 FOLDER = "CheXpert-v1.0-small"
@@ -36,7 +36,8 @@ def _frontal(rng: np.random.Generator, px: int, anatomy: dict[str, float],
         strength = {"1.0": 0.45, "-1.0": 0.2}.get(obs[name], 0.0)
         if strength:
             cy, cx = CENTERS[name]
-            img = img + strength * blob((px, px), (cy * px, cx * px), 0.07 * px)
+            texture = class_texture(2 * CLASSES.index(name), px)
+            img = img + strength * finding((px, px), (cy * px, cx * px), 0.09 * px, *texture)
     return np.clip(img, 0.0, 1.0)
 
 
@@ -49,8 +50,8 @@ def _lateral(rng: np.random.Generator, px: int) -> np.ndarray:
 def write_phantom(root: Path, size: str = "tiny", seed: int = 0) -> None:
     """Write ``root/CheXpert-v1.0-small`` with train.csv (3 studies per patient, some lateral views
     and uncertain labels) and valid.csv (2 frontal studies per patient, certain labels only)."""
-    n_train = size_of(size, 12, 40, "phantom size for chexpert")
-    n_valid = size_of(size, 6, 16, "phantom size for chexpert")
+    n_train = size_of(size, 12, 100, "phantom size for chexpert")
+    n_valid = size_of(size, 6, 30, "phantom size for chexpert")
     px = size_of(size, 64, 128, "phantom size for chexpert")
     root = Path(root)
     rng = np.random.default_rng(seed)

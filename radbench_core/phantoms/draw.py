@@ -31,6 +31,24 @@ def blob(shape: tuple[int, int], center: tuple[float, float], sigma: float) -> n
     return np.exp(-d2 / (2.0 * sigma * sigma)).astype(np.float32)
 
 
+def finding(shape: tuple[int, int], center: tuple[float, float], sigma: float, angle: float,
+            period: float) -> np.ndarray:
+    """A textured finding: an oriented grating under a Gaussian envelope (peak 1, float32).
+
+    Each class gets its own orientation/period as well as its own place, so the label is visible
+    both to position-aware and to pooled, position-invariant features (random-init demo models).
+    """
+    h, w = shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    phase = (xx * np.cos(angle) + yy * np.sin(angle)) * (2.0 * np.pi / period)
+    return (blob(shape, center, sigma) * (0.5 + 0.5 * np.cos(phase))).astype(np.float32)
+
+
+def class_texture(c: int, size: int) -> tuple[float, float]:
+    """(angle, period) of class ``c``'s grating: 7 orientations x 2 periods."""
+    return (c % 7) * np.pi / 7.0, size / (10.0 if c < 7 else 5.0)
+
+
 def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], scale: int = 8) -> np.ndarray:
     """Low-frequency noise in [-1, 1] (coarse grid upsampled): texture that varies per image."""
     h, w = shape

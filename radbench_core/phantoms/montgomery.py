@@ -16,7 +16,7 @@ from radbench_core.phantoms.draw import chest, patient_anatomy, save_png, size_o
 
 def write_phantom(root: Path, size: str = "tiny", seed: int = 0) -> None:
     """Write ``root`` as the Montgomery release: one film + left/right masks per patient."""
-    n_images = size_of(size, 30, 120, "phantom size for mc")
+    n_images = size_of(size, 30, 64, "phantom size for mc")
     px = size_of(size, 64, 128, "phantom size for mc")
     root = Path(root)
     rng = np.random.default_rng(seed)

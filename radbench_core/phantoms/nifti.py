@@ -24,7 +24,7 @@ AMOS_LABELS = ("background", "spleen", "right kidney", "left kidney", "gallbladd
                "left adrenal gland", "duodenum", "bladder", "prostate/uterus")
 SIZES: dict[str, dict[str, Any]] = {
     "tiny": {"cases": 10, "va": 3, "mri": 1, "tests": 2, "xy": (32, 32), "hippo_xy": (36, 28), "z": 6},
-    "small": {"cases": 24, "va": 8, "mri": 2, "tests": 3, "xy": (64, 64), "hippo_xy": (64, 48), "z": 14},
+    "small": {"cases": 18, "va": 6, "mri": 2, "tests": 3, "xy": (64, 64), "hippo_xy": (64, 48), "z": 8},
 }
 # organ: (label, centre (R, A, S) as a fraction of the field of view, radii fractions, intensity)
 _AMOS_ORGANS = [(6, (0.68, 0.55, 0.50), (0.20, 0.20, 0.40), 130.0),    # liver

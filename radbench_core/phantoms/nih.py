@@ -12,7 +12,8 @@ import numpy as np
 
 from radbench_core.datasets.nih import CLASSES, TEST_LIST, TRAIN_VAL_LIST
 from radbench_core.errors import ConfigError
-from radbench_core.phantoms.draw import blob, chest, patient_anatomy, save_png, size_of, to_uint8
+from radbench_core.phantoms.draw import (chest, class_texture, finding, patient_anatomy, save_png, size_of,
+                                         to_uint8)
 
 HEADER_2017 = ("Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,"
                "View Position,OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y],")
@@ -32,7 +33,7 @@ def draw_film(rng: np.random.Generator, size: int, anatomy: dict[str, float],
     img, _, _ = chest(rng, size, anatomy)
     centers = finding_centers(size)
     for c in positives:
-        img = img + 0.45 * blob((size, size), centers[c], 0.06 * size)
+        img = img + 0.5 * finding((size, size), centers[c], 0.09 * size, *class_texture(c, size))
     return np.clip(img, 0.0, 1.0)
 
 
@@ -40,7 +41,7 @@ def write_phantom(root: Path, size: str = "tiny", seed: int = 0, *, layout: str 
                   csv: str = "2017") -> None:
     """Write ``root`` as the NIH release. layout: "archives" (images_0NN/images/) or "flat" (images/);
     csv: "2017" (trailing comma, ages like 058Y) or "v2020"."""
-    n_patients = size_of(size, 14, 40, "phantom size for nih")
+    n_patients = size_of(size, 14, 100, "phantom size for nih")
     px = size_of(size, 64, 128, "phantom size for nih")
     if layout not in ("archives", "flat") or csv not in ("2017", "v2020"):
         raise ConfigError("nih phantom", f"unknown layout {layout!r} or csv {csv!r}",

@@ -40,7 +40,7 @@ PAPER: dict[str, dict[str, Any]] = {
 }
 
 _DEMO_COMMON: dict[str, Any] = {
-    "lrs": [5e-2, 1e-2], "epochs": 10, "batch_size": 8, "eval_batch_size": 16, "optimizer": "sgd",
+    "lrs": [5e-2], "epochs": 6, "batch_size": 8, "eval_batch_size": 16, "optimizer": "sgd",
     "momentum": 0.9, "weight_decay": 0.0, "val_every": 1, "cache_maps": True, "augment": False,
     "bootstrap_resamples": 200, "n_examples": 4,
 }
@@ -49,7 +49,7 @@ DEMO: dict[str, dict[str, Any]] = {
     "seg_linear": {**_DEMO_COMMON, "decoder": "linear"},
     "seg_unet": {**_DEMO_COMMON, "decoder": "unet", "decoder_channels": (32, 16, 16, 8)},
     # demo only: the tiny random-init scratch U-Net barely moves under SGD in a short schedule
-    "scratch": {**_DEMO_COMMON, "demo": True, "optimizer": "adamw", "lrs": [5e-3, 1e-3]},
+    "scratch": {**_DEMO_COMMON, "demo": True, "optimizer": "adamw", "lrs": [5e-3]},
     "seg_fewshot": {**_DEMO_COMMON, "decoder": "unet", "decoder_channels": (32, 16, 16, 8),
                     "seeds": [0, 1]},
 }

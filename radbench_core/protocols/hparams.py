@@ -1,0 +1,71 @@
+"""Hyperparameters of the classification protocols: the study's (PAPER) and a shrunk DEMO set.
+
+Plain dicts keyed by protocol id, read by the protocol functions as their ``hparams`` argument.
+Values the study states (issue 5) are marked "study"; the others are the DINOv2 evaluation
+defaults or our choice and are marked as such so nobody mistakes them for the paper's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from radbench_core.errors import ConfigError
+
+LINEAR_LRS = (1e-1, 5e-2, 1e-2, 5e-3, 1e-3, 5e-4, 1e-4, 1e-5)                     # study
+BACKBONE_LRS = (5e-4, 1e-4, 5e-5, 1e-5, 5e-6, 1e-6, 5e-7, 1e-7)                   # study
+
+PAPER: dict[str, dict[str, Any]] = {
+    "knn": {"ks": (100, 200, 400, 800, 1000),          # study
+            "temperature": 0.07,                       # study (DINOv2's kNN)
+            "smoothing": 1.0,                          # study: ML-kNN s = 1
+            "chunk_size": 1024, "bootstrap": 1000},
+    "linear": {"lrs": LINEAR_LRS,                      # study
+               "n_blocks": (1, 4), "avgpool": (False, True),   # study (DINOv2's grid)
+               "momentum": 0.9,                        # study
+               "epochs": 10, "batch_size": 512,        # ours (DINOv2 default: 10 epochs)
+               "bootstrap": 1000},
+    "fewshot": {"shots": 8,                            # the cell's variant: 1, 2, 4, 8 or 16
+                "shot_grid": (1, 2, 4, 8, 16),         # study
+                "seeds": 5,                            # study
+                "lrs": (1e-1, 1e-2, 1e-3),             # ours: a small grid
+                "n_blocks": (1, 4), "avgpool": (False, True),
+                "momentum": 0.9, "epochs": 50, "batch_size": 256},
+    "finetune": {"mode": "full",
+                 "backbone_lrs": BACKBONE_LRS,         # study
+                 "head_lr": 1e-3,                      # study: the best linear-probe rate (per cell)
+                 "optimizer": "adamw", "weight_decay": 0.0,
+                 "epochs": 10, "batch_size": 32, "bootstrap": 1000},
+    "lora": {"mode": "lora", "r": 48, "alpha": 16, "dropout": 0.1,     # study
+             "target_modules": ("qkv", "fc1", "fc2"),                   # study: attention + MLP
+             "backbone_lrs": (2e-4,), "head_lr": 5e-3,                  # study
+             "optimizer": "adamw", "weight_decay": 0.0,
+             "epochs": 10, "batch_size": 32, "bootstrap": 1000},
+    "bitfit": {"mode": "bitfit",
+               "backbone_lrs": (2e-4,), "head_lr": 5e-3,   # ours: LoRA's rates
+               "optimizer": "adamw", "weight_decay": 0.0,
+               "epochs": 10, "batch_size": 32, "bootstrap": 1000},
+}
+
+DEMO: dict[str, dict[str, Any]] = {
+    "knn": {**PAPER["knn"], "ks": (5, 10, 20), "bootstrap": 200},
+    # phantoms have ~100 training items: short epochs, so more of them for the same number of steps
+    "linear": {**PAPER["linear"], "lrs": (1e-1, 1e-2), "epochs": 100, "batch_size": 32,
+               "bootstrap": 200},
+    "fewshot": {**PAPER["fewshot"], "shots": 2, "seeds": 3, "lrs": (1e-1, 1e-2), "epochs": 100,
+                "batch_size": 32},
+    "finetune": {**PAPER["finetune"], "backbone_lrs": (1e-4,), "head_lr": 1e-3, "epochs": 2,
+                 "batch_size": 8, "bootstrap": 200},
+    "lora": {**PAPER["lora"], "r": 4, "epochs": 2, "batch_size": 8, "bootstrap": 200},
+    "bitfit": {**PAPER["bitfit"], "epochs": 2, "batch_size": 8, "bootstrap": 200},
+}
+
+PROFILES: dict[str, dict[str, dict[str, Any]]] = {"paper": PAPER, "demo": DEMO}
+
+
+def require(hparams: dict[str, Any], key: str, protocol: str) -> Any:
+    """``hparams[key]``, or a ConfigError that names the protocol and where the value comes from."""
+    if key not in hparams:
+        raise ConfigError(f"hparams[{key!r}] of protocol {protocol!r}", "missing value",
+                          f"add {key!r} to the profile's {protocol!r} hyperparameters "
+                          f"(see radbench_core/protocols/hparams.py PAPER[{protocol!r}])")
+    return hparams[key]

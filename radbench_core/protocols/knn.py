@@ -1,0 +1,191 @@
+"""kNN on frozen features: DINOv2's temperature-weighted vote, or ML-kNN for multi-label data.
+
+Cosine similarity of L2-normalised last-block class tokens. The neighbour search runs in chunks on
+``inputs.device`` and keeps only a running top-k, so its extra memory is
+``O(chunk_size * (k + chunk_size))`` whatever the training-set size. The best k (from
+``hparams["ks"]``, capped by the training-set size) is chosen on validation AUROC and reported on
+test, with the training split as the neighbour bank for both.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from radbench_core.errors import ConfigError
+from radbench_core.metrics import auroc, auroc_metric, auroc_per_class, metric
+from radbench_core.protocols.base import FrozenInputs, ProtocolResult
+from radbench_core.protocols.hparams import require
+
+DEFAULT_TEMPERATURE = 0.07   # DINOv2's kNN evaluation
+DEFAULT_CHUNK = 1024
+
+
+def _as_tensor(x: np.ndarray | torch.Tensor, device: str) -> torch.Tensor:
+    """One float32 copy on ``device``, L2-normalised in place (never the caller's array)."""
+    t = torch.as_tensor(x).to(device=device, dtype=torch.float32, copy=True)
+    return t.div_(t.norm(dim=1, keepdim=True).clamp_min(1e-12))
+
+
+def knn_neighbors(train: np.ndarray | torch.Tensor, queries: np.ndarray | torch.Tensor, k: int,
+                  chunk_size: int = DEFAULT_CHUNK, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """The k most cosine-similar training rows of every query, most similar first.
+
+    Returns ``(sims, idx)``, both ``(n_queries, k)``: float32 similarities and int64 row indices
+    into ``train``. Queries and training rows are both processed ``chunk_size`` at a time; only
+    the running top-k survives each training chunk, which bounds memory.
+    """
+    n_train = len(train)
+    if not 1 <= k <= n_train:
+        raise ConfigError("knn_neighbors", f"k={k} must be in 1..{n_train} (the training-set size)",
+                          "cap k by the number of training items")
+    if chunk_size < 1:
+        raise ConfigError("knn_neighbors", f"chunk_size={chunk_size} must be >= 1",
+                          "set hparams['chunk_size'] to a positive number of rows")
+    bank = _as_tensor(train, device)
+    q_all = _as_tensor(queries, device)
+    out_s = torch.empty((len(q_all), k), dtype=torch.float32)
+    out_i = torch.empty((len(q_all), k), dtype=torch.int64)
+    for q0 in range(0, len(q_all), chunk_size):
+        q = q_all[q0:q0 + chunk_size]
+        best_s = torch.full((len(q), 0), -math.inf, device=device)
+        best_i = torch.zeros((len(q), 0), dtype=torch.int64, device=device)
+        for t0 in range(0, n_train, chunk_size):
+            sims = q @ bank[t0:t0 + chunk_size].T
+            idx = torch.arange(t0, t0 + sims.shape[1], device=device).expand_as(sims)
+            cand_s = torch.cat([best_s, sims], dim=1)
+            cand_i = torch.cat([best_i, idx], dim=1)
+            keep = min(k, cand_s.shape[1])
+            best_s, pos = torch.topk(cand_s, keep, dim=1, largest=True, sorted=True)
+            best_i = torch.gather(cand_i, 1, pos)
+        out_s[q0:q0 + len(q)] = best_s.cpu()
+        out_i[q0:q0 + len(q)] = best_i.cpu()
+    return out_s.numpy(), out_i.numpy()
+
+
+def weighted_vote(sims: np.ndarray, neighbor_labels: np.ndarray, num_classes: int,
+                  temperature: float = DEFAULT_TEMPERATURE) -> np.ndarray:
+    """Class scores ``(n, C)``: votes weighted by exp(sim / T), normalised to sum to one.
+
+    Normalising (DINOv2 leaves the sums raw) turns the vote into a per-query class probability,
+    which makes scores comparable across queries, as AUROC needs.
+    """
+    s = sims.astype(np.float64)
+    w = np.exp((s - s[:, :1]) / temperature)       # shift by the top similarity: no overflow
+    scores = np.stack([(w * (neighbor_labels == c)).sum(1) for c in range(num_classes)], axis=1)
+    return scores / w.sum(1, keepdims=True)
+
+
+def _neighbor_label_counts(idx: np.ndarray, positives: np.ndarray) -> np.ndarray:
+    """``(n, L)`` number of each query's neighbours that are positive for each label."""
+    n, k = idx.shape
+    rows = max(1, (1 << 22) // max(1, k * positives.shape[1]))
+    out = np.empty((n, positives.shape[1]), dtype=np.int64)
+    for r0 in range(0, n, rows):
+        out[r0:r0 + rows] = positives[idx[r0:r0 + rows]].sum(axis=1)
+    return out
+
+
+def mlknn_fit(train_self_idx: np.ndarray, labels: np.ndarray, k: int, smoothing: float = 1.0
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ML-kNN statistics (Zhang & Zhou 2007) from each training item's k neighbours (self excluded).
+
+    Returns ``(prior (L,), p_count_given_pos (L, k+1), p_count_given_neg (L, k+1))``. Items whose
+    target is NaN for a label are left out of that label's statistics; a NaN neighbour does not
+    count as positive.
+    """
+    known = ~np.isnan(labels)
+    positives = np.where(known, labels, 0.0) > 0.5
+    counts = _neighbor_label_counts(train_self_idx[:, :k], positives)
+    n_labels = labels.shape[1]
+    prior = np.empty(n_labels)
+    p_pos = np.empty((n_labels, k + 1))
+    p_neg = np.empty((n_labels, k + 1))
+    for lab in range(n_labels):
+        m = known[:, lab]
+        pos = positives[m, lab]
+        prior[lab] = (smoothing + pos.sum()) / (2 * smoothing + m.sum())
+        c_pos = np.bincount(counts[m, lab][pos], minlength=k + 1)
+        c_neg = np.bincount(counts[m, lab][~pos], minlength=k + 1)
+        p_pos[lab] = (smoothing + c_pos) / (smoothing * (k + 1) + c_pos.sum())
+        p_neg[lab] = (smoothing + c_neg) / (smoothing * (k + 1) + c_neg.sum())
+    return prior, p_pos, p_neg
+
+
+def mlknn_posterior(query_idx: np.ndarray, train_labels: np.ndarray, stats: tuple[np.ndarray, ...],
+                    k: int) -> np.ndarray:
+    """``(n, L)`` posterior P(label | number of positive neighbours among the k nearest)."""
+    prior, p_pos, p_neg = stats
+    positives = np.where(np.isnan(train_labels), 0.0, train_labels) > 0.5
+    counts = _neighbor_label_counts(query_idx[:, :k], positives)
+    lab = np.arange(train_labels.shape[1])[None, :]
+    num = prior[None, :] * p_pos[lab, counts]
+    return num / (num + (1.0 - prior)[None, :] * p_neg[lab, counts])
+
+
+def _drop_self(idx: np.ndarray) -> np.ndarray:
+    """Remove each training row from its own neighbour list (or the farthest one if absent)."""
+    n, k1 = idx.shape
+    is_self = idx == np.arange(n)[:, None]
+    drop = np.where(is_self.any(1), is_self.argmax(1), k1 - 1)
+    keep = np.ones_like(idx, dtype=bool)
+    keep[np.arange(n), drop] = False
+    return idx[keep].reshape(n, k1 - 1)
+
+
+def _last_block_cls(inputs: FrozenInputs, split: str) -> np.ndarray:
+    try:
+        cls = inputs.features[split]["cls"]
+    except KeyError as exc:
+        raise ConfigError(f"FrozenInputs.features[{split!r}]", f"missing {exc}",
+                          "extract 'cls' features for the train, val and test splits") from exc
+    return np.asarray(cls, dtype=np.float32)[:, -1]
+
+
+def run_knn(inputs: FrozenInputs, hparams: dict[str, Any], seed: int) -> ProtocolResult:
+    """kNN protocol: sweep k on validation, report test AUROC with a seeded bootstrap 95% CI."""
+    temperature = float(hparams.get("temperature", DEFAULT_TEMPERATURE))
+    chunk = int(hparams.get("chunk_size", DEFAULT_CHUNK))
+    resamples = int(hparams.get("bootstrap", 1000))
+    train, val, test = (_last_block_cls(inputs, s) for s in ("train", "val", "test"))
+    y_train = np.asarray(inputs.labels["train"])
+    multilabel = inputs.label_kind == "multilabel"
+    limit = len(train) - 1 if multilabel else len(train)   # ML-kNN excludes each item itself
+    ks = sorted({min(int(k), limit) for k in require(hparams, "ks", "knn")})
+    if not ks or ks[0] < 1:
+        raise ConfigError("hparams['ks']", f"need positive k values and >= 2 training items, got "
+                          f"ks={hparams['ks']} with {len(train)} training items",
+                          "list k values such as (100, 200, 400, 800, 1000)")
+    kmax = ks[-1]
+    val_sims, val_idx = knn_neighbors(train, val, kmax, chunk, inputs.device)
+    test_sims, test_idx = knn_neighbors(train, test, kmax, chunk, inputs.device)
+    if multilabel:
+        _, self_idx = knn_neighbors(train, train, kmax + 1, chunk, inputs.device)
+        self_idx = _drop_self(self_idx)
+
+    def scores(k: int, sims: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        if multilabel:
+            stats = mlknn_fit(self_idx, y_train, k, float(hparams.get("smoothing", 1.0)))
+            return mlknn_posterior(idx, y_train, stats, k)
+        n_cls = 2 if inputs.label_kind == "binary" else inputs.num_classes
+        votes = weighted_vote(sims[:, :k], y_train[idx[:, :k]], n_cls, temperature)
+        return votes[:, 1] if inputs.label_kind == "binary" else votes
+
+    y_val, y_test = np.asarray(inputs.labels["val"]), np.asarray(inputs.labels["test"])
+    val_auroc = {k: auroc(y_val, scores(k, val_sims, val_idx), inputs.label_kind) for k in ks}
+    finite = {k: v for k, v in val_auroc.items() if np.isfinite(v)}
+    best_k = max(finite, key=lambda k: (finite[k], -k)) if finite else ks[0]
+    test_scores = scores(best_k, test_sims, test_idx)
+    return ProtocolResult(
+        metrics={"auroc": auroc_metric(y_test, test_scores, inputs.label_kind,
+                                       resamples=resamples, seed=seed),
+                 "auroc_val": metric("auroc_val", val_auroc[best_k])},
+        chosen={"k": best_k, "temperature": temperature,
+                "method": "ml-knn" if multilabel else "weighted-vote"},
+        params_trainable=0,
+        extra={"val_auroc_by_k": {str(k): v for k, v in val_auroc.items()},
+               "auroc_per_class": auroc_per_class(y_test, test_scores, inputs.label_kind).tolist()},
+    )
