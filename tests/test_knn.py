@@ -1,0 +1,143 @@
+"""kNN protocol: neighbours and votes against brute force, ML-kNN by hand, signal vs noise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from radbench_core.errors import ConfigError
+from radbench_core.protocols.base import FrozenInputs
+from radbench_core.protocols.knn import (_drop_self, knn_neighbors, mlknn_fit, mlknn_posterior,
+                                         run_knn, weighted_vote)
+
+
+def synthetic(n: int, signal: float, kind: str, n_classes: int, seed: int = 0, dim: int = 16
+              ) -> FrozenInputs:
+    """Gaussian features whose mean depends on the label (signal > 0) or not at all (0)."""
+    rng = np.random.default_rng(seed)
+    means = rng.normal(size=(n_classes, dim)) * signal
+    feats, labels, patients = {}, {}, {}
+    for split, m in (("train", n), ("val", n // 2), ("test", n)):
+        if kind == "multilabel":
+            y = (rng.random((m, n_classes)) < 0.4).astype(np.float32)
+            centre = y @ means
+        else:
+            y = rng.integers(0, n_classes, m)
+            centre = means[y]
+        feats[split] = {"cls": (centre[:, None] + rng.normal(size=(m, 4, dim))).astype(np.float16),
+                        "patch_mean": (centre + rng.normal(size=(m, dim))).astype(np.float16)}
+        labels[split], patients[split] = y, [f"{split}{i}" for i in range(m)]
+    return FrozenInputs(feats, labels, patients, kind, n_classes)
+
+
+def _brute_force(train: np.ndarray, queries: np.ndarray, k: int):
+    t = train / np.linalg.norm(train, axis=1, keepdims=True)
+    q = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    sims = q @ t.T
+    idx = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(sims, idx, 1), idx
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), n_train=st.integers(1, 40), k=st.integers(1, 40),
+       chunk=st.integers(1, 50))
+def test_neighbors_equal_brute_force_for_any_chunk_size(seed: int, n_train: int, k: int,
+                                                        chunk: int) -> None:
+    rng = np.random.default_rng(seed)
+    train, queries = rng.normal(size=(n_train, 5)), rng.normal(size=(13, 5))
+    k = min(k, n_train)
+    sims, idx = knn_neighbors(train, queries, k, chunk_size=chunk, device="cpu")
+    ref_sims, ref_idx = _brute_force(train, queries, k)
+    assert sims.shape == idx.shape == (13, k) and idx.dtype == np.int64
+    np.testing.assert_allclose(sims, ref_sims, atol=1e-5)
+    # the same neighbours; only float32-vs-float64 near-ties (< 1e-5 apart) may swap places
+    t = train / np.linalg.norm(train, axis=1, keepdims=True)
+    q = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    np.testing.assert_allclose(np.take_along_axis(q @ t.T, idx, 1), ref_sims, atol=1e-5)
+    assert all(len(set(row)) == k for row in idx.tolist())
+    gaps = np.abs(np.diff(np.sort(q @ t.T, axis=1), axis=1))
+    clear = gaps.min(axis=1, initial=np.inf) > 1e-5
+    np.testing.assert_array_equal(idx[clear], ref_idx[clear])
+
+
+def test_neighbor_search_leaves_the_callers_arrays_alone() -> None:
+    rng = np.random.default_rng(3)
+    train = rng.normal(size=(20, 4)).astype(np.float32)
+    queries = train[:5].copy()
+    before = train.copy()
+    sims, idx = knn_neighbors(train, queries, 1, chunk_size=3)
+    np.testing.assert_array_equal(train, before)                 # normalised on a copy
+    np.testing.assert_array_equal(idx[:, 0], np.arange(5))       # each query finds itself
+    np.testing.assert_allclose(sims[:, 0], 1.0, atol=1e-6)
+
+
+def test_weighted_vote_equals_a_loop_over_neighbours() -> None:
+    rng = np.random.default_rng(0)
+    sims = np.sort(rng.uniform(-1, 1, (6, 5)), axis=1)[:, ::-1]
+    labels = rng.integers(0, 3, (6, 5))
+    votes = weighted_vote(sims, labels, 3, temperature=0.07)
+    for i in range(6):
+        ref = np.zeros(3)
+        for j in range(5):
+            ref[labels[i, j]] += np.exp(sims[i, j] / 0.07)
+        np.testing.assert_allclose(votes[i], ref / ref.sum(), rtol=1e-10)
+
+
+def test_mlknn_statistics_and_posterior_match_a_hand_computed_case() -> None:
+    # 4 training items, k = 1; label 0 = [1, 1, 0, 0]; label 1 = [NaN, 1, 1, 0].
+    labels = np.array([[1, np.nan], [1, 1], [0, 1], [0, 0]])
+    self_idx = np.array([[1], [0], [3], [1]])          # each item's nearest other item
+    prior, p_pos, p_neg = mlknn_fit(self_idx, labels, k=1, smoothing=1.0)
+    np.testing.assert_allclose(prior, [3 / 6, 3 / 5])
+    np.testing.assert_allclose(p_pos, [[1 / 4, 3 / 4], [3 / 4, 1 / 4]])
+    np.testing.assert_allclose(p_neg, [[1 / 2, 1 / 2], [1 / 3, 2 / 3]])
+    post = mlknn_posterior(np.array([[0], [2]]), labels, (prior, p_pos, p_neg), k=1)
+    np.testing.assert_allclose(post[:, 0], [0.375 / 0.625, 0.125 / 0.375])
+    np.testing.assert_allclose(post[:, 1], [0.45 / (0.45 + 0.4 / 3), 0.15 / (0.15 + 0.8 / 3)])
+
+
+def test_drop_self_removes_the_item_itself_or_the_farthest() -> None:
+    idx = np.array([[0, 2, 1], [2, 0, 3], [1, 3, 0]])
+    np.testing.assert_array_equal(_drop_self(idx), [[2, 1], [2, 0], [1, 3]])
+
+
+@pytest.mark.parametrize("kind,n_classes", [("multiclass", 3), ("binary", 2), ("multilabel", 3)])
+def test_knn_scores_well_on_signal_and_near_chance_on_noise(kind: str, n_classes: int) -> None:
+    hp = {"ks": (5, 10, 20), "bootstrap": 100}
+    good = run_knn(synthetic(300, 1.0, kind, n_classes), hp, seed=0)
+    noise = run_knn(synthetic(400, 0.0, kind, n_classes, seed=1), hp, seed=0)
+    assert good.metrics["auroc"].value > 0.85
+    assert abs(noise.metrics["auroc"].value - 0.5) < 0.1
+    m = good.metrics["auroc"]
+    assert m.ci_low <= m.value <= m.ci_high and m.higher_is_better
+    assert good.chosen["method"] == ("ml-knn" if kind == "multilabel" else "weighted-vote")
+    assert good.chosen["k"] in (5, 10, 20)
+    best_val = max(good.extra["val_auroc_by_k"].values())
+    assert good.metrics["auroc_val"].value == best_val
+
+
+@pytest.mark.parametrize("kind", ["multiclass", "multilabel"])
+def test_run_knn_chunked_equals_unchunked_and_caps_k(kind: str) -> None:
+    inputs = synthetic(40, 0.7, kind, 3, seed=2)
+    small = run_knn(inputs, {"ks": (3, 1000), "chunk_size": 7, "bootstrap": 50}, seed=0)
+    big = run_knn(inputs, {"ks": (3, 1000), "chunk_size": 10_000, "bootstrap": 50}, seed=0)
+    assert small.metrics == big.metrics and small.extra == big.extra
+    cap = 39 if kind == "multilabel" else 40        # ML-kNN leaves each item itself out
+    assert set(small.extra["val_auroc_by_k"]) == {"3", str(cap)}
+
+
+def test_bad_knn_inputs_name_the_problem() -> None:
+    with pytest.raises(ConfigError, match=r"knn_neighbors: k=5 must be in 1\.\.3.*Fix: cap k"):
+        knn_neighbors(np.ones((3, 2)), np.ones((1, 2)), 5)
+    with pytest.raises(ConfigError, match=r"chunk_size=0 must be >= 1"):
+        knn_neighbors(np.ones((3, 2)), np.ones((1, 2)), 1, chunk_size=0)
+    inputs = synthetic(20, 1.0, "multiclass", 2)
+    with pytest.raises(ConfigError, match=r"hparams\['ks'\]: need positive k"):
+        run_knn(inputs, {"ks": (0,)}, seed=0)
+    with pytest.raises(ConfigError, match=r"hparams\['ks'\] of protocol 'knn': missing value"):
+        run_knn(inputs, {}, seed=0)
+    del inputs.features["val"]["cls"]
+    with pytest.raises(ConfigError, match=r"features\['val'\]: missing 'cls'"):
+        run_knn(inputs, {"ks": (3,)}, seed=0)

@@ -1,0 +1,184 @@
+"""metrics.py against scikit-learn and a straightforward independent Dice/Jaccard."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.metrics import roc_auc_score
+
+from radbench_core.errors import ConfigError
+from radbench_core.metrics import (HIGHER_IS_BETTER, auroc, auroc_metric, auroc_per_class,
+                                   bootstrap_ci, dice_jaccard, metric)
+
+SETTINGS = settings(max_examples=30, deadline=None)
+
+
+@SETTINGS
+@given(seed=st.integers(0, 10_000), n=st.integers(4, 60), ties=st.booleans())
+def test_binary_auroc_equals_sklearn(seed: int, n: int, ties: bool) -> None:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    y[:2] = [0, 1]
+    s = rng.integers(0, 4, n).astype(float) if ties else rng.random(n)
+    assert auroc(y, s, "binary") == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    two_col = np.stack([1 - s, s], axis=1)
+    assert auroc(y, two_col, "binary") == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+
+
+@SETTINGS
+@given(seed=st.integers(0, 10_000), n_classes=st.integers(3, 6))
+def test_multiclass_auroc_equals_sklearn_ovr_macro(seed: int, n_classes: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 40
+    y = np.concatenate([np.arange(n_classes), rng.integers(0, n_classes, n - n_classes)])
+    logits = rng.normal(size=(n, n_classes))
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    expected = roc_auc_score(y, p, multi_class="ovr", average="macro")
+    assert auroc(y, p, "multiclass") == pytest.approx(expected, abs=1e-10)
+
+
+@SETTINGS
+@given(seed=st.integers(0, 10_000), nan_frac=st.floats(0.0, 0.4))
+def test_multilabel_auroc_equals_sklearn_per_class_with_nan_masked(seed: int, nan_frac: float) -> None:
+    rng = np.random.default_rng(seed)
+    n, c = 50, 4
+    y = rng.integers(0, 2, (n, c)).astype(float)
+    y[:2] = [[0] * c, [1] * c]
+    y[2:][rng.random((n - 2, c)) < nan_frac] = np.nan
+    s = rng.random((n, c))
+    expected = [roc_auc_score(y[~np.isnan(y[:, j]), j], s[~np.isnan(y[:, j]), j]) for j in range(c)]
+    np.testing.assert_allclose(auroc_per_class(y, s, "multilabel"), expected, atol=1e-12)
+    assert auroc(y, s, "multilabel") == pytest.approx(np.mean(expected), abs=1e-12)
+    if nan_frac == 0.0:
+        assert auroc(y, s, "multilabel") == pytest.approx(roc_auc_score(y, s, average="macro"))
+
+
+def test_degenerate_class_is_skipped_from_the_macro_and_all_degenerate_is_nan() -> None:
+    y = np.array([[1, 0], [0, 0], [1, 0], [0, 0]], dtype=float)   # class 1 has no positive
+    s = np.array([[0.9, 0.1], [0.2, 0.3], [0.8, 0.5], [0.1, 0.7]])
+    per_class = auroc_per_class(y, s, "multilabel")
+    assert per_class[0] == 1.0 and math.isnan(per_class[1])
+    assert auroc(y, s, "multilabel") == 1.0
+    assert math.isnan(auroc(np.zeros(5, int), np.arange(5.0), "binary"))
+    y_mc = np.array([0, 0, 1, 1])                  # class 2 absent: skipped from the ovr macro
+    p = np.array([[0.8, 0.1, 0.1], [0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.3, 0.4, 0.3]])
+    assert math.isnan(auroc_per_class(y_mc, p, "multiclass")[2])
+    assert auroc(y_mc, p, "multiclass") == pytest.approx(1.0)
+    assert math.isnan(auroc(np.array([1, 0]), np.array([np.nan, 0.3]), "binary"))
+
+
+def test_bad_auroc_inputs_name_the_problem() -> None:
+    with pytest.raises(ConfigError, match=r"label_kind='ordinal'.*unknown label kind.*Fix:"):
+        auroc(np.zeros(3), np.zeros(3), "ordinal")
+    with pytest.raises(ConfigError, match=r"expected labels \(N,\) and scores \(N, C\).*Fix:"):
+        auroc(np.zeros(3, int), np.zeros(3), "multiclass")
+    with pytest.raises(ConfigError, match=r"labels must lie in 0\.\.1.*num_classes"):
+        auroc(np.array([0, 2]), np.zeros((2, 2)), "multiclass")
+    with pytest.raises(ConfigError, match=r"same \(N, C\) shape"):
+        auroc(np.zeros((3, 2)), np.zeros((3, 3)), "multilabel")
+
+
+def test_bootstrap_ci_contains_the_estimate_narrows_with_n_and_is_seeded() -> None:
+    rng = np.random.default_rng(0)
+    widths = []
+    for n in (60, 2000):
+        y = rng.integers(0, 2, n)
+        s = y * 0.8 + rng.normal(size=n)
+        point = auroc(y, s, "binary")
+        low, high = bootstrap_ci(lambda i: auroc(y[i], s[i], "binary"), n, resamples=300, seed=3)
+        assert low <= point <= high
+        widths.append(high - low)
+        again = bootstrap_ci(lambda i: auroc(y[i], s[i], "binary"), n, resamples=300, seed=3)
+        assert again == (low, high)
+    assert widths[1] < widths[0] / 3
+
+
+def test_bootstrap_ci_skips_nan_resamples_and_matches_a_manual_percentile() -> None:
+    values = np.array([1.0, 2.0, 3.0, 4.0])
+    def mean_or_nan(i: np.ndarray) -> float:
+        return math.nan if (i == 0).all() else float(values[i].mean())
+    rng = np.random.default_rng(7)
+    manual = [values[i].mean() for i in (rng.integers(0, 4, 4) for _ in range(200))
+              if not (i == 0).all()]
+    assert bootstrap_ci(mean_or_nan, 4, resamples=200, seed=7) == pytest.approx(
+        tuple(np.quantile(manual, [0.025, 0.975])))
+    assert all(math.isnan(v) for v in bootstrap_ci(lambda i: math.nan, 4, resamples=10))
+    with pytest.raises(ConfigError, match=r"bootstrap_ci: need n > 0"):
+        bootstrap_ci(mean_or_nan, 0)
+
+
+def test_auroc_metric_carries_a_ci_around_the_value() -> None:
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 200)
+    s = y + rng.normal(size=200)
+    m = auroc_metric(y, s, "binary", resamples=200, seed=0)
+    assert m.higher_is_better and m.ci_low <= m.value <= m.ci_high
+    assert m.value == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    assert m.ci_high - m.ci_low > 0.01
+
+
+def _dice_jaccard_reference(pred: np.ndarray, target: np.ndarray, num_classes: int):
+    dice, jac = [], []
+    for c in range(1, num_classes):
+        p, t = pred == c, target == c
+        inter, union = np.logical_and(p, t).sum(), np.logical_or(p, t).sum()
+        if p.sum() + t.sum() == 0:
+            dice.append(np.nan)
+            jac.append(np.nan)
+        else:
+            dice.append(2 * inter / (p.sum() + t.sum()))
+            jac.append(inter / union)
+    return np.array(dice), np.array(jac)
+
+
+@SETTINGS
+@given(seed=st.integers(0, 10_000), num_classes=st.integers(2, 6),
+       shape=st.sampled_from([(7,), (5, 6), (3, 4, 5)]))
+def test_dice_jaccard_equal_an_independent_implementation(seed: int, num_classes: int, shape) -> None:
+    rng = np.random.default_rng(seed)
+    pred = rng.integers(0, num_classes, shape)
+    target = rng.integers(0, num_classes, shape)
+    dice, jac = dice_jaccard(pred, target, num_classes)
+    ref_dice, ref_jac = _dice_jaccard_reference(pred, target, num_classes)
+    np.testing.assert_allclose(dice, ref_dice, atol=1e-12)
+    np.testing.assert_allclose(jac, ref_jac, atol=1e-12)
+    finite = np.isfinite(dice)
+    np.testing.assert_allclose(jac[finite], dice[finite] / (2 - dice[finite]), atol=1e-12)
+
+
+def test_dice_jaccard_perfect_disjoint_and_empty_conventions() -> None:
+    t = np.array([[0, 1, 1], [2, 2, 0]])
+    dice, jac = dice_jaccard(t, t, 4)
+    np.testing.assert_array_equal(dice[:2], [1.0, 1.0])
+    np.testing.assert_array_equal(jac[:2], [1.0, 1.0])
+    assert math.isnan(dice[2]) and math.isnan(jac[2])       # class 3 absent from both
+    disjoint = np.array([[0, 2, 2], [1, 1, 0]])
+    dice, jac = dice_jaccard(disjoint, t, 3)
+    np.testing.assert_array_equal(dice, [0.0, 0.0])
+    np.testing.assert_array_equal(jac, [0.0, 0.0])
+    dice, jac = dice_jaccard(np.array([1, 1, 0, 0]), np.array([1, 0, 0, 0]), 2)
+    assert dice[0] == pytest.approx(2 / 3) and jac[0] == pytest.approx(1 / 2)
+
+
+def test_dice_jaccard_bad_inputs_name_the_problem() -> None:
+    with pytest.raises(ConfigError, match=r"dice_jaccard: prediction \(2,\) and target \(3,\)"):
+        dice_jaccard(np.zeros(2, int), np.zeros(3, int), 2)
+    with pytest.raises(ConfigError, match=r"target values must lie in 0\.\.1.*background"):
+        dice_jaccard(np.zeros(2, int), np.array([0, 2]), 2)
+    with pytest.raises(ConfigError, match=r"must be integer.*argmax"):
+        dice_jaccard(np.zeros(2), np.zeros(2), 2)
+    with pytest.raises(ConfigError, match=r"num_classes=1"):
+        dice_jaccard(np.zeros(2, int), np.zeros(2, int), 1)
+
+
+def test_metric_fills_direction_from_the_table_and_rejects_unknown_names() -> None:
+    assert metric("loss", 0.3).higher_is_better is False
+    m = metric("dice", 0.8, (0.7, 0.9))
+    assert (m.value, m.higher_is_better, m.ci_low, m.ci_high) == (0.8, True, 0.7, 0.9)
+    assert {"auroc", "dice", "jaccard", "dice_jaccard", "loss"} <= set(HIGHER_IS_BETTER)
+    with pytest.raises(ConfigError, match=r"metric 'f1': unknown metric name.*HIGHER_IS_BETTER"):
+        metric("f1", 0.5)
