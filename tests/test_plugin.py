@@ -1,0 +1,128 @@
+"""The pytest plugin end to end, in a scratch project run by pytester in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TINY_PROFILE = '''
+from radbench_core.profiles import Grid, Profile, _hparams
+from radbench_core.protocols import PROTOCOLS, ProtocolSpec
+
+PROTOCOLS["boom"] = ProtocolSpec("boom", "classification", "frozen", "tiny_profile:boom")
+
+
+def boom(inputs, hparams, seed):
+    raise RuntimeError("this protocol always fails")
+
+
+PROFILE = Profile(
+    name="tiny", description="two models, one dataset", demo={demo},
+    grids=(Grid(("dinov2_vits14", "resnet152"), ("nih",), ("knn", "linear")),
+           Grid(("dinov2_vits14",), ("nih",), {extra})),
+    hparams={{**_hparams(paper=False), "boom": {{}}}},
+    cls_resolution=56, phantom_size="tiny", batch_size=16, num_workers=0)
+'''
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("radbench-cache")
+
+
+@pytest.fixture
+def project(pytester, shared_cache):
+    pytester.makeconftest(
+        'pytest_plugins = ["fixtures.options", "fixtures.session", "fixtures.grid", "fixtures.cells"]')
+    bench = pytester.mkdir("benchmarks")
+    for name in ("test_classification.py", "test_segmentation.py"):
+        shutil.copy(ROOT / "benchmarks" / name, bench / name)
+
+    def write_profile(demo=True, extra=()):
+        pytester.makepyfile(tiny_profile=TINY_PROFILE.format(demo=demo, extra=tuple(extra)))
+        return str(pytester.path / "tiny_profile.py")
+
+    pytester.write_profile = write_profile
+    pytester.results = pytester.path / "runs"
+    pytester.base_args = ["-p", "no:cacheprovider", f"--radbench-cache-dir={shared_cache}",
+                          f"--radbench-results-dir={pytester.results}"]
+    os.environ["PYTHONPATH"] = f"{ROOT}{os.pathsep}{pytester.path}"
+    return pytester
+
+
+def run(project, *args):
+    return project.runpytest_subprocess("benchmarks", *project.base_args, *args, timeout=600)
+
+
+def records(run_dir: Path) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted((run_dir / "cells").glob("*.json"))}
+
+
+def only_run(project) -> Path:
+    runs = [p for p in project.results.iterdir() if p.is_dir()]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def test_k_and_m_select_exactly_the_intended_cells(project):
+    result = project.runpytest_subprocess("benchmarks", "--collect-only", "-q", "-k", "dinov2 and nih",
+                                          *project.base_args)
+    ids = sorted(line.split("[", 1)[1].rstrip("]") for line in result.outlines if "::test_cell[" in line)
+    assert ids and all(i.startswith("dinov2_") and "-nih-" in i for i in ids)
+    from radbench_core.profiles import get_profile
+    expected = sorted(c.id for c in get_profile("demo").cells()
+                      if c.model.startswith("dinov2") and c.dataset == "nih")
+    assert ids == expected
+    result = project.runpytest_subprocess("benchmarks", "--collect-only", "-q", "-m", "ct",
+                                          *project.base_args)
+    ct = [line for line in result.outlines if "::test_cell[" in line]
+    assert ct and all(("-sarscov2-" in l or "-amos-" in l or "-msd_spleen-" in l) for l in ct)
+
+
+def test_unknown_profile_is_a_usage_error(project):
+    result = run(project, "--radbench-profile=nonsense")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--radbench-profile: unknown profile 'nonsense'*"])
+
+
+def test_a_failing_cell_keeps_the_others_and_the_results(project):
+    profile = project.write_profile(extra=("boom",))
+    result = run(project, f"--radbench-profile={profile}")
+    result.assert_outcomes(passed=4, failed=1, skipped=1)    # skipped: no segmentation cells
+    run_dir = only_run(project)
+    recs = records(run_dir)
+    assert sorted(recs) == ["dinov2_vits14-nih-knn", "dinov2_vits14-nih-linear", "resnet152-nih-knn",
+                            "resnet152-nih-linear"]
+    for rec in recs.values():
+        assert rec["weights"] == "random-init (demo)"
+        assert 0.0 <= rec["metrics"]["auroc"]["value"] <= 1.0
+    assert (run_dir / "results.csv").exists()
+    assert json.loads((run_dir / "manifest.json").read_text())["profile"] == "tiny"
+    assert (project.path / "runs").is_dir()
+
+
+def test_missing_dataset_skips_with_the_download_hint(project, tmp_path):
+    profile = project.write_profile(demo=False)
+    result = run(project, f"--radbench-profile={profile}", f"--radbench-data-dir={tmp_path}", "-rs")
+    result.assert_outcomes(skipped=5)
+    result.stdout.fnmatch_lines(["*NIH ChestX-ray14 was not found*Fix:*"])
+
+
+def test_xdist_and_serial_give_the_same_records(project):
+    profile = project.write_profile()
+    serial = run(project, f"--radbench-profile={profile}", "--radbench-run-dir=runs/serial")
+    serial.assert_outcomes(passed=4, skipped=1)
+    parallel = run(project, f"--radbench-profile={profile}", "--radbench-run-dir=runs/xdist",
+                   "-n", "2", "--dist", "loadgroup")
+    parallel.assert_outcomes(passed=4, skipped=1)
+    a, b = records(project.path / "runs/serial"), records(project.path / "runs/xdist")
+    assert a.keys() == b.keys()
+    for cell in a:
+        assert a[cell]["metrics"] == b[cell]["metrics"], cell
+        assert a[cell]["config_hash"] == b[cell]["config_hash"]
