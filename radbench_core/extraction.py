@@ -33,11 +33,15 @@ def make_loader(dataset, *, batch_size: int, num_workers: int, device: str, shuf
 
 @torch.inference_mode()
 def extract_split(backbone: torch.nn.Module, dataset, *, device: str, batch_size: int,
-                  num_workers: int = 0, desc: str = "features", progress: bool = True
-                  ) -> dict[str, np.ndarray]:
-    """Pooled features per item of one split: ``{"cls": (N, k, D), "patch_mean": (N, D)}``."""
+                  num_workers: int = 0, desc: str = "features", progress: bool = True,
+                  forward=None) -> dict[str, np.ndarray]:
+    """Pooled features per item of one split: ``{"cls": (N, k, D), "patch_mean": (N, D)}``.
+
+    ``forward`` replaces ``backbone.pooled`` (e.g. its ``torch.compile``d version).
+    """
     global FORWARD_BATCHES
     backbone.eval()
+    forward = forward or backbone.pooled
     n_items = int(dataset.n_items)
     sums: dict[str, torch.Tensor] = {}
     counts = torch.zeros(n_items, dtype=torch.float64)
@@ -48,7 +52,7 @@ def extract_split(backbone: torch.nn.Module, dataset, *, device: str, batch_size
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast_for(device):
-            out = backbone.pooled(x)
+            out = forward(x)
         FORWARD_BATCHES += 1
         items = torch.as_tensor(batch["item"], dtype=torch.long)
         for kind, value in out.items():

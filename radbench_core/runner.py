@@ -42,6 +42,7 @@ class RunContext:
     run_dir: Path | None = None
     num_workers: int | None = None          # None: the profile's
     progress: bool = True
+    compile: bool = False                   # torch.compile the frozen feature forward
     load_options: dict[str, LoadOptions] = field(default_factory=dict)
 
     @property
@@ -55,6 +56,7 @@ class BackbonePool:
     def __init__(self) -> None:
         self._key: tuple | None = None
         self._backbone: torch.nn.Module | None = None
+        self._compiled = None
         self.loads = 0
 
     def get(self, model_id: str, *, demo: bool, resolution: int, weights_dir: Path | None,
@@ -70,8 +72,17 @@ class BackbonePool:
         assert self._backbone is not None
         return self._backbone
 
+    def pooled_forward(self, compile: bool):
+        """The frozen feature forward, ``torch.compile``d once per backbone when asked."""
+        assert self._backbone is not None
+        if not compile:
+            return self._backbone.pooled
+        if self._compiled is None:
+            self._compiled = torch.compile(self._backbone.pooled)
+        return self._compiled
+
     def release(self) -> None:
-        self._backbone, self._key = None, None
+        self._backbone, self._key, self._compiled = None, None, None
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -154,7 +165,8 @@ def run_cell(cell: Cell, ctx: RunContext, pool: BackbonePool, cache: FeatureCach
                             weights_dir=ctx.weights_dir, device=ctx.device)
         weights = backbone.weights
         if protocol.inputs == "frozen":
-            inputs = _frozen_inputs(index, backbone, cell, resolution, ctx, cache)
+            inputs = _frozen_inputs(index, backbone, cell, resolution, ctx, cache,
+                                    pool.pooled_forward(ctx.compile))
         elif protocol.inputs == "live":
             inputs = _live_inputs(index, copy.deepcopy(backbone), resolution, ctx)
         else:
@@ -186,7 +198,7 @@ def _transform(backbone_or_none, resolution: int):
 
 
 def _frozen_inputs(index: DatasetIndex, backbone, cell: Cell, resolution: int, ctx: RunContext,
-                   cache: FeatureCache) -> FrozenInputs:
+                   cache: FeatureCache, forward=None) -> FrozenInputs:
     from radbench_core.datasets.torch_data import SliceDataset
     transform = _transform(backbone, resolution)
     parts = {"model": cell.model, "weights": backbone.weights, "dataset": cell.dataset,
@@ -201,7 +213,7 @@ def _frozen_inputs(index: DatasetIndex, backbone, cell: Cell, resolution: int, c
         return {split: extract_split(backbone, SliceDataset(index, split, transform),
                                      device=ctx.device, batch_size=ctx.profile.batch_size,
                                      num_workers=ctx.workers, progress=ctx.progress,
-                                     desc=f"{cell.model}/{cell.dataset}/{split}")
+                                     desc=f"{cell.model}/{cell.dataset}/{split}", forward=forward)
                 for split in ("train", "val", "test")}
 
     features = cache.get_or_compute(parts, compute)
