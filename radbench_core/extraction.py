@@ -8,6 +8,7 @@ prove a cache hit runs none.
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,6 +30,38 @@ def make_loader(dataset, *, batch_size: int, num_workers: int, device: str, shuf
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
                       pin_memory=device.startswith("cuda"), generator=generator,
                       persistent_workers=False, prefetch_factor=4 if num_workers else None)
+
+
+class _Splits(torch.utils.data.Dataset):
+    """Several splits' slice datasets as one, items renumbered globally, so one DataLoader (and
+    one set of worker processes) serves them all."""
+
+    def __init__(self, datasets: dict[str, Any]):
+        self.names = list(datasets)
+        self.parts = [datasets[n] for n in self.names]
+        self.slice_offsets = np.cumsum([0] + [len(d) for d in self.parts])
+        self.item_offsets = np.cumsum([0] + [int(d.n_items) for d in self.parts])
+        self.n_items = int(self.item_offsets[-1])
+
+    def __len__(self) -> int:
+        return int(self.slice_offsets[-1])
+
+    def __getitem__(self, i: int) -> dict:
+        part = int(np.searchsorted(self.slice_offsets, i, side="right") - 1)
+        sample = dict(self.parts[part][i - int(self.slice_offsets[part])])
+        sample["item"] = int(sample["item"]) + int(self.item_offsets[part])
+        return sample
+
+
+def extract_splits(backbone: torch.nn.Module, datasets: dict[str, Any], *, device: str,
+                   batch_size: int, num_workers: int = 0, desc: str = "features",
+                   progress: bool = True, forward=None) -> dict[str, dict[str, np.ndarray]]:
+    """``extract_split`` over several splits through one DataLoader: workers start once."""
+    joined = _Splits(datasets)
+    features = extract_split(backbone, joined, device=device, batch_size=batch_size,
+                             num_workers=num_workers, desc=desc, progress=progress, forward=forward)
+    return {name: {k: v[joined.item_offsets[i]:joined.item_offsets[i + 1]] for k, v in features.items()}
+            for i, name in enumerate(joined.names)}
 
 
 @torch.inference_mode()

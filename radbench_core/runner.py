@@ -23,7 +23,7 @@ import torch
 from radbench_core.cells import Cell
 from radbench_core.datasets import DatasetIndex, LoadOptions, get_dataset, open_dataset
 from radbench_core.datasource import dataset_root, phantom_fingerprint
-from radbench_core.extraction import extract_split
+from radbench_core.extraction import extract_splits
 from radbench_core.feature_cache import FeatureCache
 from radbench_core.profiles import Profile
 from radbench_core.protocols import ProtocolSpec, get_protocol
@@ -210,11 +210,10 @@ def _frozen_inputs(index: DatasetIndex, backbone, cell: Cell, resolution: int, c
                                                 ).encode()).hexdigest()}
 
     def compute() -> dict[str, dict[str, np.ndarray]]:
-        return {split: extract_split(backbone, SliceDataset(index, split, transform),
-                                     device=ctx.device, batch_size=ctx.profile.batch_size,
-                                     num_workers=ctx.workers, progress=ctx.progress,
-                                     desc=f"{cell.model}/{cell.dataset}/{split}", forward=forward)
-                for split in ("train", "val", "test")}
+        datasets = {split: SliceDataset(index, split, transform) for split in ("train", "val", "test")}
+        return extract_splits(backbone, datasets, device=ctx.device, batch_size=ctx.profile.batch_size,
+                              num_workers=ctx.workers, progress=ctx.progress,
+                              desc=f"{cell.model}/{cell.dataset}", forward=forward)
 
     features = cache.get_or_compute(parts, compute)
     return FrozenInputs(

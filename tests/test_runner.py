@@ -1,0 +1,69 @@
+"""run_cell end to end on phantoms: real records, cache hits without forwards, real signal."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from radbench_core import extraction
+from radbench_core.cells import Cell
+from radbench_core.feature_cache import FeatureCache
+from radbench_core.profiles import Grid, Profile, _hparams, get_profile
+from radbench_core.protocols.base import FrozenInputs
+from radbench_core.protocols.linear import run_linear
+from radbench_core.results import DEMO_WEIGHTS
+from radbench_core.runner import BackbonePool, RunContext, planned_config_hash, run_cell
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+def tiny_profile(size="tiny") -> Profile:
+    return Profile(name="tiny", description="test", demo=True,
+                   grids=(Grid(("dinov2_vits14",), ("nih",), ("knn", "linear")),),
+                   hparams=_hparams(paper=False), cls_resolution=56, phantom_size=size, batch_size=16,
+                   num_workers=0)
+
+
+def test_second_frozen_protocol_runs_no_forward(cache_dir, tmp_path):
+    ctx = RunContext(profile=tiny_profile(), cache_dir=cache_dir, run_dir=tmp_path, progress=False)
+    pool, cache = BackbonePool(), FeatureCache(cache_dir / "features")
+    first = run_cell(Cell("dinov2_vits14", "nih", "knn"), ctx, pool, cache)
+    forwards = extraction.FORWARD_BATCHES
+    second = run_cell(Cell("dinov2_vits14", "nih", "linear"), ctx, pool, cache)
+    assert extraction.FORWARD_BATCHES == forwards, "a cache hit must not run the backbone"
+    assert (cache.misses, cache.hits) == (1, 1) and pool.loads == 1
+    for rec in (first, second):
+        assert rec.weights == DEMO_WEIGHTS and rec.is_demo
+        assert "phantom (demo" in rec.dataset_provenance
+        assert rec.config_hash == planned_config_hash(Cell(rec.model, rec.dataset, rec.protocol), ctx)
+        assert 0.0 <= rec.metrics["auroc"].value <= 1.0
+        assert rec.metrics["auroc"].ci_low <= rec.metrics["auroc"].value <= rec.metrics["auroc"].ci_high
+        assert rec.extra["n_items"]["test"] > 0 and rec.seed == 0
+
+
+def test_linear_probe_on_the_nih_phantom_beats_chance_and_noise_does_not(cache_dir, tmp_path):
+    profile = Profile(name="nih", description="test", demo=True,
+                      grids=(Grid(("dinov2_vitg14",), ("nih",), ("linear",)),),
+                      hparams=get_profile("demo").hparams, cls_resolution=112, phantom_size="small",
+                      batch_size=32, num_workers=0)
+    ctx = RunContext(profile=profile, cache_dir=cache_dir, run_dir=tmp_path, progress=False)
+    rec = run_cell(Cell("dinov2_vitg14", "nih", "linear"), ctx, BackbonePool(),
+                   FeatureCache(cache_dir / "features"))
+    auroc = rec.metrics["auroc"]
+    assert auroc.value > 0.6 and auroc.ci_low > 0.5, auroc
+    # the same labels with features that carry no signal stay near chance
+    from radbench_core.runner import load_index
+    index, _ = load_index("nih", ctx)
+    rng = np.random.default_rng(0)
+    noise = FrozenInputs(
+        features={s: {"cls": rng.normal(size=(len(index.splits[s]), 4, 96)).astype(np.float32),
+                      "patch_mean": rng.normal(size=(len(index.splits[s]), 96)).astype(np.float32)}
+                  for s in ("train", "val", "test")},
+        labels={s: index.labels(s) for s in ("train", "val", "test")},
+        patients={s: index.patients(s) for s in ("train", "val", "test")},
+        label_kind="multilabel", num_classes=14)
+    chance = run_linear(noise, profile.hparams_for("linear"), seed=0).metrics["auroc"].value
+    assert abs(chance - 0.5) < 0.1, chance
