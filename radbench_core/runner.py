@@ -28,7 +28,7 @@ from radbench_core.feature_cache import FeatureCache
 from radbench_core.profiles import Profile
 from radbench_core.protocols import ProtocolSpec, get_protocol
 from radbench_core.protocols.base import FrozenInputs, LiveInputs, ProtocolResult, SegInputs
-from radbench_core.results import CellResult
+from radbench_core.results import DEMO_WEIGHTS, CellResult
 
 
 @dataclass
@@ -156,7 +156,7 @@ def run_cell(cell: Cell, ctx: RunContext, pool: BackbonePool, cache: FeatureCach
         torch.cuda.reset_peak_memory_stats(torch.device(ctx.device))
     index, provenance = load_index(cell.dataset, ctx)
     seed_everything(ctx.seed)
-    weights = "none (trained from scratch)"
+    weights = DEMO_WEIGHTS if profile.demo else "none (trained from scratch)"
     if protocol.inputs == "scratch":
         inputs = _seg_inputs(index, None, resolution, ctx, hparams)
         inputs.scratch_model = cell.model

@@ -3,71 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-
-TINY_PROFILE = '''
-from radbench_core.profiles import Grid, Profile, _hparams
-from radbench_core.protocols import PROTOCOLS, ProtocolSpec
-
-PROTOCOLS["boom"] = ProtocolSpec("boom", "classification", "frozen", "tiny_profile:boom")
-
-
-def boom(inputs, hparams, seed):
-    raise RuntimeError("this protocol always fails")
-
-
-PROFILE = Profile(
-    name="tiny", description="two models, one dataset", demo={demo},
-    grids=(Grid(("dinov2_vits14", "resnet152"), ("nih",), ("knn", "linear")),
-           Grid(("dinov2_vits14",), ("nih",), {extra})),
-    hparams={{**_hparams(paper=False), "boom": {{}}}},
-    cls_resolution=56, phantom_size="tiny", batch_size=16, num_workers=0)
-'''
-
-
-@pytest.fixture(scope="module")
-def shared_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("radbench-cache")
-
-
-@pytest.fixture
-def project(pytester, shared_cache):
-    pytester.makeconftest(
-        'pytest_plugins = ["fixtures.options", "fixtures.session", "fixtures.grid", "fixtures.cells"]')
-    bench = pytester.mkdir("benchmarks")
-    for name in ("test_classification.py", "test_segmentation.py"):
-        shutil.copy(ROOT / "benchmarks" / name, bench / name)
-
-    def write_profile(demo=True, extra=()):
-        pytester.makepyfile(tiny_profile=TINY_PROFILE.format(demo=demo, extra=tuple(extra)))
-        return str(pytester.path / "tiny_profile.py")
-
-    pytester.write_profile = write_profile
-    pytester.results = pytester.path / "runs"
-    pytester.base_args = ["-p", "no:cacheprovider", f"--radbench-cache-dir={shared_cache}",
-                          f"--radbench-results-dir={pytester.results}"]
-    os.environ["PYTHONPATH"] = f"{ROOT}{os.pathsep}{pytester.path}"
-    return pytester
-
-
-def run(project, *args):
-    return project.runpytest_subprocess("benchmarks", *project.base_args, *args, timeout=600)
-
-
-def records(run_dir: Path) -> dict[str, dict]:
-    return {p.stem: json.loads(p.read_text()) for p in sorted((run_dir / "cells").glob("*.json"))}
-
-
-def only_run(project) -> Path:
-    runs = [p for p in project.results.iterdir() if p.is_dir()]
-    assert len(runs) == 1, runs
-    return runs[0]
+from conftest import only_run, records, run
 
 
 def test_k_and_m_select_exactly_the_intended_cells(project):

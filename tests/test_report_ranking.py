@@ -96,3 +96,16 @@ def test_rank_properties(table):
     best = r["cls_score"].max()
     ties = int((r["cls_score"] == best).sum())
     assert np.allclose(r.loc[r["cls_score"] == best, "cls_rank"], (1 + ties) / 2)
+
+
+def test_segmentation_compares_the_resolution_most_models_have():
+    # mc: three models at 112, only two of them also at 224 -> the 112 cells are compared
+    records = [rec(A, "mc", "seg_unet", "112", 0.7), rec(B, "mc", "seg_unet", "112", 0.8),
+               rec(D, "mc", "seg_unet", "112", 0.6), rec(A, "mc", "seg_unet", "224", 0.9),
+               rec(B, "mc", "seg_unet", "224", 0.1)]
+    scores = dataset_scores(records).set_index("model")
+    assert set(scores["variant"]) == {"112"}
+    assert scores.loc[B, "score"] == 3.0 and scores.loc[A, "score"] == 2.0 and scores.loc[D, "score"] == 1.0
+    # equal counts: the higher resolution wins
+    tie = dataset_scores([rec(A, "mc", "seg_unet", "112", 0.7), rec(A, "mc", "seg_unet", "224", 0.9)])
+    assert list(tie["variant"]) == ["224"]

@@ -271,7 +271,8 @@ def test_scratch_unet_trains_end_to_end_to_high_dice(index, scratch_calls):
 def test_fewshot_aggregates_seeds(index):
     res = run_seg_fewshot(seg_inputs(index, TinyViTBackbone()),
                           hp(decoder="linear", lrs=[5e-2], epochs=2, shots=2, seeds=[0, 1]), seed=0)
-    per_seed = res.extra["per_seed"]
+    per_seed = res.extra["per_seed_detail"]
+    assert res.extra["per_seed"] == [p["metrics"]["dice_jaccard"] for p in per_seed]
     assert [p["seed"] for p in per_seed] == [0, 1]
     for p in per_seed:
         assert len(p["chosen"]["train_items"]) == 2 and len(set(p["chosen"]["train_items"])) == 2

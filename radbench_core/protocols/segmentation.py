@@ -62,7 +62,8 @@ def run_seg_fewshot(inputs: SegInputs, hparams: dict[str, Any], seed: int) -> Pr
     ``hparams["shots"]`` is n (or "all"); ``hparams["seeds"]`` a list of seeds, or a count k meaning
     seed..seed+k-1. Each seed draws its n images and initialises the decoder. Metric values are the
     means over seeds, their CIs the mean per-seed bootstrap bounds; ``extra["spread"]`` holds the
-    standard deviation over seeds and ``extra["per_seed"]`` every seed's values and images.
+    standard deviation over seeds, ``extra["per_seed"]`` every seed's headline (Dice + Jaccard) / 2 and
+    ``extra["per_seed_detail"]`` every seed's metrics and chosen configuration.
     """
     _check_hparams(hparams)
     shots = hparams.get("shots")
@@ -219,9 +220,12 @@ def _aggregate_seeds(runs: list[ProtocolResult], seeds: list[int], shots: int, s
         warnings.simplefilter("ignore", RuntimeWarning)
         per_class = {c: {n: float(np.nanmean([r.extra["per_class"][c][n] for r in runs]))
                          for n in METRIC_NAMES} for c in classes}
-    per_seed = [{"seed": s, "metrics": {n: r.metrics[n].value for n in METRIC_NAMES}, "chosen": r.chosen}
-                for s, r in zip(seeds, runs)]
-    extra = {"per_class": per_class, "per_seed": per_seed, "spread": spread,
+    per_seed_detail = [{"seed": s, "metrics": {n: r.metrics[n].value for n in METRIC_NAMES},
+                        "chosen": r.chosen} for s, r in zip(seeds, runs)]
+    # per_seed: the headline value of each seed, as every few-shot protocol records it (Figure 5)
+    per_seed = [d["metrics"]["dice_jaccard"] for d in per_seed_detail]
+    extra = {"per_class": per_class, "per_seed": per_seed, "per_seed_detail": per_seed_detail,
+             "spread": spread,
              "wall_time_s": time.perf_counter() - start, "peak_memory_mb": _peak_memory_mb(device)}
     if "examples" in runs[0].extra:
         extra["examples"] = runs[0].extra["examples"]

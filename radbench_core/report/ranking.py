@@ -1,8 +1,9 @@
 """Figure 1's numbers: per-dataset scores M..1, averaged per task type, then ranked (1 = best).
 
 Which cells are compared (documented choice): on a classification dataset, the ``linear`` probe at
-the default resolution (variant ""); on a segmentation dataset, ``seg_unet`` at the highest input
-resolution present for that dataset in the run. On each dataset the M compared models score M (best)
+the default resolution (variant ""); on a segmentation dataset, ``seg_unet`` at the input resolution
+that the most models of the run were measured at on that dataset (ties: the highest resolution), so a
+few extra high-resolution cells never shrink the comparison to those few models. On each dataset the M compared models score M (best)
 down to 1 by the headline metric, ties sharing the mean score (``scipy.stats.rankdata`` "average").
 A model's classification score is the mean of its scores over the classification datasets it was
 measured on (likewise segmentation); models are then ranked by score, 1 = best, ties sharing the
@@ -30,7 +31,8 @@ def _compared(hf: pd.DataFrame) -> pd.DataFrame:
     parts = [cls]
     seg = hf[(hf["task"] == "segmentation") & (hf["protocol"] == "seg_unet")]
     for _, group in seg.groupby("dataset", sort=True):
-        top = max(group["variant"], key=variant_key)
+        counts = group["variant"].value_counts()
+        top = max(counts.index, key=lambda v: (counts[v], variant_key(v)))
         parts.append(group[group["variant"] == top])
     return pd.concat(parts, ignore_index=True) if parts else hf.iloc[0:0]
 

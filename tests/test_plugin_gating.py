@@ -1,0 +1,105 @@
+"""Regression gate, resume and shards through the plugin (pytester subprocess runs)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import records, run
+
+LINEAR = "dinov2_vits14-nih-linear"
+
+
+@pytest.fixture
+def finished_run(project):
+    """One finished run of the tiny profile and a baseline written from it."""
+    profile = project.write_profile()
+    baseline = project.path / "baseline.json"
+    result = run(project, f"--radbench-profile={profile}", "--radbench-run-dir=runs/first",
+                 f"--radbench-baseline={baseline}", "--radbench-update-baseline")
+    result.assert_outcomes(passed=4, skipped=1)
+    return profile, project.path / "runs/first", baseline
+
+
+def regate(project, profile, run_dir, baseline, *extra):
+    """Resume the finished run (every cell is skipped as resumed) and gate its records again."""
+    return run(project, f"--radbench-profile={profile}", f"--radbench-resume={run_dir}",
+               f"--radbench-baseline={baseline}", *extra)
+
+
+def shift(baseline: Path, cell: str, metric: str, delta: float) -> None:
+    data = json.loads(baseline.read_text())
+    data["cells"][cell]["metrics"][metric]["value"] += delta
+    baseline.write_text(json.dumps(data))
+
+
+def test_gate_fails_a_drop_passes_an_improvement_and_flags_a_changed_config(project, finished_run):
+    profile, run_dir, baseline = finished_run
+    data = json.loads(baseline.read_text())
+    assert set(data["cells"]) == set(records(run_dir)) and data["profile"] == "tiny"
+
+    ok = regate(project, profile, run_dir, baseline)
+    assert ok.ret == 0
+    ok.assert_outcomes(skipped=5)                     # 4 resumed + no segmentation cells
+
+    shift(baseline, LINEAR, "auroc", +0.05)          # the run now looks 0.05 worse than the baseline
+    dropped = regate(project, profile, run_dir, baseline)
+    assert dropped.ret == pytest.ExitCode.TESTS_FAILED
+    dropped.stdout.fnmatch_lines([f"*{LINEAR}*auroc*regressed*"])
+    assert baseline.with_name(baseline.name + ".obtained").exists()
+
+    within = regate(project, profile, run_dir, baseline, "--radbench-fail=auroc:0.1")
+    assert within.ret == 0
+
+    shift(baseline, LINEAR, "auroc", -0.10)          # now the run is 0.05 better: never a failure
+    assert regate(project, profile, run_dir, baseline).ret == 0
+
+    data = json.loads(baseline.read_text())
+    data["cells"][LINEAR]["config_hash"] = "something-else"
+    baseline.write_text(json.dumps(data))
+    changed = regate(project, profile, run_dir, baseline)
+    assert changed.ret == 0
+    changed.stdout.fnmatch_lines([f"*{LINEAR}*not comparable*"])
+
+
+def test_resume_runs_exactly_the_missing_cells(project, finished_run):
+    profile, run_dir, _ = finished_run
+    before = records(run_dir)
+    (run_dir / "cells" / f"{LINEAR}.json").unlink()
+    result = run(project, f"--radbench-profile={profile}", f"--radbench-resume={run_dir}", "-rs")
+    result.assert_outcomes(passed=1, skipped=4)
+    result.stdout.fnmatch_lines(["*resumed: dinov2_vits14-nih-knn already recorded*"])
+    after = records(run_dir)
+    assert after.keys() == before.keys()
+    assert after[LINEAR]["metrics"] == before[LINEAR]["metrics"]
+    assert json.loads((run_dir / "manifest.json").read_text())["resumed"] is True
+
+
+def test_shards_cover_every_cell_once_into_one_run(project):
+    profile = project.write_profile()
+    outcomes = []
+    for shard in ("1/2", "2/2"):
+        result = run(project, f"--radbench-profile={profile}", "--radbench-run-dir=runs/sharded",
+                     f"--radbench-shard={shard}")
+        outcomes.append(result.parseoutcomes().get("passed", 0))
+    assert sum(outcomes) == 4
+    assert sorted(records(project.path / "runs/sharded")) == [
+        "dinov2_vits14-nih-knn", "dinov2_vits14-nih-linear", "resnet152-nih-knn", "resnet152-nih-linear"]
+
+
+def test_submitit_local_shards_merge_to_the_single_process_result(project, monkeypatch):
+    profile = project.write_profile()
+    single = run(project, f"--radbench-profile={profile}", "--radbench-run-dir=runs/single")
+    single.assert_outcomes(passed=4, skipped=1)
+    from radbench_core.cli import main
+    monkeypatch.chdir(project.path)
+    status = main(["submit", "--shards", "2", "--local", "--run-dir", str(project.path / "runs/array"),
+                   "--", f"--radbench-profile={profile}", *project.base_args])
+    assert status == 0
+    a, b = records(project.path / "runs/single"), records(project.path / "runs/array")
+    assert a.keys() == b.keys()
+    assert all(a[c]["metrics"] == b[c]["metrics"] for c in a)
+    assert main(["report", str(project.path / "runs/array"), "--out", str(project.path / "merged")]) == 0
+    assert (project.path / "merged" / "index.html").exists()
