@@ -45,7 +45,11 @@ def knn_neighbors(train: np.ndarray | torch.Tensor, queries: np.ndarray | torch.
     if chunk_size < 1:
         raise ConfigError("knn_neighbors", f"chunk_size={chunk_size} must be >= 1",
                           "set hparams['chunk_size'] to a positive number of rows")
-    bank = _as_tensor(train, device)
+    # On the CPU the training bank is normalised one chunk at a time (extra memory ~ chunk size,
+    # whatever the bank's size or dtype, e.g. a float16 memory map); on a GPU one normalised copy
+    # lives on the device so chunks are not re-sent over PCIe for every query chunk.
+    on_cpu = torch.device(device).type == "cpu"
+    bank = train if on_cpu else _as_tensor(train, device)
     q_all = _as_tensor(queries, device)
     out_s = torch.empty((len(q_all), k), dtype=torch.float32)
     out_i = torch.empty((len(q_all), k), dtype=torch.int64)
@@ -54,7 +58,8 @@ def knn_neighbors(train: np.ndarray | torch.Tensor, queries: np.ndarray | torch.
         best_s = torch.full((len(q), 0), -math.inf, device=device)
         best_i = torch.zeros((len(q), 0), dtype=torch.int64, device=device)
         for t0 in range(0, n_train, chunk_size):
-            sims = q @ bank[t0:t0 + chunk_size].T
+            rows = _as_tensor(bank[t0:t0 + chunk_size], device) if on_cpu else bank[t0:t0 + chunk_size]
+            sims = q @ rows.T
             idx = torch.arange(t0, t0 + sims.shape[1], device=device).expand_as(sims)
             cand_s = torch.cat([best_s, sims], dim=1)
             cand_i = torch.cat([best_i, idx], dim=1)
