@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 from radbench_core import perf
+from radbench_core.runner import BackbonePool
 
 pytestmark = pytest.mark.throughput
 REALISTIC_VIT = dict(embed_dim=384, depth=12, num_heads=6)   # ViT-S/14 geometry, same timm class
@@ -180,14 +181,15 @@ def test_nifti_slice_cache(benchmark, scale, work_dir):
            speedup=redecode_s / cached_s)
 
 
-class _FixedPool:
-    """A BackbonePool stand-in holding one prepared backbone (lets the cache cell use a wider ViT)."""
+class _FixedPool(BackbonePool):
+    """A BackbonePool holding one prepared backbone (lets the cache cell use a wider ViT)."""
 
     def __init__(self, backbone):
-        self.backbone, self.loads = backbone, 0
+        super().__init__()
+        self._backbone = backbone
 
     def get(self, *args, **kwargs):
-        return self.backbone
+        return self._backbone
 
     def release(self) -> None:
         pass

@@ -38,7 +38,9 @@ def _fail() -> None:
 def tiny_run(tmp_path_factory) -> tuple[dict, str]:
     tmp = tmp_path_factory.mktemp("throughput_smoke")
     out = tmp / "bench.json"
-    env = {**os.environ, "RADBENCH_PERF_SCALE": "tiny", "OMP_NUM_THREADS": "1",
+    # the outer run may be an xdist worker: its PYTEST_XDIST_* variables must not leak into the child
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env = {**clean, "RADBENCH_PERF_SCALE": "tiny", "OMP_NUM_THREADS": "1",
            "RADBENCH_CACHE_DIR": str(tmp / "cache"), "RADBENCH_RESULTS_DIR": str(tmp / "runs")}
     cmd = [sys.executable, "-m", "pytest", "benchmarks/test_throughput.py", "-m", "throughput", "-q", "-s",
            "-p", "no:cacheprovider", "--basetemp", str(tmp / "base"), "--benchmark-json", str(out)]
