@@ -26,7 +26,8 @@ def phantom_fingerprint(spec: DatasetSpec) -> str:
     import hashlib
     import inspect
     digest = hashlib.sha256(str(PHANTOM_VERSION).encode())
-    module = inspect.getmodule(spec.write_phantom)
+    writer = getattr(spec.write_phantom, "func", spec.write_phantom)        # functools.partial
+    module = importlib.import_module(getattr(writer, "phantom_module", None) or writer.__module__)
     for mod in (module, importlib.import_module("radbench_core.phantoms.draw")):
         digest.update(Path(inspect.getfile(mod)).read_bytes())
     return digest.hexdigest()[:10]

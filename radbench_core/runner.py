@@ -147,7 +147,8 @@ def peak_memory_mb(device: str) -> float:
 def run_cell(cell: Cell, ctx: RunContext, pool: BackbonePool, cache: FeatureCache) -> CellResult:
     from radbench_core.models import get_model
     start = time.perf_counter()
-    model, dataset, protocol = get_model(cell.model), get_dataset(cell.dataset), get_protocol(cell.protocol)
+    get_model(cell.model)                       # an unknown id fails here, naming the valid ones
+    dataset, protocol = get_dataset(cell.dataset), get_protocol(cell.protocol)
     profile = ctx.profile
     hparams = cell_hparams(cell, protocol, profile)
     resolution = resolution_of(cell, protocol, profile)

@@ -1,4 +1,4 @@
-"""Test-suite plugins and the scratch-project fixture that drives the radbench plugin."""
+"""The scratch-project fixture (and its helpers) that drives the radbench plugin through pytester."""
 
 from __future__ import annotations
 
@@ -37,23 +37,31 @@ def shared_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("radbench-cache")
 
 
-@pytest.fixture
-def project(pytester, shared_cache):
+def scratch_project(pytester, cache_dir: Path, *extra_args: str):
+    """A project with radbench's plugins and cell modules; ``base_args`` point cache and runs into it."""
     pytester.makeconftest(
         'pytest_plugins = ["fixtures.options", "fixtures.session", "fixtures.grid", "fixtures.cells"]')
     bench = pytester.mkdir("benchmarks")
     for name in ("test_classification.py", "test_segmentation.py"):
         shutil.copy(ROOT / "benchmarks" / name, bench / name)
+    pytester.results = pytester.path / "runs"
+    pytester.base_args = ["-p", "no:cacheprovider", f"--radbench-cache-dir={cache_dir}",
+                          f"--radbench-results-dir={pytester.results}", *extra_args]
+    os.environ["PYTHONPATH"] = f"{ROOT}{os.pathsep}{pytester.path}"
+    for env in ("RADBENCH_PROFILE", "RADBENCH_SEED", "RADBENCH_SHARD", "RADBENCH_FAIL", "RADBENCH_DEVICE"):
+        os.environ.pop(env, None)
+    return pytester
+
+
+@pytest.fixture
+def project(pytester, shared_cache):
+    scratch_project(pytester, shared_cache)
 
     def write_profile(demo=True, extra=()):
         pytester.makepyfile(tiny_profile=TINY_PROFILE.format(demo=demo, extra=tuple(extra)))
         return str(pytester.path / "tiny_profile.py")
 
     pytester.write_profile = write_profile
-    pytester.results = pytester.path / "runs"
-    pytester.base_args = ["-p", "no:cacheprovider", f"--radbench-cache-dir={shared_cache}",
-                          f"--radbench-results-dir={pytester.results}"]
-    os.environ["PYTHONPATH"] = f"{ROOT}{os.pathsep}{pytester.path}"
     return pytester
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -32,6 +31,8 @@ from radbench_core.gating import load_baseline, parse_tolerances
 from radbench_core.models import get_model
 from radbench_core.protocols import get_protocol
 from radbench_core.results import CellResult, Metric, RunStore
+
+from conftest import scratch_project
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -384,19 +385,10 @@ PROFILE = Profile(name="tiny", description="bad-input checks", demo={demo},
 
 
 @pytest.fixture
-def project(pytester, tmp_path_factory):
-    pytester.makeconftest(
-        'pytest_plugins = ["fixtures.options", "fixtures.session", "fixtures.grid", "fixtures.cells"]')
-    bench = pytester.mkdir("benchmarks")
-    for name in ("test_classification.py", "test_segmentation.py"):
-        shutil.copy(ROOT / "benchmarks" / name, bench / name)
+def project(pytester):
+    scratch_project(pytester, pytester.path / "cache")
     pytester.makepyfile(tiny_profile=TINY_PROFILE.format(demo=True, models=("dinov2_vits14",),
                                                          datasets=("nih",)))
-    pytester.base_args = ["-p", "no:cacheprovider", f"--radbench-cache-dir={pytester.path / 'cache'}",
-                          f"--radbench-results-dir={pytester.path / 'runs'}"]
-    os.environ["PYTHONPATH"] = f"{ROOT}{os.pathsep}{pytester.path}"
-    for env in ("RADBENCH_PROFILE", "RADBENCH_SEED", "RADBENCH_SHARD", "RADBENCH_FAIL", "RADBENCH_DEVICE"):
-        os.environ.pop(env, None)
     return pytester
 
 

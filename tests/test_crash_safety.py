@@ -24,6 +24,8 @@ import pytest
 from radbench_core.feature_cache import FeatureCache, cache_key
 from radbench_core.results import CellResult, Metric, RunStore
 
+from conftest import scratch_project
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 
@@ -64,16 +66,8 @@ def shared_cache(tmp_path_factory):
 
 @pytest.fixture
 def project(pytester, shared_cache):
-    pytester.makeconftest(
-        'pytest_plugins = ["fixtures.options", "fixtures.session", "fixtures.grid", "fixtures.cells"]')
-    bench = pytester.mkdir("benchmarks")
-    for name in ("test_classification.py", "test_segmentation.py"):
-        shutil.copy(ROOT / "benchmarks" / name, bench / name)
+    scratch_project(pytester, shared_cache, "--radbench-profile=crash_profile.py", "-rs")
     pytester.run_dir = pytester.path / "runs" / "run-1"
-    pytester.base_args = ["-p", "no:cacheprovider", f"--radbench-cache-dir={shared_cache}",
-                          f"--radbench-results-dir={pytester.path / 'runs'}", "--radbench-profile=crash_profile.py",
-                          "-rs"]
-    os.environ["PYTHONPATH"] = f"{ROOT}{os.pathsep}{pytester.path}"
     return pytester
 
 

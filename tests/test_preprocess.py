@@ -73,3 +73,12 @@ def test_check_finite_names_the_file_and_counts():
     msg = str(err.value)
     assert msg.startswith("imagesTr/case_1.nii.gz:")
     assert "2 of 4 values are not finite (1 NaN, 1 inf)" in msg and "Fix:" in msg
+
+
+def test_a_subnormal_intensity_range_still_maps_into_the_unit_interval():
+    # found by hypothesis: 1 / (hi - lo) overflows float32 when the range is sub-normal
+    arr = np.array([0.0, 1e-45, 1e-45], dtype=np.float32)
+    for fn in (window_mri, to_unit):
+        out = fn(arr)
+        assert np.isfinite(out).all() and out.min() >= 0.0 and out.max() <= 1.0
+    np.testing.assert_array_equal(to_unit(arr), np.array([0.0, 1.0, 1.0], dtype=np.float32))

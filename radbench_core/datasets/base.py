@@ -8,6 +8,7 @@ features of a volume, segmentation predicts slice by slice and scores the reasse
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal
@@ -28,6 +29,18 @@ class Item:
     n_slices: int = 1
     label: tuple[float, ...] | int | None = None   # multilabel: 0/1 (NaN = ignore); else class index
     masks: tuple[str, ...] = ()    # segmentation label files (relative to root)
+
+
+def phantom_writer(module: str) -> Callable[..., None]:
+    """A ``write_phantom`` that imports its phantom module only when a phantom is written.
+
+    The function carries ``phantom_module`` so the phantom cache can fingerprint the writer's source.
+    """
+    def write_phantom(root: Path, size: str = "tiny", seed: int = 0, **kwargs: object) -> None:
+        importlib.import_module(module).write_phantom(root, size=size, seed=seed, **kwargs)
+
+    write_phantom.phantom_module = module
+    return write_phantom
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from radbench_core.datasets.base import DatasetIndex, DatasetSpec, Item, LoadOptions
-from radbench_core.datasets.csvtools import cap_splits, check_splits
+from radbench_core.datasets.base import DatasetIndex, DatasetSpec, Item, LoadOptions, phantom_writer
 from radbench_core.datasets.preprocess import check_finite, window_mri
-from radbench_core.datasets.splits import keys_by_group, load_or_create_splits, patient_split
+from radbench_core.datasets.splits import keys_by_group, patient_split, resolve_splits
 from radbench_core.errors import DatasetError
 
 CLASSES: tuple[str, ...] = ("meningioma", "glioma", "pituitary")
@@ -123,15 +122,8 @@ def index(root: Path, options: LoadOptions) -> BrainTumorIndex:
     def make() -> dict[str, list[str]]:
         return keys_by_group(items, patient_split([it.patient for it in items]))
 
-    splits = load_or_create_splits(root, items, make, options.split_file)
-    splits = check_splits(root, cap_splits(splits, options.max_items), SPEC.title)
+    splits = resolve_splits(root, items, make, options, SPEC.title)
     return BrainTumorIndex(spec=SPEC, root=root, items=items, splits=splits)
-
-
-def _write_phantom(root: Path, size: str = "tiny", seed: int = 0, **kwargs: object) -> None:
-    from radbench_core.phantoms.brain_tumor import write_phantom
-
-    write_phantom(root, size=size, seed=seed, **kwargs)
 
 
 SPEC = DatasetSpec(
@@ -139,4 +131,4 @@ SPEC = DatasetSpec(
     label_kind="multiclass", class_names=CLASSES, folder="brain_tumor",
     download_hint=("download https://figshare.com/articles/dataset/brain_tumor_dataset/1512427 and "
                    "unzip the brainTumorDataPublic_*.zip archives (1.mat ... 3064.mat) here"),
-    index=index, write_phantom=_write_phantom)
+    index=index, write_phantom=phantom_writer("radbench_core.phantoms.brain_tumor"))

@@ -14,10 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from radbench_core.datasets.base import DatasetSpec, Item, LoadOptions
-from radbench_core.datasets.csvtools import (ImageFileIndex, cap_splits, check_splits, read_csv,
-                                             safe_relpath)
-from radbench_core.datasets.splits import load_or_create_splits, patient_split
+from radbench_core.datasets.base import DatasetSpec, Item, LoadOptions, phantom_writer
+from radbench_core.datasets.csvtools import ImageFileIndex, read_csv, safe_relpath
+from radbench_core.datasets.splits import patient_split, resolve_splits
 from radbench_core.errors import ConfigError, DatasetError
 
 CLASSES: tuple[str, ...] = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema",
@@ -111,15 +110,8 @@ def index(root: Path, options: LoadOptions) -> ImageFileIndex:
                 "val": [train[i].key for i in groups["val"]],
                 "test": [it.key for it in valid]}
 
-    splits = load_or_create_splits(root, items, make, options.split_file)
-    splits = check_splits(root, cap_splits(splits, options.max_items), SPEC.title)
+    splits = resolve_splits(root, items, make, options, SPEC.title)
     return ImageFileIndex(spec=SPEC, root=root, items=items, splits=splits)
-
-
-def _write_phantom(root: Path, size: str = "tiny", seed: int = 0, **kwargs: object) -> None:
-    from radbench_core.phantoms.chexpert import write_phantom
-
-    write_phantom(root, size=size, seed=seed, **kwargs)
 
 
 SPEC = DatasetSpec(
@@ -127,4 +119,4 @@ SPEC = DatasetSpec(
     label_kind="multilabel", class_names=CLASSES, folder="chexpert",
     download_hint=("download CheXpert-v1.0-small from https://stanfordaimi.azurewebsites.net/ and "
                    "unpack it so the folder holds CheXpert-v1.0-small/train.csv and valid.csv"),
-    index=index, write_phantom=_write_phantom)
+    index=index, write_phantom=phantom_writer("radbench_core.phantoms.chexpert"))

@@ -14,7 +14,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from radbench_core.datasets.base import SPLITS, DatasetIndex, Item
+from radbench_core.datasets.base import DatasetIndex, Item
 from radbench_core.datasets.preprocess import to_unit
 from radbench_core.errors import DatasetError
 
@@ -79,30 +79,6 @@ def list_dirs(folder: Path) -> list[str]:
 def read_gray(path: Path) -> np.ndarray:
     """Decode one PNG/JPEG to an (H, W) float32 image in [0, 1]; unreadable files are DatasetErrors."""
     return to_unit(read_raw(path))
-
-
-def cap_splits(splits: dict[str, list[int]], max_items: int | None) -> dict[str, list[int]]:
-    """Keep at most ``max_items`` per split, evenly spaced so the subset spans the whole split."""
-    if max_items is None:
-        return splits
-    out = {}
-    for name, idx in splits.items():
-        if len(idx) <= max_items:
-            out[name] = list(idx)
-        else:
-            picks = np.linspace(0, len(idx) - 1, num=max_items).round().astype(int)
-            out[name] = [idx[p] for p in picks]
-    return out
-
-
-def check_splits(root: Path, splits: dict[str, list[int]], title: str) -> dict[str, list[int]]:
-    """An empty train/val/test split is a DatasetError (too few patients or a bad split file)."""
-    for name in SPLITS:
-        if not splits.get(name):
-            raise DatasetError(root, f"the {name!r} split of {title} is empty",
-                               "check that the folder holds the whole dataset, or pass a split file "
-                               "listing items for train, val and test")
-    return splits
 
 
 def read_raw(path: Path) -> np.ndarray:

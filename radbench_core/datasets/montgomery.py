@@ -13,10 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from radbench_core.datasets.base import DatasetSpec, Item, LoadOptions
-from radbench_core.datasets.csvtools import (ImageFileIndex, cap_splits, check_splits, image_shape,
-                                             list_files, read_raw)
-from radbench_core.datasets.splits import keys_by_group, load_or_create_splits, natural_key, patient_split
+from radbench_core.datasets.base import DatasetSpec, Item, LoadOptions, phantom_writer
+from radbench_core.datasets.csvtools import ImageFileIndex, image_shape, list_files, read_raw
+from radbench_core.datasets.splits import keys_by_group, natural_key, patient_split, resolve_splits
 from radbench_core.errors import DatasetError
 
 CLASSES: tuple[str, ...] = ("left_lung", "right_lung")
@@ -63,15 +62,8 @@ def index(root: Path, options: LoadOptions) -> MontgomeryIndex:
     def make() -> dict[str, list[str]]:
         return keys_by_group(items, patient_split([it.patient for it in items]))
 
-    splits = load_or_create_splits(root, items, make, options.split_file)
-    splits = check_splits(root, cap_splits(splits, options.max_items), SPEC.title)
+    splits = resolve_splits(root, items, make, options, SPEC.title)
     return MontgomeryIndex(spec=SPEC, root=root, items=items, splits=splits)
-
-
-def _write_phantom(root: Path, size: str = "tiny", seed: int = 0, **kwargs: object) -> None:
-    from radbench_core.phantoms.montgomery import write_phantom
-
-    write_phantom(root, size=size, seed=seed, **kwargs)
 
 
 SPEC = DatasetSpec(
@@ -79,4 +71,4 @@ SPEC = DatasetSpec(
     label_kind="mask", class_names=CLASSES, folder="montgomery",
     download_hint=("download NLM-MontgomeryCXRSet (https://lhncbc.nlm.nih.gov/LHC-downloads/"
                    "downloads.html#tuberculosis-image-data-sets) and unpack CXR_png/ and ManualMask/"),
-    index=index, write_phantom=_write_phantom)
+    index=index, write_phantom=phantom_writer("radbench_core.phantoms.montgomery"))

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from radbench_core.datasets.base import DatasetSpec, Item, LoadOptions
-from radbench_core.datasets.csvtools import (ImageFileIndex, cap_splits, check_splits, list_dirs,
-                                             list_files, read_csv)
-from radbench_core.datasets.splits import load_or_create_splits, patient_split
+from radbench_core.datasets.base import DatasetSpec, Item, LoadOptions, phantom_writer
+from radbench_core.datasets.csvtools import ImageFileIndex, list_dirs, list_files, read_csv
+from radbench_core.datasets.splits import patient_split, resolve_splits
 from radbench_core.errors import DatasetError
 
 CLASSES: tuple[str, ...] = (
@@ -107,15 +106,8 @@ def index(root: Path, options: LoadOptions) -> ImageFileIndex:
                 "val": [train_val[i] for i in groups["val"]],
                 "test": [it.key for it in items if it.key in test]}
 
-    splits = load_or_create_splits(root, items, make, options.split_file)
-    splits = check_splits(root, cap_splits(splits, options.max_items), SPEC.title)
+    splits = resolve_splits(root, items, make, options, SPEC.title)
     return ImageFileIndex(spec=SPEC, root=root, items=items, splits=splits)
-
-
-def _write_phantom(root: Path, size: str = "tiny", seed: int = 0, **kwargs: object) -> None:
-    from radbench_core.phantoms.nih import write_phantom
-
-    write_phantom(root, size=size, seed=seed, **kwargs)
 
 
 SPEC = DatasetSpec(
@@ -124,4 +116,4 @@ SPEC = DatasetSpec(
     download_hint=("download ChestX-ray14 from https://nihcc.app.box.com/v/ChestXray-NIHCC: "
                    "Data_Entry_2017_v2020.csv, train_val_list.txt, test_list.txt and the "
                    "images_001..012 archives (extracted to images/ or images_0NN/images/)"),
-    index=index, write_phantom=_write_phantom)
+    index=index, write_phantom=phantom_writer("radbench_core.phantoms.nih"))

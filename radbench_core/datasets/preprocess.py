@@ -21,9 +21,13 @@ def _scale(arr: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """Clip to [lo, hi] and map linearly to [0, 1] as float32; a zero-width range gives zeros."""
     if not hi > lo:
         return np.zeros(arr.shape, dtype=np.float32)
+    inverse = 1.0 / (float(hi) - float(lo))
+    if inverse > np.finfo(np.float32).max:          # a sub-normal range: float32 cannot hold 1/width, use float64
+        wide = (np.clip(np.asarray(arr, dtype=np.float64), lo, hi) - lo) / (float(hi) - float(lo))
+        return np.clip(wide, 0.0, 1.0).astype(np.float32)
     out = np.clip(np.asarray(arr, dtype=np.float32), np.float32(lo), np.float32(hi))
     out -= np.float32(lo)
-    out *= np.float32(1.0 / (hi - lo))
+    out *= np.float32(inverse)
     return np.clip(out, 0.0, 1.0, out=out)
 
 

@@ -18,11 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from radbench_core.datasets.base import DatasetIndex, DatasetSpec, Item, LoadOptions
-from radbench_core.datasets.csvtools import (IMAGE_SUFFIXES, cap_splits, check_splits, list_dirs,
-                                             list_files, read_raw)
+from radbench_core.datasets.base import DatasetIndex, DatasetSpec, Item, LoadOptions, phantom_writer
+from radbench_core.datasets.csvtools import IMAGE_SUFFIXES, list_dirs, list_files, read_raw
 from radbench_core.datasets.preprocess import to_unit
-from radbench_core.datasets.splits import keys_by_group, load_or_create_splits, natural_key, patient_split
+from radbench_core.datasets.splits import keys_by_group, natural_key, patient_split, resolve_splits
 from radbench_core.errors import DatasetError
 
 CLASSES: tuple[str, ...] = ("negative", "covid")
@@ -92,15 +91,8 @@ def index(root: Path, options: LoadOptions) -> SarsCov2Index:
     def make() -> dict[str, list[str]]:
         return keys_by_group(items, patient_split([it.patient for it in items]))
 
-    splits = load_or_create_splits(root, items, make, options.split_file)
-    splits = check_splits(root, cap_splits(splits, options.max_items), SPEC.title)
+    splits = resolve_splits(root, items, make, options, SPEC.title)
     return SarsCov2Index(spec=SPEC, root=root, items=items, splits=splits)
-
-
-def _write_phantom(root: Path, size: str = "tiny", seed: int = 0, **kwargs: object) -> None:
-    from radbench_core.phantoms.sarscov2 import write_phantom
-
-    write_phantom(root, size=size, seed=seed, **kwargs)
 
 
 SPEC = DatasetSpec(
@@ -108,4 +100,4 @@ SPEC = DatasetSpec(
     label_kind="binary", class_names=CLASSES, folder="sarscov2_ct",
     download_hint=("download the SARS-CoV-2 CT-scan dataset (Soares et al., kaggle.com/"
                    "plameneduardo) and unpack Covid/, Healthy/, Others/ (or COVID/, non-COVID/)"),
-    index=index, write_phantom=_write_phantom, volumetric=True)
+    index=index, write_phantom=phantom_writer("radbench_core.phantoms.sarscov2"), volumetric=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from radbench_core.atomic import atomic_write_json
-from radbench_core.datasets.base import Item
+from radbench_core.datasets.base import Item, LoadOptions
 from radbench_core.errors import ConfigError, DatasetError, StorageError
 
 SPLITS_FILENAME = "radbench_splits.json"
@@ -195,3 +195,15 @@ def restrict_items(items: list[Item], splits: dict[str, list[int]],
     used = sorted({i for idx in splits.values() for i in idx})
     new_pos = {old: new for new, old in enumerate(used)}
     return [items[i] for i in used], {s: [new_pos[i] for i in idx] for s, idx in splits.items()}
+
+
+def resolve_splits(root: Path, items: list[Item], make: Callable[[], dict[str, list[str]]],
+                   options: LoadOptions, title: str) -> dict[str, list[int]]:
+    """The splits a loader returns: saved (or published, or made), capped, every split non-empty."""
+    splits = cap_splits(load_or_create_splits(root, items, make, options.split_file), options.max_items)
+    for name in ("train", "val", "test"):
+        if not splits.get(name):
+            raise DatasetError(root, f"the {name!r} split of {title} is empty",
+                               "check that the folder holds the whole dataset, or pass a split file "
+                               "listing items for train, val and test")
+    return splits

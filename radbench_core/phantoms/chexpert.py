@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from radbench_core.datasets.chexpert import CLASSES, OBSERVATIONS
-from radbench_core.phantoms.draw import (blob, class_texture, finding, chest, ellipse, patient_anatomy, save_jpeg, size_of,
+from radbench_core.phantoms.draw import (class_texture, finding, chest, ellipse, patient_anatomy, save_jpeg, size_of,
                                          smooth_noise, to_uint8)
 
 FOLDER = "CheXpert-v1.0-small"
