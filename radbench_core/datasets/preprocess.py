@@ -22,7 +22,7 @@ def _scale(arr: np.ndarray, lo: float, hi: float) -> np.ndarray:
     if not hi > lo:
         return np.zeros(arr.shape, dtype=np.float32)
     inverse = 1.0 / (float(hi) - float(lo))
-    if inverse > np.finfo(np.float32).max:          # a sub-normal range: float32 cannot hold 1/width, use float64
+    if inverse > float(np.finfo(np.float32).max):          # a sub-normal range: float32 cannot hold 1/width, use float64
         wide = (np.clip(np.asarray(arr, dtype=np.float64), lo, hi) - lo) / (float(hi) - float(lo))
         return np.clip(wide, 0.0, 1.0).astype(np.float32)
     out = np.clip(np.asarray(arr, dtype=np.float32), np.float32(lo), np.float32(hi))
