@@ -107,8 +107,11 @@ def _demo() -> Profile:
             Grid(("dinov2_vits14", "resnet152"), ("nih", "brain_tumor"), fewshot),
             Grid(("dinov2_vits14", "dinov2_vitb14", "resnet152"), ("nih", "brain_tumor"),
                  ("finetune", "lora", "bitfit")),
-            Grid(("dinov2_vitl14", "mae_vitl16", "clip_vitl14", "vit_l16_in21k", "resnet152"),
-                 SEG_DATASETS, ("seg_linear@112", "seg_unet@112")),
+            # every segmentation backbone with the U-Net decoder (Figure 1 ranks all of them) ...
+            Grid(SEG_BACKBONES, SEG_DATASETS, ("seg_unet@112",)),
+            # ... and the linear decoder for the Table 7 / Figure 4 comparisons
+            Grid(("dinov2_vitl14", "mae_vitl16", "clip_vitl14", "vit_l16_in21k"), SEG_DATASETS,
+                 ("seg_linear@112",)),
             # the 224 vs 112 px comparison of Table 5, on the 2D dataset only (4x the pixels)
             Grid(("dinov2_vitl14", "mae_vitl16"), ("mc",), ("seg_unet@224",)),
             Grid(SCRATCH, SEG_DATASETS, ("scratch@112",)),
