@@ -169,6 +169,8 @@ def run_cell(cell: Cell, ctx: RunContext, pool: BackbonePool, cache: FeatureCach
             inputs = _frozen_inputs(index, backbone, cell, resolution, ctx, cache,
                                     pool.pooled_forward(ctx.compile))
         elif protocol.inputs == "live":
+            if hparams.get("head_lr") == "linear":       # the study: the best linear-probe rate
+                hparams["head_lr"] = _best_linear_lr(index, backbone, cell, resolution, ctx, cache, pool)
             inputs = _live_inputs(index, copy.deepcopy(backbone), resolution, ctx)
         else:
             inputs = _seg_inputs(index, backbone, resolution, ctx, hparams)
@@ -223,6 +225,17 @@ def _frozen_inputs(index: DatasetIndex, backbone, cell: Cell, resolution: int, c
         labels={s: index.labels(s) for s in ("train", "val", "test")},
         patients={s: index.patients(s) for s in ("train", "val", "test")},
         label_kind=index.spec.label_kind, num_classes=index.spec.num_classes, device=ctx.device)
+
+
+def _best_linear_lr(index: DatasetIndex, backbone, cell: Cell, resolution: int, ctx: RunContext,
+                    cache: FeatureCache, pool: BackbonePool) -> float:
+    """The learning rate the linear probe of this (model, dataset) selects on validation.
+
+    Features come from the shared cache, so after the linear cell this costs no backbone forward.
+    """
+    frozen = _frozen_inputs(index, backbone, cell, resolution, ctx, cache, pool.pooled_forward(ctx.compile))
+    probe = get_protocol("linear").resolve()(frozen, ctx.profile.hparams_for("linear"), ctx.seed)
+    return float(probe.chosen["lr"])
 
 
 def _live_inputs(index: DatasetIndex, backbone, resolution: int, ctx: RunContext) -> LiveInputs:

@@ -67,3 +67,17 @@ def test_linear_probe_on_the_nih_phantom_beats_chance_and_noise_does_not(cache_d
         label_kind="multilabel", num_classes=14)
     chance = run_linear(noise, profile.hparams_for("linear"), seed=0).metrics["auroc"].value
     assert abs(chance - 0.5) < 0.1, chance
+
+
+def test_fine_tuning_head_rate_is_the_linear_probe_choice(cache_dir, tmp_path):
+    profile = tiny_profile()
+    assert profile.hparams_for("finetune")["head_lr"] == "linear"
+    ctx = RunContext(profile=profile, cache_dir=cache_dir, run_dir=tmp_path, progress=False)
+    pool, cache = BackbonePool(), FeatureCache(cache_dir / "features")
+    linear = run_cell(Cell("dinov2_vits14", "nih", "linear"), ctx, pool, cache)
+    forwards = extraction.FORWARD_BATCHES
+    tuned = run_cell(Cell("dinov2_vits14", "nih", "bitfit"), ctx, pool, cache)
+    assert tuned.hparams["head_lr"] == 5e-3          # BitFit keeps its own fixed rates
+    full = run_cell(Cell("dinov2_vits14", "nih", "finetune"), ctx, pool, cache)
+    assert full.hparams["head_lr"] == linear.hparams["lr"]
+    assert extraction.FORWARD_BATCHES == forwards     # the probe's features came from the cache

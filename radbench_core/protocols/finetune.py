@@ -167,7 +167,12 @@ def run_finetune(inputs: LiveInputs, hparams: dict[str, Any], seed: int) -> Prot
     head = _new_head(int(backbone.embed_dim), n_out, seed, device)
     trainable, total = count_parameters(backbone, head)
     eval_bs = int(hparams.get("eval_batch_size", batch_size))
-    head_lr = float(require(hparams, "head_lr", mode))
+    head_lr = require(hparams, "head_lr", mode)
+    if not isinstance(head_lr, (int, float)):
+        raise ConfigError(f"hparams['head_lr'] of protocol {mode!r}", f"got {head_lr!r}, expected a number",
+                          "run the cell through radbench_core.runner.run_cell, which turns 'linear' into "
+                          "the linear probe's selected rate, or pass a number")
+    head_lr = float(head_lr)
     y_train = torch.as_tensor(np.asarray(inputs.labels["train"]))
     train_set = inputs.datasets["train"]
     (initial,) = _snapshot(backbone)

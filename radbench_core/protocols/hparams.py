@@ -32,7 +32,8 @@ PAPER: dict[str, dict[str, Any]] = {
                 "momentum": 0.9, "epochs": 50, "batch_size": 256},
     "finetune": {"mode": "full",
                  "backbone_lrs": BACKBONE_LRS,         # study
-                 "head_lr": 1e-3,                      # study: the best linear-probe rate (per cell)
+                 "head_lr": "linear",                  # study: the best linear-probe rate, selected per
+                                                       # (model, dataset) by the runner
                  "optimizer": "adamw", "weight_decay": 0.0,
                  "epochs": 10, "batch_size": 32, "bootstrap": 1000},
     "lora": {"mode": "lora", "r": 48, "alpha": 16, "dropout": 0.1,     # study
@@ -53,7 +54,7 @@ DEMO: dict[str, dict[str, Any]] = {
                "bootstrap": 200},
     "fewshot": {**PAPER["fewshot"], "shots": 2, "seeds": 3, "lrs": (1e-1, 1e-2), "epochs": 100,
                 "batch_size": 32},
-    "finetune": {**PAPER["finetune"], "backbone_lrs": (1e-4,), "head_lr": 1e-3, "epochs": 2,
+    "finetune": {**PAPER["finetune"], "backbone_lrs": (1e-4,), "epochs": 2,
                  "batch_size": 8, "bootstrap": 200},
     "lora": {**PAPER["lora"], "r": 4, "epochs": 2, "batch_size": 8, "bootstrap": 200},
     "bitfit": {**PAPER["bitfit"], "epochs": 2, "batch_size": 8, "bootstrap": 200},
