@@ -182,11 +182,15 @@ def run_cell(cell: Cell, ctx: RunContext, pool: BackbonePool, cache: FeatureCach
     if examples and ctx.run_dir is not None:
         extra["examples"] = os.path.relpath(examples, ctx.run_dir)
     extra.setdefault("n_items", {s: len(index.splits[s]) for s in ("train", "val", "test")})
+    params_total = result.params_total
+    if params_total is None and result.params_trainable is not None and protocol.inputs == "frozen":
+        # a probe on a frozen backbone: the whole model is backbone + head (Table 9's percentage)
+        params_total = sum(p.numel() for p in backbone.parameters()) + result.params_trainable
     return CellResult(
         cell_id=cell.id, model=cell.model, dataset=cell.dataset, protocol=cell.protocol,
         variant=cell.variant, task=dataset.task, modality=dataset.modality, profile=profile.name,
         metrics=result.metrics, hparams={**result.chosen, "resolution": resolution},
-        params_trainable=result.params_trainable, params_total=result.params_total,
+        params_trainable=result.params_trainable, params_total=params_total,
         wall_time_s=round(time.perf_counter() - start, 4), peak_memory_mb=peak_memory_mb(ctx.device),
         seed=ctx.seed, deterministic=bool(torch.are_deterministic_algorithms_enabled()),
         device=ctx.device, weights=weights, dataset_provenance=provenance,

@@ -81,3 +81,12 @@ def test_fine_tuning_head_rate_is_the_linear_probe_choice(cache_dir, tmp_path):
     full = run_cell(Cell("dinov2_vits14", "nih", "finetune"), ctx, pool, cache)
     assert full.hparams["head_lr"] == linear.hparams["lr"]
     assert extraction.FORWARD_BATCHES == forwards     # the probe's features came from the cache
+
+
+def test_a_frozen_probe_records_the_whole_model_as_its_total(cache_dir, tmp_path):
+    from radbench_core.features import load_backbone
+    ctx = RunContext(profile=tiny_profile(), cache_dir=cache_dir, run_dir=tmp_path, progress=False)
+    rec = run_cell(Cell("dinov2_vits14", "nih", "linear"), ctx, BackbonePool(), FeatureCache(cache_dir / "features"))
+    backbone = sum(p.numel() for p in load_backbone("dinov2_vits14", demo=True, resolution=56).parameters())
+    assert rec.params_trainable > 0
+    assert rec.params_total == backbone + rec.params_trainable
