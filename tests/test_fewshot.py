@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from radbench_core.errors import ConfigError
 from radbench_core.protocols.base import FrozenInputs
+from synthetic import frozen_features
 from radbench_core.protocols.fewshot import run_fewshot, sample_fewshot
 
 
@@ -82,22 +83,8 @@ def test_too_few_patients_takes_all_of_them_and_bad_input_is_named() -> None:
 
 def synthetic(n: int, signal: float, kind: str, n_classes: int, seed: int = 0, dim: int = 12
               ) -> FrozenInputs:
-    """Two images per patient; Gaussian features whose mean depends on the label or not at all."""
-    rng = np.random.default_rng(seed)
-    means = rng.normal(size=(n_classes, dim)) * signal
-    feats, labels, patients = {}, {}, {}
-    for split, m in (("train", n), ("val", n // 2), ("test", n)):
-        if kind == "multilabel":
-            y = (rng.random((m // 2, n_classes)) < 0.4).astype(np.float32).repeat(2, axis=0)
-            centre = y @ means
-        else:
-            y = rng.integers(0, n_classes, m // 2).repeat(2)
-            centre = means[y]
-        feats[split] = {"cls": (centre[:, None] + rng.normal(size=(len(y), 4, dim))).astype(np.float16),
-                        "patch_mean": (centre + rng.normal(size=(len(y), dim))).astype(np.float16)}
-        labels[split] = y
-        patients[split] = [f"{split}{i // 2}" for i in range(len(y))]
-    return FrozenInputs(feats, labels, patients, kind, n_classes)
+    """Two images per patient."""
+    return frozen_features(n, signal, kind, n_classes, seed, dim=dim, per_patient=2)
 
 
 HP = {"shots": 4, "seeds": 3, "lrs": (1e-1, 1e-2), "epochs": 8, "batch_size": 32}

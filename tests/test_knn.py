@@ -9,27 +9,14 @@ from hypothesis import strategies as st
 
 from radbench_core.errors import ConfigError
 from radbench_core.protocols.base import FrozenInputs
+from synthetic import frozen_features
 from radbench_core.protocols.knn import (_drop_self, knn_neighbors, mlknn_fit, mlknn_posterior,
                                          run_knn, weighted_vote)
 
 
 def synthetic(n: int, signal: float, kind: str, n_classes: int, seed: int = 0, dim: int = 16
               ) -> FrozenInputs:
-    """Gaussian features whose mean depends on the label (signal > 0) or not at all (0)."""
-    rng = np.random.default_rng(seed)
-    means = rng.normal(size=(n_classes, dim)) * signal
-    feats, labels, patients = {}, {}, {}
-    for split, m in (("train", n), ("val", n // 2), ("test", n)):
-        if kind == "multilabel":
-            y = (rng.random((m, n_classes)) < 0.4).astype(np.float32)
-            centre = y @ means
-        else:
-            y = rng.integers(0, n_classes, m)
-            centre = means[y]
-        feats[split] = {"cls": (centre[:, None] + rng.normal(size=(m, 4, dim))).astype(np.float16),
-                        "patch_mean": (centre + rng.normal(size=(m, dim))).astype(np.float16)}
-        labels[split], patients[split] = y, [f"{split}{i}" for i in range(m)]
-    return FrozenInputs(feats, labels, patients, kind, n_classes)
+    return frozen_features(n, signal, kind, n_classes, seed, dim=dim)
 
 
 def _brute_force(train: np.ndarray, queries: np.ndarray, k: int):

@@ -12,29 +12,16 @@ import torch.nn.functional as F
 from radbench_core.errors import ConfigError
 from radbench_core.metrics import auroc
 from radbench_core.protocols.base import FrozenInputs
+from synthetic import frozen_features
 from radbench_core.protocols.linear import (HeadConfig, classification_loss, head_configs,
                                             head_input, head_seed, run_linear, train_heads)
 
 
 def synthetic(n: int, signal: float, kind: str, n_classes: int, seed: int = 0, dim: int = 12,
               blocks: int = 4, patch: bool = True) -> FrozenInputs:
-    """Gaussian features whose mean depends on the label (signal > 0) or not at all (0)."""
-    rng = np.random.default_rng(seed)
-    means = rng.normal(size=(n_classes, dim)) * signal
-    feats, labels, patients = {}, {}, {}
-    for split, m in (("train", n), ("val", n // 2), ("test", n)):
-        if kind == "multilabel":
-            y = (rng.random((m, n_classes)) < 0.4).astype(np.float32)
-            centre = y @ means
-            y[rng.random(y.shape) < 0.1] = np.nan            # "uncertain" targets to ignore
-        else:
-            y = rng.integers(0, n_classes, m)
-            centre = means[y]
-        feats[split] = {"cls": (centre[:, None] + rng.normal(size=(m, blocks, dim))).astype(np.float16)}
-        if patch:
-            feats[split]["patch_mean"] = (centre + rng.normal(size=(m, dim))).astype(np.float16)
-        labels[split], patients[split] = y, [f"{split}{i}" for i in range(m)]
-    return FrozenInputs(feats, labels, patients, kind, n_classes)
+    """10 % of multi-label targets are "uncertain" (NaN) and must be ignored."""
+    return frozen_features(n, signal, kind, n_classes, seed, dim=dim, blocks=blocks, patch=patch,
+                           uncertain=0.1)
 
 
 HP = {"lrs": (1e-1, 1e-2), "epochs": 8, "batch_size": 64, "bootstrap": 100}
