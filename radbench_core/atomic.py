@@ -65,3 +65,33 @@ def _storage_error(path: Path, exc: OSError) -> StorageError:
         return StorageError(path, f"cannot write ({exc.strerror})",
                             "choose a writable results directory with --radbench-results-dir")
     return StorageError(path, f"write failed ({exc.strerror or exc})", "check the disk and the path")
+
+
+def sweep_stale_temporaries(folder: str | Path, older_than_s: float = 86400.0) -> list[Path]:
+    """Delete what a killed writer left in ``folder``: ``.<name>.*.tmp`` files and ``.<key>.*`` folders.
+
+    Only entries older than ``older_than_s`` go, so a writer working right now is never disturbed.
+    Returns what was removed.
+    """
+    import shutil
+    import time
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    cutoff = time.time() - older_than_s
+    removed = []
+    for entry in folder.iterdir():
+        if not entry.name.startswith(".") or entry.is_symlink():
+            continue
+        is_temp_file = entry.is_file() and entry.name.endswith(".tmp")
+        if not (is_temp_file or entry.is_dir()):
+            continue
+        try:
+            if entry.lstat().st_mtime >= cutoff:
+                continue
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+            removed.append(entry)
+        except OSError:
+            continue                       # gone already, or not ours to remove: leave it
+    return removed

@@ -39,3 +39,24 @@ def test_unwritable_path_as_root_is_named(tmp_path):
     with pytest.raises(StorageError) as info:
         atomic_write_bytes(blocker / "x.json", b"1")
     assert str(blocker) in str(info.value)
+
+
+def test_stale_temporaries_are_swept_and_fresh_ones_and_records_kept(tmp_path):
+    import time
+
+    from radbench_core.atomic import sweep_stale_temporaries
+    record = tmp_path / "cell.json"
+    atomic_write_json(record, {"ok": True})
+    old_file, fresh_file = tmp_path / ".cell.json.abc.tmp", tmp_path / ".other.json.def.tmp"
+    old_dir, dotfile = tmp_path / ".0123abcd.xyz", tmp_path / ".keep-me"
+    for p in (old_file, fresh_file, dotfile):
+        p.write_text("partial")
+    old_dir.mkdir()
+    (old_dir / "train.cls.npy").write_bytes(b"half")
+    day_ago = time.time() - 2 * 86400
+    for p in (old_file, old_dir, dotfile):
+        os.utime(p, (day_ago, day_ago))
+    removed = sweep_stale_temporaries(tmp_path)
+    assert sorted(removed) == sorted([old_file, old_dir])
+    assert record.exists() and fresh_file.exists() and dotfile.exists()
+    assert sweep_stale_temporaries(tmp_path / "missing") == []
