@@ -131,7 +131,7 @@ def cell_hparams(cell: Cell, protocol: ProtocolSpec, profile: Profile) -> dict[s
 def config_hash(cell: Cell, hparams: dict[str, Any], resolution: int, profile: Profile,
                 options: LoadOptions) -> str:
     """What must match for two records of a cell to be comparable."""
-    parts = {"cell": cell.id, "hparams": {k: v for k, v in hparams.items() if k != "examples_path"},
+    parts = {"cell": cell.id, "hparams": hparams,
              "resolution": resolution, "demo": profile.demo, "phantom_size": profile.phantom_size,
              "phantom": phantom_fingerprint(get_dataset(cell.dataset)) if profile.demo else None,
              "options": repr(options)}
@@ -148,11 +148,8 @@ def run_cell(cell: Cell, ctx: RunContext, pool: BackbonePool, cache: FeatureCach
     from radbench_core.models import get_model
     start = time.perf_counter()
     get_model(cell.model)                       # an unknown id fails here, naming the valid ones
-    dataset, protocol = get_dataset(cell.dataset), get_protocol(cell.protocol)
-    profile = ctx.profile
-    hparams = cell_hparams(cell, protocol, profile)
-    resolution = resolution_of(cell, protocol, profile)
-    options = ctx.load_options.get(cell.dataset, LoadOptions())
+    dataset, profile = get_dataset(cell.dataset), ctx.profile
+    protocol, hparams, resolution, planned_hash = _plan(cell, ctx)
     if ctx.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(torch.device(ctx.device))
     index, provenance = load_index(cell.dataset, ctx)
@@ -194,7 +191,7 @@ def run_cell(cell: Cell, ctx: RunContext, pool: BackbonePool, cache: FeatureCach
         wall_time_s=round(time.perf_counter() - start, 4), peak_memory_mb=peak_memory_mb(ctx.device),
         seed=ctx.seed, deterministic=bool(torch.are_deterministic_algorithms_enabled()),
         device=ctx.device, weights=weights, dataset_provenance=provenance,
-        config_hash=config_hash(cell, hparams, resolution, profile, options), extra=extra)
+        config_hash=planned_hash, extra=extra)
 
 
 def _transform(backbone_or_none, resolution: int):
@@ -276,10 +273,19 @@ def _examples_path(ctx: RunContext, cell: Cell) -> str | None:
     return str(Path(ctx.run_dir) / "examples" / cell_filename(cell.id).replace(".json", ".npz"))
 
 
-def planned_config_hash(cell: Cell, ctx: RunContext) -> str:
-    """The config hash ``run_cell`` will record, computed without running anything (for resume)."""
+def _plan(cell: Cell, ctx: RunContext) -> tuple[ProtocolSpec, dict[str, Any], int, str]:
+    """Protocol, hyperparameters, resolution and config hash of a cell, before anything runs.
+
+    The hash is taken from the configured hyperparameters, before the runner resolves any of them
+    (``head_lr="linear"`` becomes a number), so resume and the gate see the same hash as a rerun.
+    """
     protocol = get_protocol(cell.protocol)
     hparams = cell_hparams(cell, protocol, ctx.profile)
     resolution = resolution_of(cell, protocol, ctx.profile)
-    return config_hash(cell, hparams, resolution, ctx.profile,
-                       ctx.load_options.get(cell.dataset, LoadOptions()))
+    options = ctx.load_options.get(cell.dataset, LoadOptions())
+    return protocol, hparams, resolution, config_hash(cell, hparams, resolution, ctx.profile, options)
+
+
+def planned_config_hash(cell: Cell, ctx: RunContext) -> str:
+    """The config hash ``run_cell`` will record, computed without running anything (for resume)."""
+    return _plan(cell, ctx)[3]

@@ -80,6 +80,8 @@ def test_fine_tuning_head_rate_is_the_linear_probe_choice(cache_dir, tmp_path):
     assert tuned.hparams["head_lr"] == 5e-3          # BitFit keeps its own fixed rates
     full = run_cell(Cell("dinov2_vits14", "nih", "finetune"), ctx, pool, cache)
     assert full.hparams["head_lr"] == linear.hparams["lr"]
+    # resume compares this hash before anything runs: resolving head_lr must not change it
+    assert full.config_hash == planned_config_hash(Cell("dinov2_vits14", "nih", "finetune"), ctx)
     assert extraction.FORWARD_BATCHES == forwards     # the probe's features came from the cache
 
 
