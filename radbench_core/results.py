@@ -58,6 +58,7 @@ class CellResult:
     dataset_provenance: str = ""
     config_hash: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    deviations: list[str] = field(default_factory=list)        # radbench_core.fidelity ids in effect
     status: str = "ok"             # "ok" | "resumed"
     radbench_version: str = __version__
     schema_version: int = SCHEMA_VERSION

@@ -36,6 +36,8 @@ PROTOCOLS: dict[str, ProtocolSpec] = {p.id: p for p in (
                  description="weighted kNN (T=0.07) on frozen features; ML-kNN for multi-label"),
     ProtocolSpec("linear", "classification", "frozen", _P + "linear:run_linear", "resolution",
                  description="many linear heads on frozen features, selected on validation"),
+    ProtocolSpec("linear_subset", "classification", "frozen", _P + "linear:run_linear", "resolution",
+                 description="linear probe on a fixed systematic subset of the data (the study's Table 8)"),
     ProtocolSpec("fewshot", "classification", "frozen", _P + "fewshot:run_fewshot", "shots",
                  description="linear head on n patients per class, several seeds"),
     ProtocolSpec("finetune", "classification", "live", _P + "finetune:run_finetune", "resolution",

@@ -1,0 +1,109 @@
+"""The study's settings, each with its source, and the named deviations of our ``paper`` profile.
+
+One registry serves three readers: ``docs/fidelity.md`` is rendered from it (a test keeps the two
+equal), ``tests/test_fidelity.py`` pins every setting that has a hyperparameter key against the
+``paper`` profile (so a drift fails a test), and the runner records, in every cell, the ids of the
+deviations in effect for that cell (``CellResult.deviations``).
+
+A :class:`Setting` with ``deviation=""`` is one we run exactly as the study did. One with a
+``deviation`` id is a place where we knowingly differ (the study's way is flawed, or too slow); it
+says the study's value, its source, ours and why. Where the deviation is a hyperparameter, the user
+can set the study's value in a profile and the deviation disappears from that cell's record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+PAPER = "paper"     # sources: "paper B.1" (the arXiv text), "repo <path>" (MohammedSB/DINOv2ForRadiology)
+
+
+@dataclass(frozen=True)
+class Setting:
+    area: str                         # what it belongs to: a protocol id, "dataset:nih", "features", ...
+    name: str                         # the setting, in words ("optimizer", "LoRA targets")
+    study: str                        # the study's value, as text
+    source: str                       # "paper B.1" or "repo dinov2/eval/classification/linear.py"
+    ours: str                         # the paper profile's value, as text
+    protocols: tuple[str, ...] = ()   # protocol ids whose cells it affects; () = all
+    datasets: tuple[str, ...] = ()    # dataset ids whose cells it affects; () = all
+    models: tuple[str, ...] = ()      # model ids whose cells it affects; () = all
+    key: str = ""                     # hparams key that pins it ("" = fixed in code)
+    value: Any = None                 # the paper profile's hparams[key]
+    deviation: str = ""               # "" = as the study; else the deviation's id
+    why: str = ""                     # for a deviation: why we differ
+
+    def affects(self, model: str, dataset: str, protocol: str) -> bool:
+        return ((not self.protocols or protocol in self.protocols)
+                and (not self.datasets or dataset in self.datasets)
+                and (not self.models or model in self.models))
+
+
+def _s(*args: Any, **kwargs: Any) -> Setting:
+    return Setting(*args, **kwargs)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    # --- classification protocols: kNN, linear, fine-tune, LoRA, BitFit ---
+    # --- datasets, labels, splits, few-shot sampling ---
+    # --- features: backbones, positional embeddings, pooled features ---
+    # --- segmentation: decoders, training, metric, preprocessing ---
+    # --- profile: which cells, resolutions, subsets ---
+)
+
+
+def deviations() -> dict[str, Setting]:
+    """Every declared deviation by id."""
+    return {s.deviation: s for s in SETTINGS if s.deviation}
+
+
+def deviations_in_effect(model: str, dataset: str, protocol: str,
+                         hparams: dict[str, Any]) -> list[str]:
+    """Ids of the deviations that apply to one cell with these (configured) hyperparameters.
+
+    A deviation pinned to a hyperparameter is in effect only while the cell's value equals ours: a
+    profile that sets the study's value has no such deviation.
+    """
+    found = []
+    for s in SETTINGS:
+        if not s.deviation or not s.affects(model, dataset, protocol):
+            continue
+        if s.key and not _same(hparams.get(s.key, _MISSING), s.value):
+            continue
+        found.append(s.deviation)
+    return sorted(set(found))
+
+
+_MISSING = object()
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def to_markdown() -> str:
+    """docs/fidelity.md: every setting with its source, deviations first."""
+    def esc(text: str) -> str:
+        return str(text).replace("|", "\\|").replace("\n", " ")
+    lines = ["# Fidelity to the study", "",
+             "Generated from `radbench_core/fidelity.py` (`radbench fidelity > docs/fidelity.md`); a test "
+             "keeps this file equal to the registry. Sources: *paper* = the arXiv text (section or "
+             "appendix), *repo* = the study's code, MohammedSB/DINOv2ForRadiology.", "",
+             "## Deviations of the `paper` profile", "",
+             "Each id below is written into the `deviations` list of every record it affects, and the "
+             "HTML report lists those in effect.", "",
+             "| id | area | setting | study (source) | ours | why |", "|---|---|---|---|---|---|"]
+    for s in SETTINGS:
+        if s.deviation:
+            lines.append(f"| `{s.deviation}` | {esc(s.area)} | {esc(s.name)} | {esc(s.study)} "
+                         f"({esc(s.source)}) | {esc(s.ours)} | {esc(s.why)} |")
+    lines += ["", "## Settings run as the study ran them", "",
+              "| area | setting | study = ours | source | pinned by |", "|---|---|---|---|---|"]
+    for s in SETTINGS:
+        if not s.deviation:
+            pin = f"`hparams[{s.key!r}]`" if s.key else "code (tested)"
+            lines.append(f"| {esc(s.area)} | {esc(s.name)} | {esc(s.study)} | {esc(s.source)} | {pin} |")
+    return "\n".join(lines) + "\n"
