@@ -50,6 +50,20 @@ SETTINGS: tuple[Setting, ...] = (
     # --- features: backbones, positional embeddings, pooled features ---
     # --- segmentation: decoders, training, metric, preprocessing ---
     # --- profile: which cells, resolutions, subsets ---
+    _s("profile", "Table 8 subset", "a subset of NIH and CheXpert, size not stated", "paper 4.2 (Table 8)",
+       "at most 2,000 items per split, evenly spaced over each split (systematic)",
+       protocols=("linear_subset",), key="max_items", value=2000, deviation="table8_subset_size",
+       why="the study does not say which subset it used; a fixed systematic one makes the cell "
+           "reproducible and keeps 1024 px extraction affordable"),
+    _s("profile", "Table 8 input size", "1024 px for SAM and DINOv2", "paper 4.2 (Table 8)",
+       "1024 px (cells linear_subset@1024)"),
+    _s("profile", "Figure 4 resolution", "DINOv2 ViT-L/14, linear vs U-Net decoder; size not stated",
+       "paper 4.1 (Figure 4)", "448 px, the size of the study's Table 6 DINOv2 rows (seg_linear@448 "
+       "beside seg_unet@448)"),
+    _s("profile", "Figure 5 models", "NIH + MC; DINOv2 ViT-L/14 vs CLIP, OpenCLIP, MAE, MSN (top) and "
+       "vs supervised models (bottom)", "paper 4.3 (Figure 5)",
+       "NIH: the four supervised classifiers; MC: the supervised ViT-L/16 (IN21k) with the U-Net "
+       "decoder"),
 )
 
 
@@ -89,7 +103,7 @@ def to_markdown() -> str:
     def esc(text: str) -> str:
         return str(text).replace("|", "\\|").replace("\n", " ")
     lines = ["# Fidelity to the study", "",
-             "Generated from `radbench_core/fidelity.py` (`radbench fidelity > docs/fidelity.md`); a test "
+             "Generated from `radbench_core/fidelity.py` (`python -m radbench_core.fidelity > docs/fidelity.md`); a test "
              "keeps this file equal to the registry. Sources: *paper* = the arXiv text (section or "
              "appendix), *repo* = the study's code, MohammedSB/DINOv2ForRadiology.", "",
              "## Deviations of the `paper` profile", "",
@@ -107,3 +121,7 @@ def to_markdown() -> str:
             pin = f"`hparams[{s.key!r}]`" if s.key else "code (tested)"
             lines.append(f"| {esc(s.area)} | {esc(s.name)} | {esc(s.study)} | {esc(s.source)} | {pin} |")
     return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":      # python -m radbench_core.fidelity > docs/fidelity.md
+    print(to_markdown(), end="")

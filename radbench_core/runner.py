@@ -6,6 +6,7 @@ No pytest here: the plugin calls ``run_cell`` and records what it returns, and s
 from __future__ import annotations
 
 import copy
+import dataclasses
 import gc
 import hashlib
 import json
@@ -25,6 +26,7 @@ from radbench_core.datasets import DatasetIndex, LoadOptions, get_dataset, open_
 from radbench_core.datasource import dataset_root, phantom_fingerprint
 from radbench_core.extraction import extract_splits
 from radbench_core.feature_cache import FeatureCache
+from radbench_core.fidelity import deviations_in_effect
 from radbench_core.profiles import Profile
 from radbench_core.protocols import ProtocolSpec, get_protocol
 from radbench_core.protocols.base import FrozenInputs, LiveInputs, ProtocolResult, SegInputs
@@ -91,11 +93,20 @@ class BackbonePool:
 _INDEXES: dict[tuple, DatasetIndex] = {}
 
 
-def load_index(dataset_id: str, ctx: RunContext) -> tuple[DatasetIndex, str]:
+def load_options_of(dataset_id: str, ctx: RunContext, hparams: dict[str, Any] | None = None
+                    ) -> LoadOptions:
+    """The user's load options of a dataset, with a protocol's per-split cap (Table 8's subset)."""
+    options = ctx.load_options.get(dataset_id, LoadOptions())
+    cap = (hparams or {}).get("max_items")
+    return dataclasses.replace(options, max_items=int(cap)) if cap is not None else options
+
+
+def load_index(dataset_id: str, ctx: RunContext, options: LoadOptions | None = None
+               ) -> tuple[DatasetIndex, str]:
     spec = get_dataset(dataset_id)
     root, provenance = dataset_root(spec, demo=ctx.profile.demo, data_dir=ctx.data_dir,
                                     cache_dir=ctx.cache_dir, phantom_size=ctx.profile.phantom_size)
-    options = ctx.load_options.get(dataset_id, LoadOptions())
+    options = options if options is not None else load_options_of(dataset_id, ctx)
     key = (dataset_id, str(root), options)
     if key not in _INDEXES:
         if len(_INDEXES) > 8:
@@ -150,9 +161,10 @@ def run_cell(cell: Cell, ctx: RunContext, pool: BackbonePool, cache: FeatureCach
     get_model(cell.model)                       # an unknown id fails here, naming the valid ones
     dataset, profile = get_dataset(cell.dataset), ctx.profile
     protocol, hparams, resolution, planned_hash = _plan(cell, ctx)
+    deviations = deviations_in_effect(cell.model, cell.dataset, cell.protocol, hparams)
     if ctx.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(torch.device(ctx.device))
-    index, provenance = load_index(cell.dataset, ctx)
+    index, provenance = load_index(cell.dataset, ctx, load_options_of(cell.dataset, ctx, hparams))
     seed_everything(ctx.seed)
     weights = DEMO_WEIGHTS if profile.demo else "none (trained from scratch)"
     if protocol.inputs == "scratch":
@@ -191,7 +203,7 @@ def run_cell(cell: Cell, ctx: RunContext, pool: BackbonePool, cache: FeatureCach
         wall_time_s=round(time.perf_counter() - start, 4), peak_memory_mb=peak_memory_mb(ctx.device),
         seed=ctx.seed, deterministic=bool(torch.are_deterministic_algorithms_enabled()),
         device=ctx.device, weights=weights, dataset_provenance=provenance,
-        config_hash=planned_hash, extra=extra)
+        config_hash=planned_hash, extra=extra, deviations=deviations)
 
 
 def _transform(backbone_or_none, resolution: int):
@@ -282,7 +294,7 @@ def _plan(cell: Cell, ctx: RunContext) -> tuple[ProtocolSpec, dict[str, Any], in
     protocol = get_protocol(cell.protocol)
     hparams = cell_hparams(cell, protocol, ctx.profile)
     resolution = resolution_of(cell, protocol, ctx.profile)
-    options = ctx.load_options.get(cell.dataset, LoadOptions())
+    options = load_options_of(cell.dataset, ctx, hparams)
     return protocol, hparams, resolution, config_hash(cell, hparams, resolution, ctx.profile, options)
 
 

@@ -1,0 +1,123 @@
+"""The paper profile is the study's experiment list with the study's settings; deviations are named.
+
+The expected cell list below is written out from the study's table and figure layouts
+(../shared/study/README.md), independently of ``profiles.paper_grids``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from radbench_core import fidelity
+from radbench_core.cells import Cell
+from radbench_core.fidelity import Setting, deviations_in_effect
+from radbench_core.profiles import get_profile
+from radbench_core.protocols import PROTOCOLS
+
+ROOT = Path(__file__).resolve().parents[1]
+CLS = ("nih", "chexpert", "sarscov2", "brain_tumor")
+SEG = ("mc", "amos", "msd_spleen", "msd_hippocampus", "msd_heart")
+SUP = ("densenet201", "resnet152", "vgg19", "vit_l16_in21k")
+WEAK_SELF = ("clip_vitl14", "openclip_vith14", "mae_vitl16", "msn_vitl16")
+DINO = ("dinov2_vits14", "dinov2_vitb14", "dinov2_vitl14", "dinov2_vitg14")
+
+
+def study_cells() -> set[str]:
+    ids: set[str] = set()
+    add = lambda models, datasets, protocols: ids.update(  # noqa: E731
+        f"{m}-{d}-{p}" for m in models for d in datasets for p in protocols)
+    add(DINO + SUP, CLS, ["linear"])                                                   # Table 3
+    add(("dinov2_vitl14", "dinov2_vitg14") + WEAK_SELF, CLS, ["linear"])               # Figure 3 / 1
+    add(SUP + WEAK_SELF + ("dinov2_vitl14", "dinov2_vitg14"), ("nih", "chexpert"),
+        ["knn", "linear", "finetune"])                                                 # Table 4
+    add(WEAK_SELF + ("dinov2_vitl14", "dinov2_vitg14"), SEG, ["seg_unet@224"])         # Table 5 / Fig 1
+    add(("dinov2_vitl14", "dinov2_vitg14"), SEG, ["seg_unet@448"])                     # Tables 5, 6
+    add(("unet", "transunet"), SEG, ["scratch@448"])                                   # Table 6
+    add(("vit_l16_in21k",), SEG, ["seg_unet@224"])                                     # Table 7
+    add(("dinov2_vitl14",), SEG, ["seg_linear@448"])                                   # Figure 4
+    add(("sam_vitl16", "dinov2_vitl14"), ("nih", "chexpert"), ["linear_subset@1024"])  # Table 8
+    add(("dinov2_vitg14",), ("nih", "chexpert"), ["finetune", "linear", "lora", "bitfit"])  # Table 9
+    add(("dinov2_vitl14",) + WEAK_SELF + SUP, ("nih",),
+        [f"fewshot@{n}" for n in (1, 2, 4, 8, 16)])                                    # Figure 5
+    add(("dinov2_vitl14",) + WEAK_SELF + ("vit_l16_in21k",), ("mc",),
+        [f"seg_fewshot@{n}" for n in (1, 2, 4, 8, "all")])                             # Figure 5
+    return ids
+
+
+def test_paper_profile_is_exactly_the_studys_experiments():
+    cells = [c.id for c in get_profile("paper").cells()]
+    assert len(cells) == len(set(cells))
+    assert set(cells) == study_cells()
+    assert len(cells) == 231
+
+
+def test_docs_fidelity_md_is_the_registry_rendered():
+    doc = (ROOT / "docs" / "fidelity.md").read_text(encoding="utf-8")
+    assert doc == fidelity.to_markdown(), "regenerate: python -m radbench_core.fidelity > docs/fidelity.md"
+
+
+def test_every_setting_has_a_source_and_every_deviation_a_reason():
+    assert fidelity.SETTINGS, "the registry lists the study's settings"
+    ids = [s.deviation for s in fidelity.SETTINGS if s.deviation]
+    assert len(ids) == len(set(ids)), "deviation ids are unique"
+    for s in fidelity.SETTINGS:
+        assert s.source.startswith(("paper", "repo", "study", "ours")), s
+        assert s.study and s.ours and s.name and s.area, s
+        if s.deviation:
+            assert s.why, f"deviation {s.deviation} says why"
+        if s.key:
+            assert s.protocols, f"{s.name}: a pinned setting names the protocols it pins"
+            assert all(p in PROTOCOLS for p in s.protocols), s
+
+
+@pytest.mark.parametrize("setting", [s for s in fidelity.SETTINGS if s.key],
+                         ids=lambda s: f"{'/'.join(s.protocols)}:{s.key}")
+def test_paper_profile_pins_the_setting(setting: Setting):
+    """A drift of any pinned setting (optimizer, schedule, epochs, batch, decoder, metric) fails here."""
+    paper = get_profile("paper")
+    for protocol in setting.protocols:
+        hparams = paper.hparams_for(protocol)
+        assert setting.key in hparams, f"paper hparams of {protocol!r} lack {setting.key!r}"
+        assert fidelity._same(hparams[setting.key], setting.value), (
+            f"{protocol}.{setting.key} = {hparams[setting.key]!r}, the fidelity table says "
+            f"{setting.value!r} ({setting.name}: study {setting.study}, {setting.source})")
+
+
+def test_deviations_in_effect_follow_the_cell_and_its_hparams(monkeypatch):
+    settings = (
+        Setting("knn", "k chosen on", "test", "repo x.py", "val", protocols=("knn",), key="k_sel",
+                value="val", deviation="k_on_val", why="test-set selection is optimistic"),
+        Setting("dataset:chexpert", "test split", "official test", "repo y.py", "from train",
+                datasets=("chexpert",), deviation="cx_fallback", why="no test labels"),
+        Setting("linear", "batch", "128", "paper B.2", "128", protocols=("linear",), key="batch_size",
+                value=128),
+    )
+    monkeypatch.setattr(fidelity, "SETTINGS", settings)
+    assert deviations_in_effect("m", "nih", "knn", {"k_sel": "val"}) == ["k_on_val"]
+    assert deviations_in_effect("m", "nih", "knn", {"k_sel": "test"}) == []     # the study's way
+    assert deviations_in_effect("m", "chexpert", "knn", {"k_sel": "val"}) == ["cx_fallback", "k_on_val"]
+    assert deviations_in_effect("m", "chexpert", "linear", {"batch_size": 128}) == ["cx_fallback"]
+    assert deviations_in_effect("m", "nih", "linear", {"batch_size": 64}) == []
+    assert set(fidelity.deviations()) == {"k_on_val", "cx_fallback"}
+
+
+def test_every_record_carries_the_deviations_in_effect(tmp_path):
+    from radbench_core.feature_cache import FeatureCache
+    from radbench_core.profiles import Grid, Profile, _hparams
+    from radbench_core.runner import BackbonePool, RunContext, cell_hparams, run_cell
+    profile = Profile(name="tiny", description="test", demo=True,
+                      grids=(Grid(("dinov2_vits14",), ("nih",), ("knn", "linear")),),
+                      hparams=_hparams(paper=False), cls_resolution=56, phantom_size="tiny",
+                      batch_size=16, num_workers=0)
+    ctx = RunContext(profile=profile, cache_dir=tmp_path / "cache", run_dir=tmp_path, progress=False)
+    pool, cache = BackbonePool(), FeatureCache(tmp_path / "cache" / "features")
+    for protocol in ("knn", "linear"):
+        cell = Cell("dinov2_vits14", "nih", protocol)
+        rec = run_cell(cell, ctx, pool, cache)
+        spec = PROTOCOLS[protocol]
+        expected = deviations_in_effect(cell.model, cell.dataset, protocol,
+                                        cell_hparams(cell, spec, profile))
+        assert rec.deviations == expected
+        assert rec.to_dict()["deviations"] == expected
