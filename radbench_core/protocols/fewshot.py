@@ -1,8 +1,17 @@
-"""Few-shot linear probe: n patients per class, several seeds, mean and spread of test AUROC.
+"""Few-shot linear probe: n patients per class, linear heads, test AUROC (the study's Figure 5).
 
 Sampling is by *patient* (all of a chosen patient's images are used), so no patient's images leak
-between "seen" and "unseen". Each seed trains the linear heads of :mod:`linear` on its sample,
-picks the best (head, epoch) on the full validation split and scores that snapshot on test.
+between "seen" and "unseen". ``hparams['sampler']`` picks the sample:
+
+* ``"study"`` (the paper profile): the study's rule (repo dinov2/data/utils.py ``get_fewshot_in_nih``)
+  -- for each label column in order, the first n patients (natural id order) whose images *all*
+  carry that label, a patient already taken for an earlier label being skipped, not replaced; one
+  deterministic sample, so one run.
+* ``"seeded"``: ours -- n patients per class drawn at random (rarest class first, no patient
+  shared), ``hparams['seeds']`` draws, mean and spread over them.
+
+Each run trains the linear heads of :mod:`linear` on its sample, picks the best (head, epoch) on
+the full validation split and scores that snapshot on test.
 """
 
 from __future__ import annotations
@@ -12,11 +21,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from radbench_core.errors import ConfigError
+from radbench_core.datasets.splits import natural_key
+from radbench_core.errors import ConfigError, DatasetError
 from radbench_core.metrics import auroc, metric
 from radbench_core.protocols.base import FrozenInputs, ProtocolResult
 from radbench_core.protocols.hparams import require
 from radbench_core.protocols.linear import head_configs, train_heads
+
+
+SAMPLERS = ("study", "seeded")
 
 
 def _class_members(labels: np.ndarray, label_kind: str, n_classes: int) -> list[np.ndarray]:
@@ -24,6 +37,50 @@ def _class_members(labels: np.ndarray, label_kind: str, n_classes: int) -> list[
     if label_kind == "multilabel":
         return [np.nan_to_num(y[:, c]) > 0.5 for c in range(n_classes)]
     return [y == c for c in range(n_classes)]
+
+
+def _n_classes(y: np.ndarray, label_kind: str) -> int:
+    if label_kind == "multilabel":
+        return int(y.shape[1])
+    if label_kind == "binary":
+        return 2
+    return int(y.max()) + 1 if y.size else 0
+
+
+def _check(y: np.ndarray, patients: Sequence[str], n: int) -> None:
+    if n < 1:
+        raise ConfigError("hparams['shots']", f"shots={n}, need at least 1 patient per class",
+                          "use a shot count such as 1, 2, 4, 8 or 16")
+    if len(y) != len(patients):
+        raise ConfigError("sample_fewshot", f"{len(y)} labels but {len(patients)} patients",
+                          "pass one patient id per labelled item")
+
+
+def study_fewshot(labels: np.ndarray, patients: Sequence[str], label_kind: str, n: int) -> list[int]:
+    """The study's sample: per label column in order, the first ``n`` patients whose images all
+    carry it; a patient already taken is skipped (that label then gets fewer than ``n``).
+
+    Indices come in the study's order: label by label, patient by patient, images in item order.
+    Patients are ordered by natural id order (the repo sorted zero-padded NIH ids as text, which is
+    the same order). A NaN (ignored) label counts as not carried.
+    """
+    y = np.asarray(labels)
+    _check(y, patients, n)
+    members = _class_members(y, label_kind, _n_classes(y, label_kind))
+    images: dict[str, list[int]] = {}
+    for i, p in enumerate(patients):
+        images.setdefault(p, []).append(i)
+    order = sorted(images, key=natural_key)
+    taken: set[str] = set()
+    out: list[int] = []
+    for member in members:
+        carriers = [p for p in order if all(member[i] for i in images[p])]
+        for p in carriers[:n]:
+            if p in taken:
+                continue
+            taken.add(p)
+            out.extend(images[p])
+    return out
 
 
 def sample_fewshot(labels: np.ndarray, patients: Sequence[str], label_kind: str, n: int,
@@ -34,19 +91,9 @@ def sample_fewshot(labels: np.ndarray, patients: Sequence[str], label_kind: str,
     it). Classes are served rarest first and each patient is assigned to one class only, so every
     class gets exactly ``n`` patients of its own where enough exist (all of them otherwise).
     """
-    if n < 1:
-        raise ConfigError("hparams['shots']", f"shots={n}, need at least 1 patient per class",
-                          "use a shot count such as 1, 2, 4, 8 or 16")
     y = np.asarray(labels)
-    if len(y) != len(patients):
-        raise ConfigError("sample_fewshot", f"{len(y)} labels but {len(patients)} patients",
-                          "pass one patient id per labelled item")
-    if label_kind == "multilabel":
-        n_classes = y.shape[1]
-    elif label_kind == "binary":
-        n_classes = 2
-    else:
-        n_classes = int(y.max()) + 1 if y.size else 0
+    _check(y, patients, n)
+    n_classes = _n_classes(y, label_kind)
     patient_arr = np.asarray(patients, dtype=object)
     rng = np.random.default_rng(seed)
     candidates = [sorted(set(patient_arr[m])) for m in _class_members(y, label_kind, n_classes)]
@@ -58,23 +105,49 @@ def sample_fewshot(labels: np.ndarray, patients: Sequence[str], label_kind: str,
     return [i for i, p in enumerate(patient_arr) if p in taken]
 
 
+def _samples(inputs: FrozenInputs, hparams: dict[str, Any], shots: int, seed: int
+             ) -> tuple[str, list[tuple[int, list[int]]]]:
+    """(sampler, [(training seed, item indices)] one per run)."""
+    sampler = str(require(hparams, "sampler", "fewshot"))
+    if sampler not in SAMPLERS:
+        raise ConfigError("hparams['sampler']", f"unknown few-shot sampler {sampler!r}",
+                          f"use one of {SAMPLERS}")
+    labels, patients, kind = inputs.labels["train"], inputs.patients["train"], inputs.label_kind
+    n_runs = int(hparams.get("seeds", 1 if sampler == "study" else 5))
+    if n_runs < 1:
+        raise ConfigError("hparams['seeds']", f"seeds={n_runs}, need >= 1", "use e.g. 5 seeds")
+    if sampler == "study" and n_runs != 1:
+        raise ConfigError("hparams['seeds']", f"seeds={n_runs} with the study's sampler, which draws "
+                                              "one deterministic sample", "set seeds=1, or "
+                                              "sampler='seeded' for several random draws")
+    runs = []
+    for s in range(n_runs):
+        sub_seed = int(np.random.SeedSequence([seed, s]).generate_state(1)[0])
+        idx = (study_fewshot(labels, patients, kind, shots) if sampler == "study"
+               else sample_fewshot(labels, patients, kind, shots, sub_seed))
+        if not idx:
+            raise DatasetError("few-shot sample of the train split", f"no patient qualifies for "
+                                                                     f"any class ({sampler} sampler)",
+                               "use sampler='seeded' (one image with the class is enough), or a "
+                               "dataset whose patients' images share a label")
+        runs.append((sub_seed, idx))
+    return sampler, runs
+
+
 def _subset(features: dict[str, np.ndarray], idx: list[int]) -> dict[str, np.ndarray]:
     return {k: np.asarray(v)[idx] for k, v in features.items()}
 
 
 def run_fewshot(inputs: FrozenInputs, hparams: dict[str, Any], seed: int) -> ProtocolResult:
-    """Mean test AUROC over ``hparams['seeds']`` samples; CI = mean -/+ 1.96 sd / sqrt(seeds)."""
+    """Mean test AUROC over the runs; with several runs CI = mean -/+ 1.96 sd / sqrt(runs)."""
     shots = int(require(hparams, "shots", "fewshot"))
-    n_seeds = int(hparams.get("seeds", 5))
-    if n_seeds < 1:
-        raise ConfigError("hparams['seeds']", f"seeds={n_seeds}, need >= 1", "use e.g. 5 seeds")
     feats, labels, kind = inputs.features, inputs.labels, inputs.label_kind
     configs = head_configs(require(hparams, "lrs", "fewshot"), hparams.get("n_blocks", (1, 4)),
                            hparams.get("avgpool", (False, True)), feats["train"])
-    per_seed, chosen_per_seed, sizes = [], [], []
-    for s in range(n_seeds):
-        sub_seed = int(np.random.SeedSequence([seed, s]).generate_state(1)[0])
-        idx = sample_fewshot(labels["train"], inputs.patients["train"], kind, shots, sub_seed)
+    sampler, runs = _samples(inputs, hparams, shots, seed)
+    per_seed, chosen_per_seed, sizes, n_patients = [], [], [], []
+    train_patients = np.asarray(inputs.patients["train"], dtype=object)
+    for sub_seed, idx in runs:
         sweep = train_heads(_subset(feats["train"], idx), np.asarray(labels["train"])[idx], configs,
                             label_kind=kind, num_classes=inputs.num_classes,
                             epochs=int(require(hparams, "epochs", "fewshot")),
@@ -88,6 +161,7 @@ def run_fewshot(inputs: FrozenInputs, hparams: dict[str, Any], seed: int) -> Pro
         chosen_per_seed.append({"lr": cfg.lr, "n_blocks": cfg.n_blocks, "avgpool": cfg.avgpool,
                                 "epochs": epoch + 1})
         sizes.append(len(idx))
+        n_patients.append(len(set(train_patients[idx])))
     values = np.asarray(per_seed)
     finite = values[np.isfinite(values)]
     mean = float(finite.mean()) if finite.size else math.nan
@@ -96,7 +170,8 @@ def run_fewshot(inputs: FrozenInputs, hparams: dict[str, Any], seed: int) -> Pro
         if finite.size > 1 else None
     return ProtocolResult(
         metrics={"auroc": metric("auroc", mean, ci)},
-        chosen={"shots": shots, "seeds": n_seeds},
+        chosen={"shots": shots, "seeds": len(runs), "sampler": sampler},
         extra={"per_seed": values.tolist(), "std": sd, "chosen_per_seed": chosen_per_seed,
-               "train_items_per_seed": sizes},
+               "train_items_per_seed": sizes, "train_patients_per_seed": n_patients,
+               "sampler": sampler},
     )
