@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -66,7 +68,8 @@ FAST = {"epochs": 3, "batch_size": 16, "backbone_lrs": (1e-3,), "head_lr": 1e-2,
 
 def expected_lora_params(r: int, n_out: int) -> int:
     per_block = r * (D + 3 * D) + r * (D + HIDDEN) + r * (HIDDEN + D)      # qkv, fc1, fc2
-    return DEPTH * per_block + D * n_out + n_out
+    wrapped_biases = 3 * D + HIDDEN + D                                     # bias="lora_only"
+    return DEPTH * (per_block + wrapped_biases) + D * n_out + n_out
 
 
 def expected_bitfit_params(n_out: int) -> int:
@@ -106,7 +109,8 @@ def test_lora_and_bitfit_counts_equal_hand_counted_values_at_the_study_rank() ->
     trainable, total = count_parameters(lora, head)
     assert trainable == expected_lora_params(48, 3)
     plain_total = count_parameters(TinyBackbone(), head)[1]
-    assert total == plain_total + expected_lora_params(48, 3) - (D * 3 + 3)
+    adapters = DEPTH * 48 * ((D + 3 * D) + (D + HIDDEN) + (HIDDEN + D))
+    assert total == plain_total + adapters
     bitfit = TinyBackbone()
     configure_trainable(bitfit, "bitfit", {}, seed=0)
     assert count_parameters(bitfit, head) == (expected_bitfit_params(3), plain_total)
@@ -127,8 +131,8 @@ def test_lora_and_bitfit_leave_frozen_weights_untouched() -> None:
         run_finetune(inputs, {**FAST, "epochs": 1, "mode": mode, "r": 4}, seed=0)
         after = inputs.backbone.model.state_dict()
         changed = {k for k in before if not torch.equal(before[k], after[_wrapped(k, after)])}
-        if mode == "lora":
-            assert changed == set()
+        if mode == "lora":          # bias="lora_only": the wrapped layers' biases train too
+            assert changed and all(k.endswith(("qkv.bias", "fc1.bias", "fc2.bias")) for k in changed)
             assert any("lora_B" in k and after[k].abs().sum() > 0 for k in after)   # adapters learned
         else:
             assert changed and all(k.endswith("bias") for k in changed)
@@ -170,3 +174,105 @@ def test_best_rate_and_epoch_are_chosen_on_validation() -> None:
     first = next((lr, e) for lr, values in history.items() for e, v in enumerate(values) if v == best)
     assert (f"{result.chosen['backbone_lr']:g}", result.chosen["epochs"] - 1) == first
     assert result.metrics["auroc_val"].value == best
+
+
+# --- the study's settings (paper B.1, B.3; repo dinov2/eval/classification/linear.py) ---------------
+
+STUDY_SCHEDULE = {"optimizer": "sgd", "momentum": 0.9, "weight_decay": 0.0, "schedule": "cosine"}
+
+
+@pytest.mark.parametrize("protocol", ["finetune", "lora", "bitfit"])
+def test_paper_profile_trains_as_the_study(protocol: str) -> None:
+    """Drift of optimizer, schedule, epochs, batch, rates or LoRA settings fails here."""
+    from radbench_core.profiles import get_profile
+    from radbench_core.protocols.hparams import per_key
+    hp = get_profile("paper").hparams_for(protocol)
+    assert {k: hp[k] for k in STUDY_SCHEDULE} == STUDY_SCHEDULE
+    assert per_key(hp["epochs"], "nih", "epochs") == 20
+    assert per_key(hp["epochs"], "chexpert", "epochs") == 10
+    assert per_key(hp["batch_size"], "cnn", "batch_size") == 128
+    assert per_key(hp["batch_size"], "vit", "batch_size") == 32
+    if protocol == "finetune":
+        assert hp["backbone_lrs"] == (5e-4, 1e-4, 5e-5, 1e-5, 5e-6, 1e-6, 5e-7, 1e-7)
+        assert hp["head_lr"] == "linear"
+    else:
+        assert (hp["backbone_lrs"], hp["head_lr"]) == ((2e-4,), 5e-3)
+    if protocol == "lora":
+        assert (hp["r"], hp["alpha"], hp["dropout"], hp["bias"]) == (48, 16, 0.1, "lora_only")
+        assert tuple(hp["target_modules"]) == ("qkv", "fc1", "fc2")
+        assert hp["lora_swiglu_ffn"] is False
+
+
+def test_optimizer_is_momentum_sgd_and_schedule_is_per_step_cosine_to_zero() -> None:
+    from radbench_core.protocols.finetune import _optimizer, _scheduler
+    w, h = torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(2))
+    opt = _optimizer(STUDY_SCHEDULE, [w], [h], lr=1e-3, head_lr=5e-2)
+    assert isinstance(opt, torch.optim.SGD)
+    assert [(g["lr"], g["momentum"], g["weight_decay"]) for g in opt.param_groups] == [
+        (1e-3, 0.9, 0.0), (5e-2, 0.9, 0.0)]
+    steps, seen = 7, []
+    sched = _scheduler(STUDY_SCHEDULE, opt, steps)
+    for _ in range(steps):
+        seen.append([g["lr"] for g in opt.param_groups])
+        opt.step()
+        sched.step()
+    for s, (lr, head) in enumerate(seen):        # CosineAnnealingLR(T_max=steps, eta_min=0), no warm-up
+        factor = 0.5 * (1 + math.cos(math.pi * s / steps))
+        assert lr == pytest.approx(1e-3 * factor) and head == pytest.approx(5e-2 * factor)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-15)
+    with pytest.raises(ConfigError, match=r"hparams\['schedule'\]='step'"):
+        _scheduler({"schedule": "step"}, opt, steps)
+
+
+def test_epochs_follow_the_dataset_and_batch_the_architecture() -> None:
+    hp = {**FAST, "mode": "bitfit", "epochs": {"nih": 2, "chexpert": 1}, "batch_size": {"vit": 5, "cnn": 128}}
+    inputs = easy_task(30, 1.0)
+    inputs.dataset = "nih"
+    inputs.backbone.spec = SimpleNamespace(arch="vit")
+    result = run_finetune(inputs, hp, seed=0)
+    assert (result.chosen["epochs_run"], result.chosen["batch_size"]) == (2, 5)
+    assert len(result.extra["val_auroc_by_lr"]["0.001"]) == 2
+    inputs = easy_task(30, 1.0)
+    inputs.dataset = "chexpert"
+    inputs.backbone.spec = SimpleNamespace(arch="cnn")
+    result = run_finetune(inputs, hp, seed=0)
+    assert (result.chosen["epochs_run"], result.chosen["batch_size"]) == (1, 128)
+    inputs.dataset = "sarscov2"
+    with pytest.raises(ConfigError, match=r"hparams\['epochs'\].*no value for 'sarscov2'"):
+        run_finetune(inputs, hp, seed=0)
+
+
+def test_lora_on_a_swiglu_vit_reaches_only_qkv_as_in_the_study() -> None:
+    from timm.layers import SwiGLUPacked
+    from radbench_core.protocols.finetune import lora_target_names
+    model = VisionTransformer(img_size=RES, patch_size=8, embed_dim=D, depth=DEPTH, num_heads=2,
+                              mlp_ratio=HIDDEN / D, mlp_layer=SwiGLUPacked, act_layer=torch.nn.SiLU,
+                              num_classes=0)
+    assert lora_target_names(model, ("qkv", "fc1", "fc2"), swiglu_ffn=False) == [
+        f"blocks.{i}.attn.qkv" for i in range(DEPTH)]
+    assert lora_target_names(model, ("qkv", "fc1", "fc2"), swiglu_ffn=True) == [
+        f"blocks.{i}.{n}" for i in range(DEPTH) for n in ("attn.qkv", "mlp.fc1", "mlp.fc2")]
+    assert lora_target_names(TinyBackbone().model, ("qkv", "fc1", "fc2"), swiglu_ffn=False) == [
+        f"blocks.{i}.{n}" for i in range(DEPTH) for n in ("attn.qkv", "mlp.fc1", "mlp.fc2")]
+
+
+def test_table9_parameter_counts_of_dinov2_vitg14() -> None:
+    """Study (Table 9): 1,100M (100 %), linear 1,500, LoRA 8M (0.7 %), BitFit 0.8M (0.07 %)."""
+    from radbench_core.protocols.finetune import parameter_counts
+    full, total = parameter_counts("dinov2_vitg14", "full")
+    assert full == total and abs(total - 1_100e6) / 1_100e6 < 0.10
+    linear, linear_total = parameter_counts("dinov2_vitg14", "linear")
+    assert linear == 1536 + 1 and linear_total == total and abs(linear - 1_500) / 1_500 < 0.10
+    assert 100 * linear / total == pytest.approx(1.4e-4, rel=0.1)
+    bitfit, bitfit_total = parameter_counts("dinov2_vitg14", "bitfit")
+    assert bitfit_total == total and abs(bitfit - 0.8e6) / 0.8e6 < 0.10
+    assert 100 * bitfit / total == pytest.approx(0.07, rel=0.1)
+    # biases: patch embed + 40 x (norm1, qkv, proj, norm2, fc1 (SwiGLU, 2 x 4096), fc2) + norm; head
+    assert bitfit == 1536 + 40 * (1536 + 4608 + 1536 + 1536 + 8192 + 1536) + 1536 + (1536 + 1)
+    lora, lora_total = parameter_counts("dinov2_vitg14", "lora")
+    # the repo's targets reach only qkv in ViT-g (its FFN is w12/w3): r (in + out) + qkv bias
+    adapters = 40 * 48 * (1536 + 4608)
+    assert lora == adapters + 40 * 4608 + 1537 and lora_total == total + adapters
+    # 12.0M (1.05 %): above the printed 8M (0.7 %), which no count of r=48 adapters on these
+    # targets gives; with fc1/fc2 as well (timm's names) it would be 41M
+    assert parameter_counts("dinov2_vitg14", "lora", hparams={"lora_swiglu_ffn": True})[0] > 40e6

@@ -8,7 +8,7 @@ get the backbone and slice datasets. Hyperparameters come from the active profil
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -35,6 +35,10 @@ class FrozenInputs:
     label_kind: str                        # "multilabel" | "multiclass" | "binary"
     num_classes: int
     device: str = "cpu"
+    dataset: str = ""                      # the dataset id (per-dataset settings)
+    # The study trains linear heads on augmented images: split -> (epoch -> that split's features
+    # under that epoch's augmentation draw), computed by a frozen forward each epoch. None: cached.
+    augmented: "dict[str, Callable[[int], dict[str, np.ndarray]]] | None" = None
 
 
 @dataclass
@@ -47,6 +51,7 @@ class LiveInputs:
     num_classes: int
     device: str = "cpu"
     num_workers: int = 0
+    dataset: str = ""                      # the dataset id: epochs are per dataset in the study
 
 
 @dataclass

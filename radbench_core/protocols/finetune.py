@@ -22,44 +22,101 @@ from torch.utils.data import DataLoader
 from radbench_core.errors import ConfigError
 from radbench_core.metrics import auroc, auroc_metric, auroc_per_class, metric
 from radbench_core.protocols.base import LiveInputs, ProtocolResult
-from radbench_core.protocols.hparams import require
+from radbench_core.protocols.hparams import per_key, require
 from radbench_core.protocols.linear import classification_loss, n_outputs, scores_from_logits
 
 MODES = ("full", "lora", "bitfit")
-LORA_TARGETS = ("qkv", "fc1", "fc2")
+LORA_TARGETS = ("qkv", "fc1", "fc2")            # repo dinov2/eval/classification/linear.py
+
+
+def _is_glu_mlp(module: torch.nn.Module) -> bool:
+    """A SwiGLU-style FFN (timm GluMlp / SwiGLU): what DINOv2 ViT-g uses instead of an MLP."""
+    from timm.layers import GluMlp, SwiGLU
+    return isinstance(module, (GluMlp, SwiGLU))
+
+
+def lora_target_names(model: torch.nn.Module, targets: tuple[str, ...] | list[str],
+                      swiglu_ffn: bool = True) -> list[str]:
+    """Full names of the linear layers LoRA wraps: those whose own name is one of ``targets``.
+
+    With ``swiglu_ffn=False`` the layers inside a SwiGLU FFN are skipped. That reproduces the
+    study: its ViT-g (DINOv2's own code) names that FFN ``w12``/``w3``, so the repo's targets
+    (qkv, fc1, fc2) reached only the attention there, while timm calls the same layers fc1/fc2.
+    """
+    names, skip = [], set()
+    for name, module in model.named_modules():
+        if not swiglu_ffn and _is_glu_mlp(module):
+            skip.add(name + ".")
+        elif isinstance(module, torch.nn.Linear) and name.rsplit(".", 1)[-1] in targets \
+                and not any(name.startswith(prefix) for prefix in skip):
+            names.append(name)
+    return names
 
 
 def configure_trainable(backbone: torch.nn.Module, mode: str, hparams: dict[str, Any],
                         seed: int = 0) -> None:
-    """Set ``requires_grad`` for the mode; LoRA first injects seeded adapters into backbone.model."""
+    """Set ``requires_grad`` for the mode; LoRA first injects seeded adapters into backbone.model.
+
+    LoRA trains the adapters and, with ``bias="lora_only"`` (the repo's), the biases of the layers it
+    wraps; BitFit trains every bias (repo ``bitfit``: "bias" in the parameter name).
+    """
     if mode not in MODES:
         raise ConfigError(f"hparams['mode']={mode!r}", f"unknown fine-tuning mode, expected one of "
                           f"{MODES}", "use 'full', 'lora' or 'bitfit'")
+    bias = str(hparams.get("bias", "lora_only"))
     if mode == "lora":
         from peft import LoraConfig, inject_adapter_in_model
+        targets = lora_target_names(backbone.model, tuple(hparams.get("target_modules", LORA_TARGETS)),
+                                    bool(hparams.get("lora_swiglu_ffn", True)))
+        if not targets:
+            wanted = list(hparams.get("target_modules", LORA_TARGETS))
+            raise ConfigError("hparams['target_modules']", f"no linear layer of "
+                              f"{type(backbone.model).__name__} is named one of {wanted}",
+                              "name linear layers of the backbone, e.g. qkv, fc1, fc2")
         config = LoraConfig(r=int(hparams.get("r", 48)), lora_alpha=int(hparams.get("alpha", 16)),
-                            lora_dropout=float(hparams.get("dropout", 0.1)),
-                            target_modules=list(hparams.get("target_modules", LORA_TARGETS)))
+                            lora_dropout=float(hparams.get("dropout", 0.1)), target_modules=targets)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            try:
-                inject_adapter_in_model(config, backbone.model)
-            except ValueError as exc:
-                raise ConfigError("hparams['target_modules']", f"LoRA could not attach ({exc})",
-                                  "name linear layers of the backbone, e.g. qkv, fc1, fc2") from exc
+            inject_adapter_in_model(config, backbone.model)
     for name, p in backbone.named_parameters():
         if mode == "full":
             p.requires_grad_(True)
         elif mode == "lora":
-            p.requires_grad_("lora_" in name)
+            p.requires_grad_("lora_" in name or (bias == "lora_only" and name.endswith("base_layer.bias"))
+                             or (bias == "all" and name.endswith("bias")))
         else:
-            p.requires_grad_(name.endswith("bias"))
+            p.requires_grad_("bias" in name.rsplit(".", 1)[-1])
 
 
 def count_parameters(*modules: torch.nn.Module) -> tuple[int, int]:
     """(trainable, total) parameter counts over the given modules."""
     params = [p for m in modules for p in m.parameters()]
     return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+
+def parameter_counts(model_id: str, mode: str, num_classes: int = 1,
+                     hparams: dict[str, Any] | None = None) -> tuple[int, int]:
+    """(trainable, total) of the full-size model + a ``num_classes``-output head, as Table 9 counts.
+
+    Built on the meta device (no weights, no memory); ``mode`` is full | lora | bitfit | linear and
+    the LoRA settings are the paper profile's unless ``hparams`` overrides them.
+    """
+    from radbench_core.models import create_architecture, get_model, strip_unused_parts
+    from radbench_core.protocols.hparams import PAPER
+    if mode not in (*MODES, "linear"):
+        raise ConfigError(f"parameter_counts(mode={mode!r})", "unknown mode",
+                          "use 'full', 'lora', 'bitfit' or 'linear'")
+    spec = get_model(model_id)
+    holder = torch.nn.Module()
+    with torch.device("meta"):
+        holder.model = strip_unused_parts(spec, create_architecture(spec))
+        dim = int(getattr(holder.model, "embed_dim", 0) or holder.model.num_features)
+        head = torch.nn.Linear(dim, int(num_classes))
+        if mode == "linear":
+            holder.requires_grad_(False)
+        else:
+            configure_trainable(holder, mode, {**PAPER.get(mode, {}), **(hparams or {})})
+    return count_parameters(holder, head)
 
 
 def _loader(dataset: Any, batch_size: int, shuffle: bool, seed: int, device: str,
@@ -112,12 +169,24 @@ def _optimizer(hparams: dict[str, Any], backbone_params: list, head_params: list
                head_lr: float) -> torch.optim.Optimizer:
     groups = [{"params": backbone_params, "lr": lr}, {"params": head_params, "lr": head_lr}]
     groups = [g for g in groups if g["params"]]
-    name = hparams.get("optimizer", "adamw")
+    name = hparams.get("optimizer", "sgd")
+    decay = float(hparams.get("weight_decay", 0.0))
+    if name == "sgd":           # the study's (repo linear.py): SGD, momentum 0.9, no weight decay
+        return torch.optim.SGD(groups, momentum=float(hparams.get("momentum", 0.9)), weight_decay=decay)
     if name == "adamw":
-        return torch.optim.AdamW(groups, weight_decay=float(hparams.get("weight_decay", 0.0)))
-    if name == "sgd":
-        return torch.optim.SGD(groups, momentum=0.9, weight_decay=float(hparams.get("weight_decay", 0.0)))
-    raise ConfigError(f"hparams['optimizer']={name!r}", "unknown optimizer", "use 'adamw' or 'sgd'")
+        return torch.optim.AdamW(groups, weight_decay=decay)
+    raise ConfigError(f"hparams['optimizer']={name!r}", "unknown optimizer", "use 'sgd' or 'adamw'")
+
+
+def _scheduler(hparams: dict[str, Any], opt: torch.optim.Optimizer, steps: int) -> Any:
+    """Per-iteration cosine from the base rate to 0 without warm-up (torch CosineAnnealingLR, as
+    the repo), or a constant rate."""
+    name = hparams.get("schedule", "cosine")
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=0.0)
+    if name == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    raise ConfigError(f"hparams['schedule']={name!r}", "unknown schedule", "use 'cosine' or 'constant'")
 
 
 def _peak_memory_mb(device: str) -> float:
@@ -154,8 +223,9 @@ def run_finetune(inputs: LiveInputs, hparams: dict[str, Any], seed: int) -> Prot
     """
     mode = hparams.get("mode", "full")
     device, kind = inputs.device, inputs.label_kind
-    epochs = int(require(hparams, "epochs", mode))
-    batch_size = int(require(hparams, "batch_size", mode))
+    arch = getattr(getattr(inputs.backbone, "spec", None), "arch", "vit")
+    epochs = int(per_key(require(hparams, "epochs", mode), inputs.dataset or "*", "epochs"))
+    batch_size = int(per_key(require(hparams, "batch_size", mode), arch, "batch_size"))
     lrs = [float(x) for x in require(hparams, "backbone_lrs", mode)]
     if epochs < 1 or batch_size < 1 or not lrs:
         raise ConfigError("hparams['finetune']", f"epochs={epochs}, batch_size={batch_size}, "
@@ -187,9 +257,7 @@ def run_finetune(inputs: LiveInputs, hparams: dict[str, Any], seed: int) -> Prot
         opt = _optimizer(hparams, [p for p in backbone.parameters() if p.requires_grad],
                          list(head.parameters()), lr, head_lr)
         loader = _loader(train_set, batch_size, True, seed, device, inputs.num_workers)
-        steps = max(1, epochs * len(loader))
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, steps) / steps)))
+        sched = _scheduler(hparams, opt, max(1, epochs * len(loader)))
         history[f"{lr:g}"] = []
         with torch.random.fork_rng(devices=[torch.device(device)] if device.startswith("cuda") else []):
             torch.manual_seed(seed)          # dropout (incl. LoRA's) draws from the global RNG
@@ -212,7 +280,8 @@ def run_finetune(inputs: LiveInputs, hparams: dict[str, Any], seed: int) -> Prot
     test_scores = predict_items(backbone, head, inputs.datasets["test"], len(inputs.labels["test"]),
                                 kind, eval_bs, device, inputs.num_workers)
     y_test = inputs.labels["test"]
-    chosen = {"mode": mode, "backbone_lr": best["lr"], "head_lr": head_lr, "epochs": best["epoch"] + 1}
+    chosen = {"mode": mode, "backbone_lr": best["lr"], "head_lr": head_lr, "epochs": best["epoch"] + 1,
+              "epochs_run": epochs, "batch_size": batch_size}
     if mode == "lora":
         chosen.update(r=int(hparams.get("r", 48)), alpha=int(hparams.get("alpha", 16)))
     return ProtocolResult(
