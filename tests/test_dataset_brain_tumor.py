@@ -123,7 +123,6 @@ def test_cvind_is_optional(tmp_path, phantom):
     shutil.copytree(phantom, copy, ignore=shutil.ignore_patterns("radbench_splits.json"))
     with_cv = index(copy, LoadOptions())
     (copy / "cvind.mat").unlink()
-    (copy / "radbench_splits.json").unlink()
     without = index(copy, LoadOptions())
     assert [(i.key, i.patient, i.label) for i in with_cv.items] == \
         [(i.key, i.patient, i.label) for i in without.items]

@@ -79,9 +79,10 @@ def test_missing_mask_and_missing_images(tmp_path):
 
 def test_corrupt_png_and_split_reuse(tmp_path):
     write_phantom(tmp_path, "tiny", seed=4)
-    first = index(tmp_path, LoadOptions())
-    assert (tmp_path / "radbench_splits.json").is_file()
-    assert index(tmp_path, LoadOptions()).splits == first.splits
+    first = index(tmp_path, LoadOptions(splits_dir=str(tmp_path / "cache")))
+    assert not (tmp_path / "radbench_splits.json").exists()
+    assert len(list((tmp_path / "cache").glob("*.json"))) == 1
+    assert index(tmp_path, LoadOptions(splits_dir=str(tmp_path / "cache"))).splits == first.splits
     (tmp_path / first.items[0].images[0]).write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     with pytest.raises(DatasetError, match="cannot decode the image"):
         first.load_slices(first.items[0])

@@ -70,8 +70,8 @@ def test_loader_on_phantom(tmp_path: Path, dataset_id: str):
     assert seen == set(range(spec.num_classes + 1))
     expected_hw = (28, 36) if dataset_id == "msd_hippocampus" else (32, 32)
     assert index.load_slices(index.items[0]).shape == (6, *expected_hw)
-    saved = json.loads((root / SPLITS_FILENAME).read_text())        # written next to the data
-    assert saved == {s: [it.key for it in index.split_items(s)] for s in ("train", "val", "test")}
+    assert not (root / SPLITS_FILENAME).exists()                   # never written into the data
+    assert not any("split" in p.name for p in root.rglob("*"))
 
 
 def test_hippocampus_classes_differ_in_intensity(tmp_path: Path):
@@ -105,17 +105,21 @@ def test_phantom_is_deterministic_and_seeded(tmp_path: Path):
 
 def test_splits_are_reused_and_published_split_and_cap(tmp_path: Path):
     root = _phantom(tmp_path, SPLEEN)
-    first = open_dataset(SPLEEN, root).splits
-    saved = json.loads((root / SPLITS_FILENAME).read_text())
+    cache = tmp_path / "splits"
+    first = open_dataset(SPLEEN, root, LoadOptions(splits_dir=str(cache))).splits
+    (saved_path,) = cache.glob("Task09_Spleen-*.json")               # saved in radbench's cache
+    saved = json.loads(saved_path.read_text())
     saved["train"], saved["test"] = saved["test"], saved["train"]
-    (root / SPLITS_FILENAME).write_text(json.dumps(saved))
-    swapped = open_dataset(SPLEEN, root).splits                     # the saved file wins
+    saved_path.write_text(json.dumps(saved))
+    swapped = open_dataset(SPLEEN, root, LoadOptions(splits_dir=str(cache))).splits   # it is reused
     assert swapped["train"] == first["test"] and swapped["test"] == first["train"]
     capped = open_dataset(SPLEEN, root, LoadOptions(max_items=1)).splits
     assert all(len(v) == 1 for v in capped.values())
     published = tmp_path / "split.json"
+    keys = [it.key for it in open_dataset(SPLEEN, root).items]
+    rest = [k for k in keys if k not in ("spleen_1", "spleen_3", "spleen_5")]
     published.write_text(json.dumps({"train": ["spleen_1", "spleen_3"], "val": ["spleen_5"],
-                                     "test": ["spleen_7"]}))
+                                     "test": rest}))
     index = open_dataset(SPLEEN, root, LoadOptions(split_file=str(published)))
     assert [it.key for it in index.split_items("train")] == ["spleen_1", "spleen_3"]
 

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 
 from radbench_core.datasets import splits as splits_mod
 from radbench_core.datasets.base import Item
-from radbench_core.datasets.splits import (SPLITS_FILENAME, cap_splits, keys_by_group,
-                                           load_or_create_splits, natural_key, patient_split,
+from radbench_core.datasets.splits import (SPLITS_FILENAME, cap_splits, computed_splits_path,
+                                           keys_by_group, load_or_create_splits, missing_classes,
+                                           natural_key, patient_split, report_missing_classes,
                                            restrict_items, subset_splits)
 from radbench_core.errors import ConfigError, DatasetError, StorageError
 
@@ -88,25 +89,50 @@ def _make(items):
     return lambda: keys_by_group(items, patient_split([it.patient for it in items]))
 
 
-def test_creates_then_reuses_the_saved_split(tmp_path: Path):
+def test_creates_then_reuses_the_saved_split_in_the_cache_never_the_dataset(tmp_path: Path):
     items = _items()
     calls = []
+    data, cache = tmp_path / "data", tmp_path / "cache" / "splits"
+    data.mkdir()
 
     def make():
         calls.append(1)
         return _make(items)()
 
-    first = load_or_create_splits(tmp_path, items, make)
-    saved = json.loads((tmp_path / SPLITS_FILENAME).read_text())
-    assert saved == keys_by_group(items, first)
+    first = load_or_create_splits(data, items, make, splits_dir=cache)
+    assert list(data.iterdir()) == []                                  # the dataset folder is untouched
+    saved_path = computed_splits_path(cache, data, items)
+    assert saved_path.parent == cache and saved_path.name.startswith("data-")
+    assert json.loads(saved_path.read_text()) == keys_by_group(items, first)
     assert first == {"train": [0, 1, 3, 4, 5], "val": [], "test": [2]}   # 4 patients: T T S T
     # a second call reads the file instead of calling make()
-    assert load_or_create_splits(tmp_path, items, make) == first
+    assert load_or_create_splits(data, items, make, splits_dir=cache) == first
     assert len(calls) == 1
-    # and respects a hand-edited file
-    (tmp_path / SPLITS_FILENAME).write_text(json.dumps({"train": ["img0"], "val": ["img1"],
-                                                        "test": ["img3", "img4"]}))
-    assert load_or_create_splits(tmp_path, items, make) == {"train": [0], "val": [1], "test": [3, 4]}
+    # a changed file list (an item added) gets a new split file: the stale one is never used
+    more = items + [Item(key="img9", patient="p9", images=("img9.png",))]
+    assert computed_splits_path(cache, data, more) != saved_path
+    grown = load_or_create_splits(data, more, _make(more), splits_dir=cache)
+    assert sorted(i for v in grown.values() for i in v) == list(range(7))
+    # without a splits folder nothing is written anywhere, and the split is the same
+    assert load_or_create_splits(data, items, _make(items)) == first
+    assert list(data.iterdir()) == []
+
+
+def test_a_damaged_cached_split_is_recomputed_with_one_warning(tmp_path: Path):
+    items = _items()
+    saved = computed_splits_path(tmp_path, tmp_path / "data", items)
+    saved.write_text("{not json")
+    with pytest.warns(UserWarning, match="saved split is unusable .*recomputing it"):
+        out = load_or_create_splits(tmp_path / "data", items, _make(items), splits_dir=tmp_path)
+    assert out == {"train": [0, 1, 3, 4, 5], "val": [], "test": [2]}
+    assert json.loads(saved.read_text()) == keys_by_group(items, out)
+
+
+def test_a_legacy_split_file_in_the_dataset_folder_is_ignored(tmp_path: Path):
+    items = _items()
+    (tmp_path / SPLITS_FILENAME).write_text("{not json")
+    out = load_or_create_splits(tmp_path, items, _make(items))
+    assert out == {"train": [0, 1, 3, 4, 5], "val": [], "test": [2]}
 
 
 def test_read_only_folder_warns_and_keeps_split_in_memory(tmp_path: Path, monkeypatch):
@@ -116,23 +142,39 @@ def test_read_only_folder_warns_and_keeps_split_in_memory(tmp_path: Path, monkey
     monkeypatch.setattr(splits_mod, "atomic_write_json", refuse)
     items = _items()
     with pytest.warns(UserWarning, match="could not save the splits"):
-        out = load_or_create_splits(tmp_path, items, _make(items))
+        out = load_or_create_splits(tmp_path, items, _make(items), splits_dir=tmp_path / "s")
     assert sorted(i for v in out.values() for i in v) == list(range(6))
-    assert not (tmp_path / SPLITS_FILENAME).exists()
+    assert not (tmp_path / "s").exists()
 
 
 def test_published_split_file(tmp_path: Path):
     items = _items()
     published = tmp_path / "official.json"
-    published.write_text(json.dumps({"train": ["img2", "img0"], "val": [], "test": ["img5"]}))
+    published.write_text(json.dumps({"train": ["img2", "img0"], "val": ["img1"],
+                                     "test": ["img5", "img3", "img4"]}))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        out = load_or_create_splits(tmp_path / "data", items, _make(items), split_file=str(published))
-    assert out == {"train": [0, 2], "val": [], "test": [5]}
-    assert not (tmp_path / "data" / SPLITS_FILENAME).exists()          # a published split is not copied
+        out = load_or_create_splits(tmp_path / "data", items, _make(items), split_file=str(published),
+                                    splits_dir=tmp_path / "cache")
+    assert out == {"train": [0, 2], "val": [1], "test": [3, 4, 5]}
+    assert not (tmp_path / "cache").exists()                         # a user split is not copied
     # relative to the data root also works
     out2 = load_or_create_splits(tmp_path, items, _make(items), split_file="official.json")
     assert out2 == out
+
+
+def test_a_split_file_that_no_longer_covers_the_items_is_refused(tmp_path: Path):
+    items = _items()
+    published = tmp_path / "official.json"
+    published.write_text(json.dumps({"train": ["img2", "img0", "img1"], "val": [], "test": ["img5"]}))
+    with pytest.raises(DatasetError) as err:                          # img3, img4 added since
+        load_or_create_splits(tmp_path, items, _make(items), split_file=str(published))
+    assert str(err.value).startswith(f"{published}: the split file does not cover the dataset: "
+                                     "2 of 6 items on disk are in no split (e.g. 'img3', 'img4')")
+    gone = tmp_path / "gone.json"                                     # an item removed since
+    gone.write_text(json.dumps({"train": [it.key for it in items] + ["img7"]}))
+    with pytest.raises(DatasetError, match="unknown item key 'img7'.*items were removed"):
+        load_or_create_splits(tmp_path, items, _make(items), split_file=str(gone))
 
 
 @pytest.mark.parametrize("content, message", [
@@ -151,13 +193,59 @@ def test_bad_split_files_name_the_file(tmp_path: Path, content, message):
     assert message in str(err.value) and "Fix:" in str(err.value)
 
 
-def test_stale_saved_split_and_missing_published_file(tmp_path: Path):
+def test_bad_and_missing_user_split_file(tmp_path: Path):
     items = _items()
-    (tmp_path / SPLITS_FILENAME).write_text("{not json")
-    with pytest.raises(DatasetError, match=r"radbench_splits.json: the split file is not valid JSON"):
-        load_or_create_splits(tmp_path, items, _make(items))
+    (tmp_path / "mine.json").write_text("{not json")
+    with pytest.raises(DatasetError, match=r"mine.json: the split file is not valid JSON"):
+        load_or_create_splits(tmp_path, items, _make(items), split_file=str(tmp_path / "mine.json"))
     with pytest.raises(DatasetError, match=r"missing.json: the split file given does not exist"):
         load_or_create_splits(tmp_path, items, _make(items), split_file=str(tmp_path / "missing.json"))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(1, 3)), min_size=1, max_size=40))
+def test_stratified_split_gives_each_class_its_share(spec):
+    """Property: each class's patients are spread over train/val/test within one of their share."""
+    patients, labels = [], []
+    for p, (label, n_items) in enumerate(spec):
+        patients += [f"p{p}"] * n_items
+        labels += [label] * n_items
+    out = patient_split(patients, strata=labels)
+    owner = {}
+    for group, idx in out.items():
+        for i in idx:
+            assert owner.setdefault(patients[i], group) == group       # patient-grouped
+    assert sorted(i for v in out.values() for i in v) == list(range(len(patients)))
+    for label in set(labels):
+        members = {patients[i] for i in range(len(patients)) if labels[i] == label}
+        for group, frac in zip(("train", "val", "test"), (0.7, 0.1, 0.2)):
+            got = len({patients[i] for i in out[group]} & members)
+            assert abs(got - frac * len(members)) < 2, (label, group, got, len(members))
+
+
+def test_stratified_split_hand_computed():
+    # 10 patients of class 0 then 10 of class 1 (interleaved ids): unstratified dealing puts class 1
+    # in val 0 times here; stratified gives each class exactly 7 / 1 / 2.
+    patients = [f"p{i}" for i in range(20)]
+    labels = [i % 2 for i in range(20)]
+    out = patient_split(patients, strata=labels)
+    for label in (0, 1):
+        counts = [sum(1 for i in out[g] if labels[i] == label) for g in ("train", "val", "test")]
+        assert counts == [7, 1, 2]
+    plain = patient_split(patients)
+    assert [sum(1 for i in plain["val"] if labels[i] == c) for c in (0, 1)] == [0, 2]
+
+
+def test_a_val_or_test_split_missing_a_class_is_reported_at_indexing():
+    items = [Item(key=f"i{k}", patient=f"p{k}", images=(f"i{k}.png",), label=int(k == 3))
+             for k in range(6)]
+    splits = {"train": [0, 1, 2], "val": [4], "test": [3, 5]}
+    assert missing_classes(items, splits) == {"train": [1], "val": [1]}
+    with pytest.warns(UserWarning, match=r"the 'val' split of X has no example of class\(es\) \['covid'\]"):
+        report_missing_classes(Path("/d"), items, splits, "X", ("negative", "covid"))
+    multi = [Item(key=f"m{k}", patient=f"p{k}", images=("a",), label=lab)
+             for k, lab in enumerate([(1.0, 0.0), (0.0, 1.0), (1.0, float("nan"))])]
+    assert missing_classes(multi, {"train": [0, 1], "test": [2]}) == {"test": [1]}
 
 
 def test_subset_and_cap_hand_computed():

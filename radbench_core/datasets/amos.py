@@ -53,7 +53,7 @@ def index_amos(root: Path, options: LoadOptions) -> NiftiIndex:
         out["test"] = [it.key for it in validation]
         return out
 
-    splits = load_or_create_splits(root, items, make, options.split_file)
+    splits = load_or_create_splits(root, items, make, options.split_file, options.splits_dir)
     items, splits = restrict_items(items, subset_splits(splits, options.subset))
     return NiftiIndex(spec=SPEC, root=root, items=items, splits=cap_splits(splits, options.max_items),
                       window=window_ct)

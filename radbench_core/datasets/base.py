@@ -50,6 +50,9 @@ class LoadOptions:
     subset: int | None = None       # AMOS: number of cases (the study used 150)
     split_file: str | None = None   # a published split JSON to use instead of ours
     max_items: int | None = None    # cap per split (profiles use it for Table 8's fixed subset)
+    # where radbench keeps the splits it computes (the run's cache folder; None: memory only).
+    # Not compared nor in repr: a cache location never changes what is loaded, nor the config hash.
+    splits_dir: str | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from radbench_core.datasets.base import DatasetIndex, DatasetSpec, Item, LoadOptions, phantom_writer
+from radbench_core.datasets.csvtools import check_not_degenerate
 from radbench_core.datasets.preprocess import check_finite, window_mri
 from radbench_core.datasets.splits import keys_by_group, patient_split, resolve_splits
 from radbench_core.errors import DatasetError
@@ -63,6 +64,7 @@ def read_mat(path: Path) -> dict[str, object]:
     """Read one file's label (0..2), patient id and image (H, W) in MATLAB orientation."""
     with _open(path) as handle:
         image = np.asarray(_field(handle, path, "image")[()]).T
+        check_not_degenerate(image.shape, f"{path} (cjdata/image)")
         return {"label": _label(path, _field(handle, path, "label")),
                 "pid": _decode_pid(_field(handle, path, "PID"), path), "image": image}
 
@@ -83,6 +85,7 @@ class BrainTumorIndex(DatasetIndex):
         path = self.root / item.images[0]
         with _open(path) as handle:
             image = np.asarray(_field(handle, path, "image")[()]).T
+        check_not_degenerate(image.shape, f"{path} (cjdata/image)")
         check_finite(image, path)
         return window_mri(image)[None]
 
@@ -114,15 +117,16 @@ def index(root: Path, options: LoadOptions) -> BrainTumorIndex:
     for number, rel in files:
         path = root / rel
         with _open(path) as handle:
-            _field(handle, path, "image")
+            check_not_degenerate(_field(handle, path, "image").shape, f"{path} (cjdata/image)")
             label = _label(path, _field(handle, path, "label"))
             pid = _decode_pid(_field(handle, path, "PID"), path) or f"mat{number}"
         items.append(Item(key=str(number), patient=pid, images=(rel,), label=label))
 
     def make() -> dict[str, list[str]]:
-        return keys_by_group(items, patient_split([it.patient for it in items]))
+        return keys_by_group(items, patient_split([it.patient for it in items],
+                                                    strata=[it.label for it in items]))
 
-    splits = resolve_splits(root, items, make, options, SPEC.title)
+    splits = resolve_splits(root, items, make, options, SPEC.title, CLASSES)
     return BrainTumorIndex(spec=SPEC, root=root, items=items, splits=splits)
 
 

@@ -100,7 +100,48 @@ def read_raw(path: Path) -> np.ndarray:
     if arr.ndim != 2:
         raise DatasetError(path, f"expected a 2D grayscale image, got shape {arr.shape}",
                            "re-download this file from the official release")
+    check_not_degenerate(arr.shape, path)
     return arr
+
+
+def check_not_degenerate(shape: Sequence[int], path: str | Path) -> None:
+    """An empty or 1-pixel-wide image cannot be resized or scored: refuse it naming the file."""
+    if len(shape) < 2 or min(shape) < 2:
+        raise DatasetError(path, f"degenerate image of shape {tuple(shape)}; expected at least 2 x 2 "
+                                 "pixels", "re-download or re-export this file; it is empty or cut")
+
+
+EXIF_ORIENTATION = 0x0112
+_ORIENTATION_NAMES = {1: "normal", 2: "mirrored", 3: "rotated 180", 4: "flipped", 5: "transposed",
+                      6: "rotated 90 CW", 7: "transverse", 8: "rotated 90 CCW"}
+
+
+def image_orientation(path: Path) -> int:
+    """The EXIF orientation tag of an image (1 = stored as displayed); header only."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            return int(img.getexif().get(EXIF_ORIENTATION, 1) or 1)
+    except (UnidentifiedImageError, OSError, ValueError):
+        return 1
+
+
+def check_mask_geometry(image: Path, mask: Path, mask_shape: Sequence[int]) -> None:
+    """A 2D mask must have its image's size and orientation, else it scores a misaligned mask."""
+    shape = image_shape(image)
+    if tuple(mask_shape) != tuple(shape):
+        turned = tuple(mask_shape) == tuple(shape)[::-1]
+        raise DatasetError(mask, f"mask shape {tuple(mask_shape)} differs from the image shape "
+                                 f"{tuple(shape)} of {image}" + (" (it looks rotated/transposed)"
+                                                                 if turned else ""),
+                           "use the masks that belong to this image (same release)")
+    o_img, o_mask = image_orientation(image), image_orientation(mask)
+    if o_img != o_mask:
+        raise DatasetError(mask, f"mask orientation ({_ORIENTATION_NAMES.get(o_mask, o_mask)}, EXIF "
+                                 f"tag {o_mask}) differs from its image {image} "
+                                 f"({_ORIENTATION_NAMES.get(o_img, o_img)}, EXIF tag {o_img})",
+                           "re-save the mask without an EXIF orientation (or with its image's)")
 
 
 def image_shape(path: Path) -> tuple[int, int]:

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from radbench_core.datasets.base import DatasetSpec, Item, LoadOptions, phantom_writer
-from radbench_core.datasets.csvtools import ImageFileIndex, image_shape, list_files, read_raw
+from radbench_core.datasets.csvtools import (ImageFileIndex, check_mask_geometry, image_shape,
+                                             list_files, read_raw)
 from radbench_core.datasets.splits import keys_by_group, natural_key, patient_split, resolve_splits
 from radbench_core.errors import DatasetError
 
@@ -29,14 +30,11 @@ class MontgomeryIndex(ImageFileIndex):
     """Adds the lung class map: left mask -> 1, right mask -> 2, checked against the image shape."""
 
     def load_mask(self, item: Item) -> np.ndarray:
-        shape = image_shape(self.root / item.images[0])
-        out = np.zeros(shape, dtype=np.int64)
+        image = self.root / item.images[0]
+        out = np.zeros(image_shape(image), dtype=np.int64)
         for value, rel in ((1, item.masks[0]), (2, item.masks[1])):
             mask = read_raw(self.root / rel)
-            if mask.shape != shape:
-                raise DatasetError(self.root / rel, f"mask shape {mask.shape} differs from the image "
-                                                    f"shape {shape} of {item.images[0]}",
-                                   "use the masks that belong to this image (same release)")
+            check_mask_geometry(image, self.root / rel, mask.shape)
             out[(mask > 0) & (out == 0)] = value
         return out[None]
 

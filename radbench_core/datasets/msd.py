@@ -121,7 +121,8 @@ def _index_msd(root: Path, options: LoadOptions, spec_id: str) -> NiftiIndex:
     def make() -> dict[str, list[str]]:
         return keys_by_group(items, patient_split([it.patient for it in items]))
 
-    splits = cap_splits(load_or_create_splits(root, items, make, options.split_file),
+    splits = cap_splits(load_or_create_splits(root, items, make, options.split_file,
+                                              options.splits_dir),
                         options.max_items)
     window: Callable[[np.ndarray], np.ndarray] = window_ct if spec.modality == "ct" else window_mri
     return NiftiIndex(spec=spec, root=root, items=items, splits=splits, window=window)

@@ -89,9 +89,10 @@ def index(root: Path, options: LoadOptions) -> SarsCov2Index:
                                  "and non-COVID cases", _FIX)
 
     def make() -> dict[str, list[str]]:
-        return keys_by_group(items, patient_split([it.patient for it in items]))
+        return keys_by_group(items, patient_split([it.patient for it in items],
+                                                    strata=[it.label for it in items]))
 
-    splits = resolve_splits(root, items, make, options, SPEC.title)
+    splits = resolve_splits(root, items, make, options, SPEC.title, CLASSES)
     return SarsCov2Index(spec=SPEC, root=root, items=items, splits=splits)
 
 

@@ -44,6 +44,10 @@ def _open(path: Path) -> nib.Nifti1Image:
     if len(shape) != 3:
         raise DatasetError(path, f"expected a 3D volume, the header says shape {img.shape}",
                            "use the single-channel 3D volumes of the release")
+    if min(shape) < 1 or min(sorted(shape)[1:]) < 2:
+        raise DatasetError(path, f"degenerate volume of shape {tuple(img.shape)}; expected at least "
+                                 "one slice of 2 x 2 voxels",
+                           "re-export this file; an empty or 1-voxel volume cannot be scored")
     return img
 
 
@@ -162,14 +166,48 @@ def load_label(path: str | Path, num_classes: int) -> np.ndarray:
     return VOLUME_CACHE.get(_key(path, f"label:{num_classes}"), load)
 
 
-def check_pair(image: Path, label: Path) -> int:
-    """Header-only check that image and label have the same axial shape; returns its slice count."""
+AFFINE_TOLERANCE_MM = 1e-3       # voxel-to-world disagreement allowed between image and label
+
+
+def check_geometry(image: Path, label: Path, tol_mm: float = AFFINE_TOLERANCE_MM) -> tuple[int, int, int]:
+    """Header-only check that image and label share shape, orientation and affine; returns (S, H, W).
+
+    A label with the right shape but another orientation (flipped axis, swapped axes) or another
+    voxel grid would score a misaligned mask: that is a wrong number, so it is refused here.
+    The affines are compared where it matters: the world position of the volume's corners.
+    """
+    img, lbl = _open(Path(image)), _open(Path(label))
     shape_img, shape_lbl = axial_shape(image), axial_shape(label)
     if shape_img != shape_lbl:
         raise DatasetError(label, f"label shape (S, H, W) = {shape_lbl} does not match its image "
                                   f"{image} with {shape_img}",
                            "pair each image with its own label file from the same release")
-    return shape_img[0]
+    codes_img = "".join(nib.aff2axcodes(img.affine))
+    codes_lbl = "".join(nib.aff2axcodes(lbl.affine))
+    if codes_img != codes_lbl:
+        raise DatasetError(label, f"label orientation {codes_lbl} differs from its image {image} "
+                                  f"({codes_img})",
+                           "use the label file of the release (same orientation as its image), or "
+                           "reorient it to the image's grid")
+    corners = np.array([[i, j, k, 1.0] for i in (0, img.shape[0] - 1) for j in (0, img.shape[1] - 1)
+                        for k in (0, img.shape[2] - 1)])
+    world_img = corners @ np.asarray(img.affine, dtype=np.float64).T
+    world_lbl = corners @ np.asarray(lbl.affine, dtype=np.float64).T
+    if not (np.all(np.isfinite(world_img)) and np.all(np.isfinite(world_lbl))):
+        raise DatasetError(label if not np.all(np.isfinite(world_lbl)) else image,
+                           "the NIfTI affine holds NaN/inf", _REDOWNLOAD)
+    gap = float(np.max(np.abs(world_img - world_lbl)))
+    scale = max(1.0, float(np.max(np.abs(world_img))))
+    if gap > max(tol_mm, 1e-6 * scale):
+        raise DatasetError(label, f"label affine differs from its image {image} by up to "
+                                  f"{gap:.3g} mm at the volume corners (tolerance {tol_mm:g} mm)",
+                           "use the label file of the release, resampled to its image's voxel grid")
+    return shape_img
+
+
+def check_pair(image: Path, label: Path) -> int:
+    """Header-only check that image and label agree (shape, orientation, affine); returns slices."""
+    return check_geometry(image, label)[0]
 
 
 @dataclass
