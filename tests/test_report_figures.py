@@ -1,4 +1,5 @@
-"""Figures: files exist (PNG signature, SVG), axes labels and legend entries, PCA against sklearn."""
+"""Figures: files exist (PNG signature, SVG), axes labels and legend entries, PCA against sklearn,
+Figure 1 as the study's six models, Figure 5 as its 2 x 2 grid."""
 
 from __future__ import annotations
 
@@ -20,14 +21,15 @@ SEG = {"mc": "xray", "amos": "ct", "msd_hippocampus": "mri"}
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def rec(model, dataset, protocol, variant="", value=0.5, ci=None, **extra) -> CellResult:
+def rec(model, dataset, protocol, variant="", value=0.5, ci=None, weights="official",
+        **extra) -> CellResult:
     task = "segmentation" if dataset in SEG else "classification"
     name = "dice_jaccard" if task == "segmentation" else "auroc"
     lo, hi = ci if ci else (None, None)
     return CellResult(cell_id=f"{model}-{dataset}-{protocol}" + (f"@{variant}" if variant else ""),
                       model=model, dataset=dataset, protocol=protocol, variant=variant, task=task,
                       modality=SEG.get(dataset, "xray"), profile="t",
-                      metrics={name: Metric(value, True, lo, hi)}, extra=extra)
+                      metrics={name: Metric(value, True, lo, hi)}, extra=extra, weights=weights)
 
 
 def write_examples(run_dir: Path, name: str, seed: int, features: bool = True) -> str:
@@ -76,7 +78,8 @@ def test_every_figure_written(tmp_path):
                             "fig5_fewshot", "fig6_masks"]
     for stem, paths in made.items():
         png, svg = tmp_path / "figures" / f"{stem}.png", tmp_path / "figures" / f"{stem}.svg"
-        assert paths == [png, svg]
+        assert paths[:2] == [png, svg]
+        assert paths[2:] == ([tmp_path / "figures" / "fig1_ranking.csv"] if stem == "fig1_ranking" else [])
         assert png.read_bytes()[:8] == PNG and png.stat().st_size > 1000
         assert b"<svg" in svg.read_bytes()[:2000]
 
@@ -90,16 +93,20 @@ def test_figures_are_byte_deterministic(tmp_path):
 
 
 def test_ranking_figure_points_and_note(tmp_path):
-    fig = plot_ranking(rank_models(full_records(tmp_path)))
+    recs = full_records(tmp_path) + [rec("mae_vitl16", "amos", "seg_unet", "448", 0.9)]
+    fig = plot_ranking(rank_models(recs))
     ax = fig.axes[0]
     assert ax.get_xlabel() == "Segmentation rank (1 = best)"
     assert ax.get_ylabel() == "Classification rank (1 = best)"
-    assert legend_texts(ax) == [model_label(A), model_label(B)]         # in both task types only
+    assert legend_texts(ax) == [model_label(B), model_label(A)]    # the six only, in the study's order
     offsets = [tuple(c.get_offsets()[0]) for c in ax.collections]
-    assert offsets == [(2.0, 1.0), (3.0, 2.0)]     # A: seg (2, 2, 1.5)->2, cls 1; B: seg 3, cls 2
+    # cls: A first on nih and chexpert; seg: only AMOS has all three -> MAE 1, A 2, B 3
+    assert offsets == [(3.0, 2.0), (2.0, 1.0)]
     note = " ".join(" ".join(t.get_text() for t in fig.texts).split())
-    assert f"{model_label('sam_vitl16')} (segmentation only)" in note
-    assert f"{model_label(C)} (classification only)" in note
+    assert f"{model_label('mae_vitl16')} (segmentation only)" in note
+    assert "A dataset counts only when every ranked model has a value" in note
+    assert f"{model_label(A)} 2/1" in note and "resnet" not in note.lower()
+    assert "DEMO" not in fig.get_suptitle()
 
 
 def test_bar_and_curve_figures(tmp_path):
@@ -114,13 +121,35 @@ def test_bar_and_curve_figures(tmp_path):
     assert [a.get_title() for a in fig4.axes] == ["MC", "AMOS", "Hippocampus"]
     assert legend_texts(fig4.axes[0]) == ["Linear decoder", "U-Net decoder"]
     assert fig4.axes[0].get_ylabel() == "(Dice + Jaccard) / 2"
-    fig5 = plot_fewshot(hf)
-    cls_ax, seg_ax = fig5.axes
-    assert cls_ax.get_xlabel() == "Patients per class (shots)" and cls_ax.get_ylabel() == "AUROC"
-    assert legend_texts(cls_ax) == [f"{model_label(A)} — NIH"]
-    assert [t.get_text() for t in seg_ax.get_xticklabels()] == ["1", "4", "all"]
-    assert np.allclose(cls_ax.lines[0].get_ydata(), [0.6, 0.65, 0.7, 0.75])   # per_seed means
-    assert np.allclose(seg_ax.lines[0].get_ydata(), [0.5, 0.6, 0.7])
+    extra = [rec(C, "nih", "fewshot", n, 0.5) for n in ("1", "2", "4", "8", "16")]
+    extra += [rec(B, "mc", "seg_fewshot", v, 0.4) for v in ("1", "all")]
+    extra += [rec("dinov2_vits14", "nih", "fewshot", "1", 0.9), rec(A, "brain_tumor", "fewshot", "1", 0.9)]
+    fig5 = plot_fewshot(headline_frame(full_records(tmp_path) + extra))
+    nih_top, mc_top, nih_bottom, mc_bottom = fig5.axes
+    assert nih_top.get_xlabel() == "Patients per class" and nih_top.get_ylabel() == "AUROC"
+    assert mc_top.get_xlabel() == "Training patients"
+    assert nih_top.get_title() == "NIH: DINOv2 vs weakly-/self-supervised"
+    assert mc_bottom.get_title() == "MC: DINOv2 vs supervised"
+    assert legend_texts(nih_top) == [model_label(A)]               # no weakly/self-supervised on NIH
+    assert legend_texts(mc_top) == [model_label(A), model_label(B)]
+    assert legend_texts(nih_bottom) == [model_label(A), model_label(C)]
+    assert legend_texts(mc_bottom) == [model_label(A)]
+    assert [t.get_text() for t in nih_top.get_xticklabels()] == ["1", "2", "4", "8", "16"]
+    assert [t.get_text() for t in mc_top.get_xticklabels()] == ["1", "4", "all"]
+    assert np.allclose(nih_top.lines[0].get_ydata(), [0.6, 0.65, 0.7, 0.75])   # per_seed means
+    assert list(nih_bottom.lines[1].get_xdata()) == [0, 1, 2, 3, 4]
+    assert np.allclose(mc_top.lines[0].get_ydata(), [0.5, 0.6, 0.7])
+    assert list(mc_top.lines[1].get_xdata()) == [0, 2]                           # "1" and "all"
+
+
+def test_fewshot_panel_without_data_says_so():
+    hf = headline_frame([rec(C, "nih", "fewshot", n, 0.5) for n in ("1", "2")])
+    axes = plot_fewshot(hf).axes
+    said = ["no cell of these models in this run" in " ".join(t.get_text() for t in ax.texts)
+            for ax in axes]
+    assert said == [True, True, False, True]
+    assert axes[2].get_legend() is not None
+    assert plot_fewshot(headline_frame([rec("dinov2_vits14", "nih", "fewshot", "1", 0.5)])) is None
 
 
 def test_missing_inputs_skip_figures(tmp_path):

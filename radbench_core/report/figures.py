@@ -3,6 +3,10 @@
 Each ``plot_*`` function returns the Figure (so tests can inspect its axes) or None when the run
 holds no cell it needs; ``build_figures`` saves whatever could be drawn and skips the rest.
 Figures 2 and 6 (patch-feature PCA, predicted masks) read example arrays: see figures_examples.
+Figure 1 ranks the study's six models (see ranking; its numbers also go to ``fig1_ranking.csv``);
+Figure 5 is the study's 2 x 2 grid (NIH / MC; DINOv2 ViT-L/14 vs weakly-/self-supervised, then vs
+supervised models). A figure drawn from any demo cell carries a diagonal watermark and a title
+suffix in the image itself (``mark_demo``), since figures travel without their captions.
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from radbench_core.atomic import atomic_write_bytes
+from radbench_core.atomic import atomic_write_bytes, atomic_write_text
 from radbench_core.report.frame import (DATASET_ORDER, METRIC_LABEL, MODEL_ORDER, dataset_label,
                                         headline_frame, model_label, order_key, variant_key)
-from radbench_core.report.ranking import rank_models
+from radbench_core.report.ranking import (DEMO_TEXT, RULE_TEXT, Figure1Ranking, figure1_csv,
+                                          rank_models)
 from radbench_core.results import CellResult
 
 FIGURES = {  # file stem -> title shown in the HTML report, in the study's order
@@ -32,6 +37,15 @@ FIGURES = {  # file stem -> title shown in the HTML report, in the study's order
     "fig5_fewshot": "Figure 5. Few-shot learning curves",
     "fig6_masks": "Figure 6. Image, ground truth, linear and U-Net decoder masks",
 }
+FEWSHOT_REFERENCE = "dinov2_vitl14"
+FEWSHOT_ROWS = (("weakly-/self-supervised", ("clip_vitl14", "openclip_vith14", "mae_vitl16", "msn_vitl16")),
+                ("supervised", ("vit_l16_in21k", "densenet201", "resnet152", "vgg19")))
+FEWSHOT_COLUMNS = (  # protocol, dataset, panel title, x label, y label
+    ("fewshot", "nih", "NIH", "Patients per class", METRIC_LABEL["auroc"]),
+    ("seg_fewshot", "mc", "MC", "Training patients", METRIC_LABEL["dice_jaccard"]))
+DEMO_SUFFIX = "DEMO: random-init weights"
+DEMO_COLOR = "#b00020"
+DEMO_GID = "radbench-demo-watermark"
 
 
 def new_figure(width: float, height: float) -> Figure:
@@ -52,7 +66,10 @@ def save_figure(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
     """Write ``stem.png`` and ``stem.svg`` atomically (rendered into memory first)."""
     import matplotlib
     paths = []
-    for fmt, extra in (("png", {"dpi": 120}), ("svg", {"metadata": {"Date": None}})):
+    demo = any(t.get_gid() == DEMO_GID for t in fig.texts)
+    note = {"Description": DEMO_TEXT} if demo else {}
+    for fmt, extra in (("png", {"dpi": 120, "metadata": note}),
+                       ("svg", {"metadata": {"Date": None, **note}})):
         buf = io.BytesIO()
         with matplotlib.rc_context({"svg.hashsalt": stem}):     # same figure -> same SVG bytes
             fig.savefig(buf, format=fmt, **extra)
@@ -60,29 +77,57 @@ def save_figure(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
     return paths
 
 
-def plot_ranking(ranks: pd.DataFrame) -> Figure | None:
-    """Figure 1: segmentation rank (x) vs classification rank (y), one labelled point per model."""
+def _any_demo(cells: pd.DataFrame) -> bool:
+    return "is_demo" in cells and bool(cells["is_demo"].fillna(False).astype(bool).any())
+
+
+def mark_demo(fig: Figure) -> Figure:
+    """Stamp a demo figure in the image itself: a diagonal watermark and a title suffix.
+
+    Figures get copied into slides without their captions, so the marking cannot live only in
+    the HTML around them.
+    """
+    width, height = fig.get_size_inches()      # bold glyphs ~0.62 em wide; 28 deg fits the diagonal
+    length = min(0.9 * 72 * width, 1.7 * 72 * height)
+    size = max(8.0, length / (0.62 * len(DEMO_TEXT)))
+    fig.text(0.5, 0.5, DEMO_TEXT, rotation=28, ha="center", va="center", fontsize=size,
+             fontweight="bold", color=DEMO_COLOR, alpha=0.3, zorder=1000, gid=DEMO_GID,
+             in_layout=False)
+    title = fig.get_suptitle()
+    fig.suptitle(f"{title} [{DEMO_SUFFIX}]" if title else DEMO_SUFFIX, color=DEMO_COLOR,
+                 fontsize=10, fontweight="bold")
+    return fig
+
+
+def plot_ranking(ranking: Figure1Ranking) -> Figure | None:
+    """Figure 1: segmentation rank (x) vs classification rank (y) of the six compared models."""
+    ranks = ranking.table
     both = ranks.dropna(subset=["cls_rank", "seg_rank"])
     if both.empty:
         return None
-    fig = new_figure(6.5, 5.5)
+    fig = new_figure(6.5, 6.0)
     ax = fig.add_subplot()
     for row in both.itertuples():
-        ax.scatter(row.seg_rank, row.cls_rank, s=60, color=model_color(row.model),
-                   label=model_label(row.model))
-        ax.annotate(model_label(row.model), (row.seg_rank, row.cls_rank), fontsize=8,
-                    xytext=(4, 4), textcoords="offset points")
+        ax.scatter(row.seg_rank, row.cls_rank, s=60, color=model_color(row.model), label=row.label)
+        ax.annotate(row.label, (row.seg_rank, row.cls_rank), fontsize=8, xytext=(4, 4),
+                    textcoords="offset points")
+    n = int(max(both["cls_rank"].max(), both["seg_rank"].max()))
+    ax.set_xticks(range(1, n + 1))
+    ax.set_yticks(range(1, n + 1))
     ax.set_xlabel("Segmentation rank (1 = best)")
     ax.set_ylabel("Classification rank (1 = best)")
     ax.set_title("Average rank over datasets")
     ax.margins(0.15)
     ax.legend(fontsize=7, loc="best")
+    counts = ", ".join(f"{r.label} {r.n_cls_datasets}/{r.n_seg_datasets}" for r in both.itertuples())
+    caption = f"{RULE_TEXT} Datasets (classification/segmentation): {counts}."
     only = ranks[ranks["cls_rank"].isna() != ranks["seg_rank"].isna()]
     if not only.empty:
-        notes = [f"{model_label(r.model)} ({'classification' if pd.notna(r.cls_rank) else 'segmentation'}"
-                 " only)" for r in only.itertuples()]
-        fig.supxlabel(textwrap.fill("Not plotted: " + ", ".join(notes), 110), fontsize=7)
-    return fig
+        notes = [f"{r.label} ({'classification' if pd.notna(r.cls_rank) else 'segmentation'} only)"
+                 for r in only.itertuples()]
+        caption += " Not plotted: " + ", ".join(notes) + "."
+    fig.supxlabel(textwrap.fill(caption, 120), fontsize=6.5)
+    return mark_demo(fig) if ranking.is_demo else fig
 
 
 def _yerr(group: pd.DataFrame) -> np.ndarray:
@@ -111,7 +156,7 @@ def plot_linear_bars(hf: pd.DataFrame) -> Figure | None:
     ax.set_ylabel(METRIC_LABEL["auroc"])
     ax.set_ylim(max(0.0, float(cells["value"].min()) - 0.1), 1.0)
     ax.legend(fontsize=7, ncols=2)
-    return fig
+    return mark_demo(fig) if _any_demo(cells) else fig
 
 
 def plot_decoders(hf: pd.DataFrame) -> Figure | None:
@@ -143,7 +188,7 @@ def plot_decoders(hf: pd.DataFrame) -> Figure | None:
         ax.set_ylabel(METRIC_LABEL["dice_jaccard"])
         ax.set_ylim(0.0, 1.0)
     axes[0].legend(fontsize=7)
-    return fig
+    return mark_demo(fig) if _any_demo(cells) else fig
 
 
 def _curve(group: pd.DataFrame, shots: list[str]) -> tuple[list[int], np.ndarray, np.ndarray]:
@@ -156,30 +201,51 @@ def _curve(group: pd.DataFrame, shots: list[str]) -> tuple[list[int], np.ndarray
     return xs, np.asarray(means), np.asarray(sds)
 
 
+def _fewshot_panel(ax, cells: pd.DataFrame, models: tuple[str, ...], shots: list[str],
+                   title: str, xlabel: str, ylabel: str) -> None:
+    """One panel of Figure 5: DINOv2 ViT-L/14 and the compared models present, +-1 SD bands."""
+    ax.set_title(title, fontsize=9)
+    mine = cells[cells["model"].isin((FEWSHOT_REFERENCE, *models))]
+    if mine.empty:
+        ax.text(0.5, 0.5, "no cell of these models in this run", ha="center", va="center",
+                transform=ax.transAxes, fontsize=8, color="0.4")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        return
+    for model, group in sorted(mine.groupby("model"), key=lambda kv: order_key(MODEL_ORDER)(kv[0])):
+        xs, mean, sd = _curve(group, shots)
+        ref = model == FEWSHOT_REFERENCE
+        ax.plot(xs, mean, marker="o", color=model_color(model), label=model_label(model),
+                linewidth=2.5 if ref else 1.5, zorder=3 if ref else 2)
+        ax.fill_between(xs, mean - sd, mean + sd, alpha=0.2, color=model_color(model))
+    ax.set_xticks(range(len(shots)), shots)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7)
+
+
 def plot_fewshot(hf: pd.DataFrame) -> Figure | None:
-    """Figure 5: headline metric vs shots, mean over seeds with a +-1 SD band (from per_seed)."""
-    panels = [(p, t, x) for p, t, x in (
-        ("fewshot", "Classification", "Patients per class (shots)"),
-        ("seg_fewshot", "Segmentation", "Training patients (shots)")) if (hf["protocol"] == p).any()]
-    if not panels:
+    """Figure 5: NIH few-shot classification and MC few-shot segmentation (columns); DINOv2 ViT-L/14
+    against weakly-/self-supervised models (top row) and supervised models (bottom row).
+
+    Each point is the mean over seeds with a +-1 SD band (from per_seed); a panel none of whose
+    models has a cell says so.
+    """
+    columns = [(hf[(hf["protocol"] == protocol) & (hf["dataset"] == dataset)], *rest)
+               for protocol, dataset, *rest in FEWSHOT_COLUMNS]
+    rows_models = {m for _, models in FEWSHOT_ROWS for m in models} | {FEWSHOT_REFERENCE}
+    if not any(c["model"].isin(rows_models).any() for c, *_ in columns):
         return None
-    fig = new_figure(5.5 * len(panels), 4.2)
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    for ax, (protocol, title, xlabel) in zip(axes, panels):
-        cells = hf[hf["protocol"] == protocol]
+    fig = new_figure(11.0, 8.0)
+    axes = fig.subplots(len(FEWSHOT_ROWS), len(columns), squeeze=False)
+    for j, (cells, title, xlabel, ylabel) in enumerate(columns):
+        cells = cells[cells["model"].isin(rows_models)]
         shots = sorted(set(cells["variant"]), key=variant_key)
-        for (model, dataset), group in sorted(cells.groupby(["model", "dataset"]),
-                                              key=lambda kv: (order_key(MODEL_ORDER)(kv[0][0]),
-                                                              order_key(DATASET_ORDER)(kv[0][1]))):
-            xs, mean, sd = _curve(group, shots)
-            line, = ax.plot(xs, mean, marker="o", label=f"{model_label(model)} — {dataset_label(dataset)}")
-            ax.fill_between(xs, mean - sd, mean + sd, alpha=0.2, color=line.get_color())
-        ax.set_xticks(range(len(shots)), shots)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(METRIC_LABEL["auroc" if protocol == "fewshot" else "dice_jaccard"])
-        ax.set_title(title)
-        ax.legend(fontsize=7)
-    return fig
+        for i, (row_title, models) in enumerate(FEWSHOT_ROWS):
+            _fewshot_panel(axes[i, j], cells, models, shots, f"{title}: DINOv2 vs {row_title}",
+                           xlabel, ylabel)
+    used = pd.concat([c[c["model"].isin(rows_models)] for c, *_ in columns])
+    return mark_demo(fig) if _any_demo(used) else fig
 
 
 def build_figures(records: Iterable[CellResult], out_dir: Path,
@@ -189,8 +255,9 @@ def build_figures(records: Iterable[CellResult], out_dir: Path,
     records = list(records)
     hf = headline_frame(records)
     roots = [Path(r) for r in (roots or [])]
+    ranking = rank_models(records)
     makers = {
-        "fig1_ranking": lambda: plot_ranking(rank_models(records)),
+        "fig1_ranking": lambda: plot_ranking(ranking),
         "fig2_pca": lambda: plot_pca_from(records, roots),
         "fig3_linear_probing": lambda: plot_linear_bars(hf),
         "fig4_decoders": lambda: plot_decoders(hf),
@@ -207,4 +274,9 @@ def build_figures(records: Iterable[CellResult], out_dir: Path,
             continue
         if fig is not None:
             made[stem] = save_figure(fig, out_dir, stem)
+    csv = Path(out_dir) / "fig1_ranking.csv"
+    if "fig1_ranking" in made:
+        made["fig1_ranking"].append(atomic_write_text(csv, figure1_csv(ranking)))
+    else:
+        csv.unlink(missing_ok=True)
     return made

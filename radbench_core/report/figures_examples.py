@@ -3,6 +3,7 @@
 A cell's ``extra["examples"]`` names an ``.npz`` (relative to its run directory) holding ``image``
 (n,R,R) in [0,1], ``truth`` and ``pred`` (n,R,R) int, and optionally ``features`` (n,h,w,D), the last
 patch-token map. A missing or unreadable file skips the figure (with a warning), never the report.
+A figure drawn from a demo cell carries the demo watermark (``figures.mark_demo``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from matplotlib.figure import Figure
 
 from radbench_core.report.frame import (MODEL_ORDER, dataset_label, model_label, order_key,
                                         variant_key)
-from radbench_core.report.figures import new_figure
+from radbench_core.report.figures import mark_demo, new_figure
 from radbench_core.results import CellResult
 
 MODALITY_ORDER = ("xray", "ct", "mri")
@@ -98,6 +99,7 @@ def plot_pca_from(records: list[CellResult], roots: list[Path], per_modality: in
     """Figure 2: image over its patch-feature PCA, up to ``per_modality`` images per modality."""
     panels: list[tuple[str, np.ndarray, np.ndarray]] = []
     done: set[str] = set()
+    demo = False
     for rec in _sorted([r for r in records if r.task == "segmentation"]):
         if rec.modality in done:
             continue
@@ -110,6 +112,7 @@ def plot_pca_from(records: list[CellResult], roots: list[Path], per_modality: in
             panels.append((f"{dataset_label(rec.dataset)} ({rec.modality})\n{model_label(rec.model)}",
                            arrays["image"][i], rgb[i]))
         done.add(rec.modality)
+        demo = demo or rec.is_demo
     if not panels:
         return None
     fig = new_figure(2.4 * len(panels), 5.0)
@@ -123,7 +126,7 @@ def plot_pca_from(records: list[CellResult], roots: list[Path], per_modality: in
             ax.set_yticks([])
     axes[0, 0].set_ylabel("Image")
     axes[1, 0].set_ylabel("PCA of patch features")
-    return fig
+    return mark_demo(fig) if demo else fig
 
 
 def plot_masks_from(records: list[CellResult], roots: list[Path], n_rows: int = 3) -> Figure | None:
@@ -141,8 +144,9 @@ def plot_masks_from(records: list[CellResult], roots: list[Path], n_rows: int = 
             continue
         title = f"{model_label(rec.model)} on {dataset_label(rec.dataset)}" + (
             f" @{rec.variant}" if rec.variant else "")
-        return plot_masks(unet["image"][:k], unet["truth"][:k], linear["pred"][:k], unet["pred"][:k],
-                          title)
+        fig = plot_masks(unet["image"][:k], unet["truth"][:k], linear["pred"][:k], unet["pred"][:k],
+                         title)
+        return mark_demo(fig) if rec.is_demo or lin.is_demo else fig
     return None
 
 
