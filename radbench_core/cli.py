@@ -116,7 +116,39 @@ def cmd_list(args: argparse.Namespace) -> int:
     return status
 
 
+PUBLISHED_OUT = Path("reports") / "published"
+
+
+def cmd_report_published(out: str | None) -> int:
+    """Write the study's published numbers as records under OUT/cells and build their report.
+
+    Why: anyone can check that the report lays the study's numbers out as the study did.
+    """
+    from radbench_core.report import build_report
+    from radbench_core.report.published import PUBLISHED_WEIGHTS, published_records
+    from radbench_core.results import RunStore
+    store = RunStore(Path(out) if out else PUBLISHED_OUT)
+    records = published_records()
+    for rec in records:
+        store.write_cell(rec)
+    manifest = {"profile": "published", "weights": PUBLISHED_WEIGHTS,
+                "source": "Baharoon et al. 2023, arXiv 2312.02366, Tables 3-9"}
+    store.write_manifest(manifest)
+    index = build_report(records, store.run_dir, manifest=manifest, verdicts=None)
+    _out(f"{len(records)} published cell(s) written to {store.cells_dir}")
+    _out(str(index))
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
+    if args.published:
+        if args.run_dirs:
+            raise ConfigError("--published", "run dirs were given too",
+                              "run `radbench report --published [--out DIR]` on its own")
+        return cmd_report_published(args.out)
+    if not args.run_dirs:
+        raise ConfigError("radbench report", "no run dir given",
+                          "pass RUN_DIR (e.g. reports/latest), or --published for the study's numbers")
     from radbench_core.sharding import merge_runs
     records, manifest = merge_runs(args.run_dirs)
     if args.out is None and len(args.run_dirs) > 1:
@@ -214,8 +246,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("report", help="build the report of one run, or merge several (shards)")
-    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
-    p.add_argument("--out", metavar="DIR", help="output folder (default: the run dir)")
+    p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: the run dir; "
+                   f"{PUBLISHED_OUT} with --published)")
+    p.add_argument("--published", action="store_true",
+                   help="write the study's published numbers as records and report them")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("compare", help="gate a finished run against a baseline (exit 1 on regressions)")

@@ -15,8 +15,11 @@ import pandas as pd
 
 from radbench_core.results import CellResult, Metric
 
+PUBLISHED_WEIGHTS = "published (Baharoon et al. 2023)"   # weights of records made from the study
 HEADLINE_METRIC = {"classification": "auroc", "segmentation": "dice_jaccard"}
-METRIC_LABEL = {"auroc": "AUROC", "dice_jaccard": "(Dice + Jaccard) / 2", "dice": "Dice",
+STUDY_METRIC = {"segmentation": "dice_jaccard_study"}   # what the study's code computed, if recorded
+METRIC_LABEL = {"auroc": "AUROC", "dice_jaccard": "(Dice + Jaccard) / 2",
+                "dice_jaccard_study": "(Dice + Jaccard) / 2 as the study computed it", "dice": "Dice",
                 "jaccard": "Jaccard"}
 
 # The study's display labels; radbench_core.models.MODELS (spec.label) wins where it exists.
@@ -137,6 +140,9 @@ def headline_frame(records: Iterable[CellResult]) -> pd.DataFrame:
             continue
         name, m = found
         per_seed = rec.extra.get("per_seed") if isinstance(rec.extra, dict) else None
+        study = rec.metrics.get(STUDY_METRIC.get(rec.task, ""))
+        if study is not None and (study.value is None or not math.isfinite(study.value)):
+            study = None
         rows.append({"cell_id": rec.cell_id, "model": rec.model, "dataset": rec.dataset,
                      "protocol": rec.protocol, "variant": rec.variant or "", "task": rec.task,
                      "modality": rec.modality, "metric": name, "value": float(m.value),
@@ -144,10 +150,15 @@ def headline_frame(records: Iterable[CellResult]) -> pd.DataFrame:
                      "higher_is_better": bool(m.higher_is_better),
                      "params_trainable": rec.params_trainable, "params_total": rec.params_total,
                      "wall_time_s": rec.wall_time_s, "is_demo": rec.is_demo,
-                     "per_seed": list(per_seed) if isinstance(per_seed, (list, tuple)) else None})
+                     "per_seed": list(per_seed) if isinstance(per_seed, (list, tuple)) else None,
+                     "study_value": float(study.value) if study else None,
+                     "study_ci_low": study.ci_low if study else None,
+                     "study_ci_high": study.ci_high if study else None,
+                     "weights": rec.weights, "is_published": rec.weights == PUBLISHED_WEIGHTS})
     columns = ["cell_id", "model", "dataset", "protocol", "variant", "task", "modality", "metric",
                "value", "ci_low", "ci_high", "higher_is_better", "params_trainable", "params_total",
-               "wall_time_s", "is_demo", "per_seed"]
+               "wall_time_s", "is_demo", "per_seed", "study_value", "study_ci_low", "study_ci_high",
+               "weights", "is_published"]
     return pd.DataFrame(rows, columns=columns)
 
 

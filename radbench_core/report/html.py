@@ -1,4 +1,4 @@
-"""The run's index.html: demo banner, manifest, every table and figure, verdicts, cell records.
+"""The run's index.html: demo banner, manifest, reproduction, deviations, tables, figures, verdicts, cells.
 
 Self-contained (inline CSS, PNGs embedded as data URIs, no scripts) so it can be mailed or archived
 on its own; every piece of text is HTML-escaped.
@@ -12,13 +12,19 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from radbench_core.report.figures import FIGURES
-from radbench_core.report.frame import headline
-from radbench_core.report.tables import TABLES, Table, column_spans
+from radbench_core.report.frame import METRIC_LABEL, PUBLISHED_WEIGHTS, headline, headline_frame
+from radbench_core.report.published import compare_to_published
+from radbench_core.report.render import SUBSCRIPT, column_spans, grouped_labels
+from radbench_core.report.tables import TABLES, Table
 from radbench_core.results import CellResult
 
 DEMO_BANNER = ("Demo profile: random-init weights on synthetic phantom data — these numbers say "
                "nothing about the models")
+PUBLISHED_BANNER = ("The study's published numbers (Baharoon et al. 2023, Tables 3-9) laid out by radbench: "
+                    "no model was run")
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.9em}
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}th:first-child,td:first-child{text-align:left}
@@ -29,25 +35,81 @@ _MANIFEST_KEYS = ("profile", "seed", "device", "git_sha", "git_dirty", "started"
                   "interrupted")
 
 
+def _label_html(text: str) -> str:
+    return SUBSCRIPT.sub(r"<sub>\1</sub>", escape(text))
+
+
 def table_html(table: Table, ci: bool = True) -> str:
-    """One study table as HTML: grouped header, best per column in <strong>, "—" for absent."""
+    """One table as HTML: grouped header, best <strong>, second best <u>, "—" for absent."""
+    k = len(table.row_header)
     head = ""
     groups = column_spans([c.group for c in table.columns])
     if any(g for g, _, _ in groups):
-        head += "<tr><th></th>" + "".join(f'<th colspan="{b - a}">{escape(g)}</th>'
-                                           for g, a, b in groups) + "</tr>"
-    head += (f"<tr><th>{escape(table.row_header)}</th>"
+        head += "<tr>" + "<th></th>" * k + "".join(f'<th colspan="{b - a}">{escape(g)}</th>'
+                                                   for g, a, b in groups) + "</tr>"
+    head += ("<tr>" + "".join(f"<th>{escape(h)}</th>" for h in table.row_header)
              + "".join(f"<th>{escape(c.label)}</th>" for c in table.columns) + "</tr>")
     body = []
-    for r, label in enumerate(table.rows):
+    for r, labels in enumerate(grouped_labels(table)):
+        best, second = zip(*(table.ranked_rows(c) for c in range(len(table.columns)))) \
+            if table.columns else ((), ())
         cells = []
         for c in range(len(table.columns)):
             text = escape(table.text(r, c, ci))
-            cells.append(f"<td><strong>{text}</strong></td>" if r in table.best_rows(c)
-                         else f"<td>{text}</td>")
-        body.append(f"<tr><td>{escape(label)}</td>{''.join(cells)}</tr>")
-    return (f'<p class="caption"><b>Table {table.number}.</b> {escape(table.caption)}</p>'
+            cells.append(f"<td><strong>{text}</strong></td>" if r in best[c] else
+                         f"<td><u>{text}</u></td>" if r in second[c] else f"<td>{text}</td>")
+        body.append("<tr>" + "".join(f"<td>{_label_html(x)}</td>" for x in labels)
+                    + "".join(cells) + "</tr>")
+    return (f'<p class="caption"><b>Table {table.number}.</b> {_label_html(table.caption)}</p>'
             f"<table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>")
+
+
+def reproduction_html(comparison: pd.DataFrame) -> str:
+    """How many run cells the study published reproduce (its value inside our 95% CI), and which not."""
+    if comparison.empty:
+        return '<p class="missing">no cell of this run was published by the study</p>'
+    inside = int((comparison["inside_ci"] == True).sum())            # noqa: E712 - None is neither
+    outside = int((comparison["inside_ci"] == False).sum())          # noqa: E712
+    no_ci = len(comparison) - inside - outside
+    text = (f"<p>{len(comparison)} cell(s) of this run were published by the study: <b>{inside}</b> "
+            f"reproduce (the published value lies inside our 95% bootstrap CI), <b>{outside}</b> do "
+            f"not, {no_ci} have no CI to judge by. Segmentation compares the study's metric "
+            f"({escape(METRIC_LABEL['dice_jaccard_study'])}) where the record has it.</p>")
+    rows = []
+    order = comparison.assign(_k=comparison["inside_ci"].map({False: 0, None: 1, True: 2}).fillna(1),
+                              _a=-comparison["delta"].abs()).sort_values(["_k", "_a", "cell_id"])
+    for row in order.to_dict("records"):
+        verdict = {True: "reproduces", False: "does not reproduce"}.get(row["inside_ci"], "no CI")
+        cls = {True: "pass", False: "fail"}.get(row["inside_ci"], "missing")
+        ci = (f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}]" if row["ci_low"] is not None
+              and row["ci_high"] is not None and not pd.isna(row["ci_low"]) else "—")
+        rows.append(f"<tr><td>{escape(row['cell_id'])}</td><td>{escape(row['metric'])}</td>"
+                    f"<td>{row['ours']:.3f}</td><td>{escape(ci)}</td><td>{row['published']:.3f}</td>"
+                    f"<td>{row['delta']:+.3f}</td><td class=\"{cls}\">{verdict}</td></tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("cell", "metric", "ours", "95% CI", "study", "ours − study",
+                                             "verdict"))
+    return text + f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def deviations_html(records: list[CellResult]) -> str:
+    """The named deviations from the study in effect in this run, with the study's value and source."""
+    from radbench_core.fidelity import deviations
+    counts: dict[str, int] = {}
+    for rec in records:
+        for dev in getattr(rec, "deviations", None) or []:
+            counts[dev] = counts.get(dev, 0) + 1
+    if not counts:
+        return '<p class="missing">no recorded deviation from the study in this run</p>'
+    known = deviations()
+    rows = []
+    for dev in sorted(counts):
+        s = known.get(dev)
+        cells = ((f"{s.area}: {s.name}", f"{s.study} ({s.source})", s.ours, s.why) if s else
+                 ("(unknown id: not in this radbench's fidelity registry)", "—", "—", "—"))
+        rows.append(f"<tr><td>{escape(dev)}</td>" + "".join(f"<td>{escape(str(x))}</td>" for x in cells)
+                    + f"<td>{counts[dev]}</td></tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("id", "setting", "study (source)", "ours", "why", "cells"))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
 def _manifest_html(manifest: dict[str, Any] | None) -> str:
@@ -114,15 +176,20 @@ def render_index(records: list[CellResult], tables: dict[str, Table], figures: d
              "<title>radbench report</title>", f"<style>{_CSS}</style></head><body>"]
     if any(r.is_demo for r in records):
         parts.append(f'<div class="banner" role="alert">{escape(DEMO_BANNER)}</div>')
+    if records and all(r.weights == PUBLISHED_WEIGHTS for r in records):
+        parts.append(f'<div class="banner" role="note">{escape(PUBLISHED_BANNER)}</div>')
     n_demo = sum(r.is_demo for r in records)
     parts.append(f"<h1>radbench report</h1><p>{len(records)} cell(s), {n_demo} on demo weights.</p>")
     parts.append("<h2>Run manifest</h2>" + _manifest_html(manifest))
+    parts.append("<h2>Reproduction of the study's published numbers</h2>"
+                 + reproduction_html(compare_to_published(headline_frame(records))))
+    parts.append("<h2>Deviations from the study</h2>" + deviations_html(records))
     parts.append("<h2>Tables</h2>")
     for key, title in TABLES.items():
         if key in tables:
             files = " · ".join(f'<a href="tables/{key}.{ext}">{ext}</a>' for ext in ("md", "csv", "tex"))
             parts.append(f"<h3>{escape(title)}</h3>{table_html(tables[key])}<p>{files}</p>")
-        else:
+        elif not key.endswith("_extended"):
             parts.append(f'<h3>{escape(title)}</h3><p class="missing">not in this run</p>')
     parts.append("<h2>Figures</h2>")
     for stem, title in FIGURES.items():

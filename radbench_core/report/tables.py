@@ -1,43 +1,45 @@
-"""The study's Tables 3-9, filled from whatever cells a run holds, as Markdown, CSV and LaTeX.
+"""The study's Tables 3-9 as the study printed them, plus an extended companion of each.
 
-Each table is a grid: rows (model, or model x protocol/resolution) x columns (dataset, or dataset x
-protocol/resolution). Rows and columns with no cell at all are dropped, so a partial run
-(``-k dinov2``) gives partial tables; a missing cell inside the grid shows "—"; a table with no
-cells is not built. The best value of each metric column is bold.
+A study table has exactly the study's rows and columns (``layouts.py``); a study entry the run lacks
+shows "—" and the caption counts them. Every run cell a study table does not take (other models,
+resolutions, protocols) goes to the table's ``_extended`` companion: same columns, one row per
+model (x protocol) x variant found, our headline metric. Best and second best per metric column are
+marked as the study marks them. Where the study published a cell, the entry also carries the
+published value, so every rendering shows ours, theirs, the difference and whether it lies in our CI.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from dataclasses import dataclass, field
 
 import pandas as pd
 
-from radbench_core.report.frame import (DATASET_ORDER, METRIC_LABEL, MODEL_ORDER, PROTOCOL_LABELS,
-                                        dataset_label, model_label, order_key, variant_key)
+from radbench_core.report.frame import (METRIC_LABEL, MODEL_ORDER, PROTOCOL_LABELS, model_label,
+                                        order_key, variant_key)
+from radbench_core.report.layouts import LAYOUTS, Layout, study_parameter_counts
+from radbench_core.report.published import published_index
+from radbench_core.report.render import column_spans, tex_escape, to_csv, to_latex, to_markdown
 
+__all__ = ["ABSENT", "DEMO_NOTE", "TABLES", "Column", "Entry", "Table", "build_tables",
+           "column_spans", "tex_escape", "to_csv", "to_latex", "to_markdown"]
 ABSENT = "—"
 DEMO_NOTE = "random-init (demo) weights — not a real result"
-DINOV2 = ("dinov2_vits14", "dinov2_vitb14", "dinov2_vitl14", "dinov2_vitg14")
-Key = tuple[str, str, str, str]          # (model, dataset, protocol, variant)
-TABLES = {  # file stem -> title, in the study's order (build_tables returns the non-empty ones)
-    "table3_linear_probing": "Table 3. Linear probing",
-    "table4_knn_linear_finetune": "Table 4. kNN, linear probing and fine-tuning",
-    "table5_segmentation_unet": "Table 5. Segmentation with a U-Net decoder",
-    "table6_dinov2_vs_scratch": "Table 6. Frozen DINOv2 vs scratch U-Net / TransUNet",
-    "table7_dinov2_vs_in21k_segmentation": "Table 7. DINOv2 vs supervised ViT on segmentation",
-    "table8_sam_vs_dinov2": "Table 8. SAM vs DINOv2 on X-ray classification",
-    "table9_finetune_lora_bitfit": "Table 9. Fine-tuning vs linear vs LoRA vs BitFit",
-}
+PUBLISHED_NOTE = "these are the study's published numbers (Baharoon et al. 2023), not a run"
+MARKS_NOTE = "Best per column in bold, second best underlined (italic in Markdown)."
+FALLBACK = "†"
+PROTOCOL_ORDER = ("knn", "linear", "finetune", "lora", "bitfit", "linear_subset", "seg_linear",
+                  "seg_unet", "scratch")
+TABLES = {lay.key: lay.title for lay in LAYOUTS}
+TABLES.update({f"{lay.key}_extended": f"{lay.title} — extended (every cell of the run)"
+               for lay in LAYOUTS})
 
 
 @dataclass(frozen=True)
 class Column:
-    group: str                           # upper header ("NIH"), "" when the table has one level
+    group: str                           # upper header ("NIH Chest X-ray"), "" for one level
     label: str
-    kind: str = "metric"                 # "metric" | "millions" | "percent"
+    kind: str = "metric"                 # "metric" | "params" (trainable and share) | "millions"
 
     @property
     def title(self) -> str:
@@ -50,6 +52,15 @@ class Entry:
     ci_low: float | None = None
     ci_high: float | None = None
     higher_is_better: bool = True
+    published: float | None = None       # the study's value of this cell (never for its own records)
+    note: str = ""                       # FALLBACK: our headline stands in for the study's metric
+    total: float | None = None           # "params" columns: the total the share is taken of
+
+    @property
+    def inside_ci(self) -> bool | None:
+        if self.published is None or not (_finite(self.ci_low) and _finite(self.ci_high)):
+            return None
+        return self.ci_low <= self.published <= self.ci_high
 
 
 @dataclass
@@ -57,262 +68,197 @@ class Table:
     key: str                             # file stem, e.g. "table3_linear_probing"
     number: int
     caption: str
-    row_header: str
-    rows: list[str]
+    row_header: tuple[str, ...]          # the label columns ("Method", "Architecture")
+    rows: list[tuple[str, ...]]
     columns: list[Column]
     entries: dict[tuple[int, int], Entry] = field(default_factory=dict)
+    extended: bool = False
+    missing: int = 0                     # study entries this run lacks
 
-    def text(self, r: int, c: int, ci: bool = False) -> str:
-        """One entry as printed: metric to 3 decimals (optionally with its CI), params in millions."""
+    def text(self, r: int, c: int, ci: bool = False, compare: bool = True) -> str:
+        """One entry as printed: metric to 3 decimals (CI, published comparison), params as the study."""
         entry = self.entries.get((r, c))
         if entry is None:
             return ABSENT
         kind = self.columns[c].kind
+        if kind == "params":
+            share = f" ({_percent(100.0 * entry.value / entry.total)})" if entry.total else ""
+            return format_count(entry.value) + share
         if kind == "millions":
-            m = entry.value / 1e6
-            return f"{m:.1f}" if m >= 100 else f"{m:.2f}" if m >= 1 else f"{m:.3g}"
-        if kind == "percent":
-            return f"{entry.value:.2f}%" if entry.value >= 0.01 else f"{entry.value:.2g}%"
-        out = f"{entry.value:.3f}"
+            return format_count(entry.value)
+        out = f"{entry.value:.3f}{entry.note}"
         if ci and _finite(entry.ci_low) and _finite(entry.ci_high):
             out += f" [{entry.ci_low:.3f}, {entry.ci_high:.3f}]"
+        if compare and entry.published is not None:
+            where = {True: "in CI", False: "outside CI", None: "no CI"}[entry.inside_ci]
+            out += f" (study {entry.published:.3f}, Δ {entry.value - entry.published:+.3f}, {where})"
         return out
 
-    def best_rows(self, c: int) -> set[int]:
-        """Rows holding the best value of a metric column (ties at 3 decimals all count)."""
+    def ranked_rows(self, c: int) -> tuple[set[int], set[int]]:
+        """(best, second best) rows of a metric column; ties at 3 decimals share the mark."""
         if self.columns[c].kind != "metric":
-            return set()
+            return set(), set()
         found = {r: e for (r, cc), e in self.entries.items() if cc == c}
         if not found:
-            return set()
-        values = {r: round(e.value, 3) for r, e in found.items()}
-        pick = max if next(iter(found.values())).higher_is_better else min
-        best = pick(values.values())
-        return {r for r, v in values.items() if v == best}
+            return set(), set()
+        sign = 1 if next(iter(found.values())).higher_is_better else -1
+        values = {r: sign * round(e.value, 3) for r, e in found.items()}
+        distinct = sorted(set(values.values()), reverse=True)
+        best = {r for r, v in values.items() if v == distinct[0]}
+        second = {r for r, v in values.items() if len(distinct) > 1 and v == distinct[1]}
+        return best, second
+
+    def best_rows(self, c: int) -> set[int]:
+        return self.ranked_rows(c)[0]
+
+    def label(self, r: int) -> str:
+        """A row's label columns as one string (subscripts as ``@size``)."""
+        return " ".join(p for p in self.rows[r] if p).replace("_{", " @").replace("}", "")
+
+
+def format_count(n: float) -> str:
+    """Parameter counts as the study prints them: 1,138M, 31M, 0.8M, 1,537."""
+    m = n / 1e6
+    if m >= 10:
+        return f"{m:,.0f}M"
+    if m >= 0.1:
+        return f"{m:.1f}M".replace(".0M", "M")
+    return f"{n:,.0f}"
+
+
+def _percent(p: float) -> str:
+    return f"{p:.0f}%" if p >= 1 else f"{p:.1g}%" if p >= 0.01 else f"{p:.2g}%"
 
 
 def _finite(x: float | None) -> bool:
-    return x is not None and math.isfinite(x)
-
-
-def _grid(hf: pd.DataFrame, key: str, number: int, caption: str, row_header: str,
-          rows: list[tuple[str, dict]], cols: list[tuple[Column, dict]],
-          params: tuple[str, ...] = ()) -> Table | None:
-    """Fill rows x cols from the headline frame; drop empty rows/columns; append parameter columns."""
-    index: dict[Key, dict] = {}
-    for rec in hf.to_dict("records"):
-        index.setdefault((rec["model"], rec["dataset"], rec["protocol"], rec["variant"]), rec)
-    cells: dict[tuple[int, int], dict] = {}
-    for r, (_, rf) in enumerate(rows):
-        for c, (_, cf) in enumerate(cols):
-            both = {**rf, **cf}
-            rec = index.get((both["model"], both["dataset"], both["protocol"], both["variant"]))
-            if rec is not None:
-                cells[(r, c)] = rec
-    keep_r = sorted({r for r, _ in cells})
-    keep_c = sorted({c for _, c in cells})
-    if not cells:
-        return None
-    table = Table(key, number, caption, row_header, [rows[r][0] for r in keep_r],
-                  [cols[c][0] for c in keep_c])
-    for (r, c), rec in cells.items():
-        table.entries[(keep_r.index(r), keep_c.index(c))] = Entry(
-            rec["value"], _num(rec["ci_low"]), _num(rec["ci_high"]), bool(rec["higher_is_better"]))
-    demo = any(rec["is_demo"] for rec in cells.values())
-    _add_params(table, cells, keep_r, params)
-    if demo:
-        table.caption += f" Weights: {DEMO_NOTE}."
-    return table
+    return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
 
 
 def _num(x) -> float | None:
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+    return float(x) if _finite(x) else None
 
 
-def _add_params(table: Table, cells: dict, keep_r: list[int], params: tuple[str, ...]) -> None:
-    """Per row, the parameter counts of its cell with the most trainable parameters."""
-    if not params:
-        return
-    chosen: dict[int, dict] = {}
-    for (r, _), rec in cells.items():
-        tr = _num(rec["params_trainable"])
-        if tr is not None and (r not in chosen or tr > _num(chosen[r]["params_trainable"])):
-            chosen[r] = rec
-    if not chosen:
-        return
-    labels = {"trainable": ("Trainable (M)", "millions"), "total": ("Total (M)", "millions"),
-              "percent": ("Trainable (% of total)", "percent")}
-    for what in params:
-        values = {}
-        for r, rec in chosen.items():
-            tr, total = _num(rec["params_trainable"]), _num(rec["params_total"])
-            v = tr if what == "trainable" else total if what == "total" else (
-                100.0 * tr / total if total else None)
-            if v is not None:
-                values[keep_r.index(r)] = v
-        if values:
-            label, kind = labels[what]
-            table.columns.append(Column("Parameters", label, kind))
-            for r, v in values.items():
-                table.entries[(r, len(table.columns) - 1)] = Entry(v)
+def _entry(rec: dict, study_metric: bool, published: dict[str, float]) -> Entry:
+    pub = None if rec["is_published"] else published.get(rec["cell_id"])
+    if study_metric and rec["task"] == "segmentation":
+        if _finite(rec["study_value"]):
+            return Entry(float(rec["study_value"]), _num(rec["study_ci_low"]),
+                         _num(rec["study_ci_high"]), True, pub)
+        return Entry(float(rec["value"]), _num(rec["ci_low"]), _num(rec["ci_high"]),
+                     bool(rec["higher_is_better"]), pub, FALLBACK)
+    return Entry(float(rec["value"]), _num(rec["ci_low"]), _num(rec["ci_high"]),
+                 bool(rec["higher_is_better"]), pub)
 
 
-def _present(hf: pd.DataFrame, column: str, order: tuple[str, ...], **where: object) -> list[str]:
-    sel = hf
-    for k, v in where.items():
-        sel = sel[sel[k].isin(v)] if isinstance(v, (list, tuple, set)) else sel[sel[k] == v]
-    return sorted(set(sel[column]), key=order_key(order))
+def _params_columns(layout: Layout) -> list[Column]:
+    names = {"trainable_pct": ("Trainable Params. (%)", "params"), "total": ("Total Params.", "millions")}
+    return [Column("", *names[p]) for p in layout.params]
 
 
-def _variants(hf: pd.DataFrame, **where: object) -> list[str]:
-    return sorted(_present(hf, "variant", (), **where), key=variant_key)
+def _notes(table: Table, recs: list[dict]) -> None:
+    if any(r["is_demo"] for r in recs):
+        table.caption += f" Weights: {DEMO_NOTE}."
+    if recs and all(r["is_published"] for r in recs):
+        table.caption += f" Note: {PUBLISHED_NOTE}."
+    if any(e.published is not None for e in table.entries.values()):
+        table.caption += (" Where the study published a cell: ours (study value, difference, whether "
+                          "the study's value lies inside our 95% bootstrap CI).")
+
+
+def study_table(layout: Layout, index: dict[str, dict], published: dict[str, float]) -> Table:
+    """The study's table: its rows and columns only, "—" where the run lacks an entry."""
+    pcols = _params_columns(layout)
+    table = Table(layout.key, layout.number, layout.caption, layout.row_header,
+                  [r.labels for r in layout.rows], pcols + [Column(c.group, c.label) for c in layout.cols])
+    used = []
+    for r, row in enumerate(layout.rows):
+        row_recs = []
+        for c, col in enumerate(layout.cols):
+            rec = index.get(layout.cell_id(row, col))
+            if rec is None:
+                table.missing += 1
+                continue
+            row_recs.append(rec)
+            table.entries[(r, len(pcols) + c)] = _entry(rec, True, published)
+        used += row_recs
+        counts = study_parameter_counts(row, layout.variant if row.variant is None else row.variant)
+        if counts is None and row_recs:                        # not computable here: the run's own
+            best = max(row_recs, key=lambda x: _num(x["params_trainable"]) or -1.0)
+            if _finite(best["params_trainable"]) and _finite(best["params_total"]):
+                counts = (best["params_trainable"], best["params_total"])
+        for c, col in enumerate(pcols):
+            if counts is not None:
+                table.entries[(r, c)] = Entry(float(counts[0] if col.kind == "params" else counts[1]),
+                                              total=float(counts[1]))
+    metric = METRIC_LABEL["auroc" if layout.task == "classification" else "dice_jaccard_study"]
+    table.caption += f" Metric: {metric}. {MARKS_NOTE}"
+    if layout.task == "segmentation" and any(e.note for e in table.entries.values()):
+        table.caption += (f" {FALLBACK}: the record has no study metric; our per-volume "
+                          f"{METRIC_LABEL['dice_jaccard']} is shown.")
+    n = len(layout.rows) * len(layout.cols)
+    if table.missing:
+        table.caption += f" {table.missing} of the study's {n} entries are not in this run (—)."
+    _notes(table, used)
+    return table
+
+
+def extended_table(layout: Layout, hf: pd.DataFrame, taken: set[str],
+                   published: dict[str, float]) -> Table | None:
+    """Every run cell of the table's datasets and protocols, any model and variant; None if the
+    study table already holds all of them."""
+    by_protocol = any(r.protocol for r in layout.rows)
+    protocols = layout.protocols or frozenset(hf["protocol"])
+    cols = {(c.dataset, c.protocol): i for i, c in enumerate(layout.cols)}
+    cells: dict[tuple[str, str, str], dict[int, dict]] = {}
+    for rec in hf.to_dict("records"):
+        c = cols.get((rec["dataset"], "" if by_protocol else rec["protocol"]))
+        if c is None or rec["protocol"] not in protocols:
+            continue
+        key = (rec["model"], rec["protocol"] if by_protocol else "", rec["variant"])
+        cells.setdefault(key, {}).setdefault(c, rec)
+    if not any(rec["cell_id"] not in taken for row in cells.values() for rec in row.values()):
+        return None
+    keys = sorted(cells, key=lambda k: (order_key(MODEL_ORDER)(k[0]), order_key(PROTOCOL_ORDER)(k[1]),
+                                        variant_key(k[2])))
+    header = ("Model",) + (("Protocol",) if by_protocol else ()) + ("Variant",)
+    rows = [(model_label(m),) + ((PROTOCOL_LABELS.get(p, p),) if by_protocol else ()) + (v or "default",)
+            for m, p, v in keys]
+    has_params = any(_finite(rec["params_trainable"]) for row in cells.values() for rec in row.values())
+    pcols = [Column("", "Trainable (share)", "params"), Column("", "Total", "millions")] \
+        if layout.params and has_params else []
+    table = Table(f"{layout.key}_extended", layout.number,
+                  f"Extended {layout.title.split('.')[0]}: every cell of this run on the table's "
+                  "datasets and protocols, all models and input sizes.", header, rows,
+                  pcols + [Column(c.group, c.label) for c in layout.cols], extended=True)
+    used = []
+    for r, key in enumerate(keys):
+        for c, rec in cells[key].items():
+            table.entries[(r, len(pcols) + c)] = _entry(rec, False, published)
+            used.append(rec)
+        counted = [x for x in cells[key].values()
+                   if _finite(x["params_trainable"]) and _finite(x["params_total"])]
+        if pcols and counted:
+            best = max(counted, key=lambda x: x["params_trainable"])
+            table.entries[(r, 0)] = Entry(float(best["params_trainable"]), total=float(best["params_total"]))
+            table.entries[(r, 1)] = Entry(float(best["params_total"]))
+    metric = METRIC_LABEL["auroc" if layout.task == "classification" else "dice_jaccard"]
+    table.caption += f" Metric: {metric} (our headline). {MARKS_NOTE}"
+    if pcols:
+        table.caption += " Parameters as recorded by the run (its own class count)."
+    _notes(table, used)
+    return table
 
 
 def build_tables(hf: pd.DataFrame) -> dict[str, Table]:
-    """Every study table that has at least one cell, keyed by file stem, in table order."""
-    cls = _present(hf, "dataset", DATASET_ORDER, task="classification")
-    seg = _present(hf, "dataset", DATASET_ORDER, task="segmentation")
-    auroc, dj = METRIC_LABEL["auroc"], METRIC_LABEL["dice_jaccard"]
-    tables: list[Table | None] = []
-
-    rows = [(model_label(m), {"model": m}) for m in
-            (*DINOV2, "densenet201", "resnet152", "vgg19", "vit_l16_in21k")]
-    cols = [(Column("", dataset_label(d)), {"dataset": d, "protocol": "linear", "variant": ""})
-            for d in cls]
-    tables.append(_grid(hf, "table3_linear_probing", 3,
-                        f"Linear probing, DINOv2 sizes vs supervised CNNs and ViT: {auroc} on the "
-                        "test split; best per column in bold.", "Model", rows, cols))
-
-    models = _present(hf, "model", MODEL_ORDER, task="classification")
-    rows = [(model_label(m), {"model": m}) for m in models]
-    cols = [(Column(dataset_label(d), PROTOCOL_LABELS[p]), {"dataset": d, "protocol": p, "variant": ""})
-            for d in ("nih", "chexpert") for p in ("knn", "linear", "finetune")]
-    tables.append(_grid(hf, "table4_knn_linear_finetune", 4,
-                        f"kNN, linear probing and fine-tuning on NIH and CheXpert: {auroc}; "
-                        "best per column in bold.", "Model", rows, cols))
-
-    t5_models = ("mae_vitl16", "msn_vitl16", "clip_vitl14", "openclip_vith14", "dinov2_vitl14",
-                 "dinov2_vitg14")
-    rows = [(model_label(m), {"model": m}) for m in t5_models]
-    cols = [(Column(dataset_label(d), f"{v} px" if v else "default"),
-             {"dataset": d, "protocol": "seg_unet", "variant": v})
-            for d in seg for v in _variants(hf, model=t5_models, dataset=d, protocol="seg_unet")]
-    tables.append(_grid(hf, "table5_segmentation_unet", 5,
-                        f"Segmentation with a U-Net decoder on frozen backbones at each input "
-                        f"resolution in the run: {dj}; best per column in bold.", "Model", rows, cols))
-
-    rows = []
-    for m, p, suffix in [*((m, "seg_unet", "+ U-Net decoder (frozen)") for m in DINOV2),
-                         ("unet", "scratch", "(scratch)"), ("transunet", "scratch", "(scratch)")]:
-        for v in _variants(hf, model=m, protocol=p, task="segmentation"):
-            label = f"{model_label(m)} {suffix}" + (f" @{v}" if v else "")
-            rows.append((label, {"model": m, "protocol": p, "variant": v}))
-    cols = [(Column("", dataset_label(d)), {"dataset": d}) for d in seg]
-    tables.append(_grid(hf, "table6_dinov2_vs_scratch", 6,
-                        f"Frozen DINOv2 with a U-Net decoder vs U-Net and TransUNet trained from "
-                        f"scratch: {dj}; parameters in millions, taken from the row's cell with the "
-                        "most trainable parameters (output heads differ by class count).",
-                        "Model", rows, cols, params=("trainable", "total")))
-
-    rows = [(f"{model_label(m)}" + (f" @{v}" if v else ""), {"model": m, "variant": v})
-            for m in (*DINOV2, "vit_l16_in21k")
-            for v in _variants(hf, model=m, protocol=("seg_linear", "seg_unet"))]
-    cols = [(Column(dataset_label(d), PROTOCOL_LABELS[p].replace(" decoder", "")),
-             {"dataset": d, "protocol": p}) for d in seg for p in ("seg_linear", "seg_unet")]
-    tables.append(_grid(hf, "table7_dinov2_vs_in21k_segmentation", 7,
-                        f"DINOv2 vs supervised ImageNet-21k ViT-L/16 on segmentation with linear and "
-                        f"U-Net decoders, one row per model and input resolution: {dj}.",
-                        "Model", rows, cols))
-
-    t8 = ("sam_vitl16", "dinov2_vitl14")
-    hi_res = "1024" in _variants(hf, model=t8, dataset=("nih", "chexpert"), protocol="linear")
-    rows = [(model_label(m), {"model": m}) for m in t8]
-    cols = [(Column("", dataset_label(d)), {"dataset": d, "protocol": "linear",
-                                            "variant": "1024" if hi_res else ""})
-            for d in ("nih", "chexpert")]
-    note = ("at 1024 px input" if hi_res else
-            "no 1024 px cells in this run, so the default-resolution linear probes are shown")
-    tables.append(_grid(hf, "table8_sam_vs_dinov2", 8,
-                        f"SAM vs DINOv2 on X-ray classification with a linear probe, {note}: {auroc}.",
-                        "Model", rows, cols))
-
-    rows = [(f"{model_label(m)} — {PROTOCOL_LABELS[p]}", {"model": m, "protocol": p})
-            for m in _present(hf, "model", MODEL_ORDER, protocol=("finetune", "lora", "bitfit"))
-            for p in ("finetune", "linear", "lora", "bitfit")]
-    cols = [(Column("", dataset_label(d)), {"dataset": d, "variant": ""}) for d in cls]
-    tables.append(_grid(hf, "table9_finetune_lora_bitfit", 9,
-                        f"Fine-tuning vs linear probing vs LoRA vs BitFit: {auroc}; trainable "
-                        "parameters in millions and as a percentage of the total.",
-                        "Model — protocol", rows, cols, params=("trainable", "percent")))
-    return {t.key: t for t in tables if t is not None}
-
-
-def to_markdown(table: Table, ci: bool = False) -> str:
-    """GitHub Markdown with a bold caption line; best per column as **x**."""
-    def esc(s: str) -> str:
-        return s.replace("|", "\\|")
-    head = [table.row_header] + [c.title for c in table.columns]
-    lines = [f"**Table {table.number}.** {esc(table.caption)}", "",
-             "| " + " | ".join(esc(h) for h in head) + " |",
-             "|---|" + "".join("---:|" for _ in table.columns)]
-    for r, label in enumerate(table.rows):
-        cells = [_bold(table, r, c, table.text(r, c, ci), "**{}**") for c in range(len(table.columns))]
-        lines.append("| " + " | ".join(esc(x) for x in [label, *cells]) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def to_csv(table: Table) -> str:
-    """CSV with every value and its 95% CI; the first line is the caption as a ``#`` comment."""
-    buf = io.StringIO()
-    buf.write(f"# Table {table.number}. {table.caption}\n")
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow([table.row_header] + [c.title for c in table.columns])
-    for r, label in enumerate(table.rows):
-        writer.writerow([label] + [table.text(r, c, ci=True) for c in range(len(table.columns))])
-    return buf.getvalue()
-
-
-_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-        "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-
-
-def tex_escape(text: str) -> str:
-    """Escape LaTeX's special characters so labels like ``ViT-L/16 (IN21k)`` or ``50%`` compile."""
-    return "".join(_TEX.get(ch, ch) for ch in text)
-
-
-def to_latex(table: Table, ci: bool = False) -> str:
-    """A booktabs table; column groups become \\multicolumn headers, best per column \\textbf."""
-    n = len(table.columns)
-    lines = [r"\begin{table}[t]", r"\centering",
-             rf"\caption{{Table {table.number}. {tex_escape(table.caption)}}}",
-             rf"\label{{tab:{table.key}}}", r"\begin{tabular}{l" + "c" * n + "}", r"\toprule"]
-    groups = column_spans([c.group for c in table.columns])
-    if any(g for g, _, _ in groups):
-        lines.append(" & ".join([""] + [rf"\multicolumn{{{b - a}}}{{c}}{{{tex_escape(g)}}}"
-                                        for g, a, b in groups]) + r" \\")
-        lines.append(" ".join(rf"\cmidrule(lr){{{a + 2}-{b + 1}}}" for g, a, b in groups if g))
-    lines.append(" & ".join(tex_escape(h) for h in [table.row_header] +
-                            [c.label for c in table.columns]) + r" \\")
-    lines.append(r"\midrule")
-    for r, label in enumerate(table.rows):
-        cells = [_bold(table, r, c, tex_escape(table.text(r, c, ci)), r"\textbf{{{}}}")
-                 for c in range(n)]
-        lines.append(" & ".join([tex_escape(label), *cells]) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-    return "\n".join(lines) + "\n"
-
-
-def _bold(table: Table, r: int, c: int, text: str, fmt: str) -> str:
-    return fmt.format(text) if r in table.best_rows(c) else text
-
-
-def column_spans(groups: list[str]) -> list[tuple[str, int, int]]:
-    """Consecutive equal group names as (name, start, end) column spans."""
-    out: list[tuple[str, int, int]] = []
-    for i, g in enumerate(groups):
-        if out and out[-1][0] == g:
-            out[-1] = (g, out[-1][1], i + 1)
-        else:
-            out.append((g, i, i + 1))
+    """All seven study tables (always), each followed by its extended companion when the run has
+    cells the study table does not take; keyed by file stem."""
+    index = {rec["cell_id"]: rec for rec in hf.to_dict("records")}
+    published = published_index()
+    out: dict[str, Table] = {}
+    for layout in LAYOUTS:
+        out[layout.key] = study_table(layout, index, published)
+        taken = {layout.cell_id(r, c) for r in layout.rows for c in layout.cols}
+        ext = extended_table(layout, hf, taken, published)
+        if ext is not None:
+            out[ext.key] = ext
     return out
