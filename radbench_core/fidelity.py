@@ -47,6 +47,40 @@ def _s(*args: Any, **kwargs: Any) -> Setting:
 SETTINGS: tuple[Setting, ...] = (
     # --- classification protocols: kNN, linear, fine-tune, LoRA, BitFit ---
     # --- datasets, labels, splits, few-shot sampling ---
+    _s("dataset:nih", "label set of the macro AUROC",
+       "15 outputs: the 14 findings + 'No Finding', sorted (MultiLabelBinarizer); MultilabelAUROC "
+       "macro over all 15", "repo dinov2/data/datasets/nih_chest_xray.py",
+       "the same 15 outputs in the same order", datasets=("nih",)),
+    _s("dataset:chexpert", "label set",
+       "Cardiomegaly, Edema, Consolidation, Atelectasis, Pleural Effusion; -1 (uncertain) -> 0, "
+       "blank -> 0; frontal views only", "repo dinov2/data/datasets/chexpert.py",
+       "the same five, same order, uncertainty 'zeros'", datasets=("chexpert",)),
+    _s("dataset:chexpert", "6th 'Uncertain' output",
+       "a 6th output, 1 where any of the five is -1, trained and averaged into the macro AUROC",
+       "repo dinov2/data/datasets/chexpert.py", "five outputs (paper Table 1: 5 classes)",
+       datasets=("chexpert",), deviation="chexpert_no_uncertain_output",
+       why="the official test labels hold no -1, so that output is constant on test and its AUROC "
+           "undefined (torchmetrics scores it 0); published AUROCs above 5/6 show it was not in "
+           "the reported mean"),
+    _s("dataset:chexpert", "splits",
+       "train = train.csv (191,027 frontal), val = official valid (202 frontal), test = official "
+       "test labels (518 frontal)", "repo dinov2/data/datasets/chexpert.py",
+       "the same, when test.csv (or test_labels.csv) is beside train.csv", datasets=("chexpert",)),
+    _s("dataset:chexpert", "test split without the test labels", "official test (518 frontal)",
+       "repo dinov2/data/datasets/chexpert.py",
+       "every tenth train patient (systematic), val still the official valid",
+       datasets=("chexpert",), deviation="chexpert_test_from_train",
+       why="the test labels are a separate download; in effect only when the loader reports it "
+           "(index.deviations); add CheXpert-v1.0-small/test.csv and test/ to get the study's split"),
+    _s("fewshot", "few-shot sampler",
+       "per label in column order, the first n patients (id order) whose images all carry it; a "
+       "patient already taken is skipped, not replaced; NIH's 'No Finding' is a label too",
+       "repo dinov2/data/utils.py", "the same (sampler 'study'; 'seeded' is ours)",
+       protocols=("fewshot",), key="sampler", value="study"),
+    _s("fewshot", "runs per shot count", "one deterministic sample, one run, no seeds",
+       "repo dinov2/data/wrappers.py", "1", protocols=("fewshot",), key="seeds", value=1),
+    _s("fewshot", "patients per class", "1, 2, 4, 8, 16", "paper 4.3", "1, 2, 4, 8, 16",
+       protocols=("fewshot",), key="shot_grid", value=(1, 2, 4, 8, 16)),
     # --- features: backbones, positional embeddings, pooled features ---
     # --- segmentation: decoders, training, metric, preprocessing ---
     # --- profile: which cells, resolutions, subsets ---

@@ -1,4 +1,5 @@
-"""CheXpert loader: phantom, frontal-only filter, uncertainty policies on hand-written rows, errors."""
+"""CheXpert loader: the study's labels and split (official test labels), the declared fallback
+without them, frontal-only filter, uncertainty policies on hand-written rows, errors."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import pytest
 
 from radbench_core.datasets import get_dataset, open_dataset
 from radbench_core.datasets.base import LoadOptions
-from radbench_core.datasets.chexpert import CLASSES, OBSERVATIONS, index
+from radbench_core.datasets.chexpert import CLASSES, OBSERVATIONS, TEST_FROM_TRAIN, index
 from radbench_core.errors import ConfigError, DatasetError
-from radbench_core.phantoms.chexpert import FOLDER, HEADER, write_phantom
+from radbench_core.phantoms.chexpert import FOLDER, HEADER, TEST_HEADER, write_phantom
 
 SPEC = get_dataset("chexpert")
 
@@ -30,21 +31,64 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def test_phantom_frontal_only_and_official_test(phantom):
+def test_label_set_is_the_studys():
+    # repo dinov2/data/datasets/chexpert.py: these five columns in this order, U-Zeros, blank = 0
+    assert CLASSES == ("Cardiomegaly", "Edema", "Consolidation", "Atelectasis", "Pleural Effusion")
+    assert SPEC.class_names == CLASSES and LoadOptions().uncertainty == "zeros"
+
+
+def test_phantom_split_is_the_studys(phantom):
     ix = open_dataset(SPEC, phantom)
-    train_rows, valid_rows = _rows(phantom / FOLDER / "train.csv"), _rows(phantom / FOLDER / "valid.csv")
-    laterals = [r["Path"] for r in train_rows + valid_rows if r["Frontal/Lateral"] == "Lateral"]
-    assert laterals and not {it.key for it in ix.items} & set(laterals)
-    frontal_valid = [r["Path"] for r in valid_rows if r["Frontal/Lateral"] == "Frontal"]
-    assert [it.key for it in ix.split_items("test")] == frontal_valid
-    assert len(ix.items) == 48 and {k: len(v) for k, v in ix.splits.items()} == {
-        "train": 33, "val": 3, "test": 12}
+    assert ix.deviations == ()
+    rows = {s: _rows(phantom / FOLDER / f"{s}.csv") for s in ("train", "valid", "test")}
+    laterals = [r["Path"] for r in rows["train"] + rows["valid"] if r["Frontal/Lateral"] == "Lateral"]
+    laterals += [r["Path"] for r in rows["test"] if "lateral" in r["Path"]]
+    assert len(laterals) > 3 and not {it.key for it in ix.items} & set(laterals)
+    frontal = {s: [r["Path"] for r in rows[s] if "frontal" in r["Path"]] for s in rows}
+    assert [it.key for it in ix.split_items("train")] == frontal["train"]      # all of train.csv
+    assert [it.key for it in ix.split_items("val")] == frontal["valid"]        # official valid
+    assert [it.key for it in ix.split_items("test")] == frontal["test"]        # official test
+    assert {k: len(v) for k, v in ix.splits.items()} == {"train": 36, "val": 12, "test": 8}
     owners = {}
     for split in ("train", "val", "test"):
         for patient in ix.patients(split):
             assert patient.startswith("patient") and owners.setdefault(patient, split) == split
+    by_path = {r["Path"]: r for r in rows["test"]}
+    for it in ix.split_items("test"):
+        assert list(it.label) == [float(by_path[it.key][c]) for c in CLASSES]
+        assert it.images[0] == f"{FOLDER}/{it.key}"
     img = ix.load_slices(ix.split_items("test")[0])
     assert img.shape == (1, 64, 64) and img.dtype == np.float32 and 0 <= img.min() <= img.max() <= 1
+
+
+def test_without_test_labels_the_declared_fallback_takes_test_from_train(tmp_path):
+    write_phantom(tmp_path, "tiny", seed=0, test_labels=False)
+    assert not (tmp_path / FOLDER / "test.csv").exists()
+    with pytest.warns(UserWarning, match=r"no official CheXpert test labels.*chexpert_test_from_train"
+                                         r".*Add the test labels CSV"):
+        ix = index(tmp_path, LoadOptions())
+    assert ix.deviations == (TEST_FROM_TRAIN,) == ("chexpert_test_from_train",)
+    train_rows = [r for r in _rows(tmp_path / FOLDER / "train.csv") if r["Frontal/Lateral"] == "Frontal"]
+    valid_rows = [r for r in _rows(tmp_path / FOLDER / "valid.csv") if r["Frontal/Lateral"] == "Frontal"]
+    assert [it.key for it in ix.split_items("val")] == [r["Path"] for r in valid_rows]
+    test_patients, train_patients = set(ix.patients("test")), set(ix.patients("train"))
+    assert not test_patients & train_patients
+    # 12 train patients dealt 90/10 by largest deficit: patients 1-5 train (5th: tie 0.5/0.5 -> the
+    # earlier group), the 6th has deficits 0.4 (train) vs 0.6 (test) -> test; 7-12 train again
+    assert test_patients == {"patient00006"}
+    assert len(ix.splits["train"]) + len(ix.splits["test"]) == len(train_rows)
+    # a CheXlocalize-named test file (test_labels.csv, release prefix in Path) brings the study's split
+    lines = [",".join(TEST_HEADER)]
+    for p in (64741, 64742):
+        lines.append(",".join([f"{FOLDER}/test/patient{p}/study1/view1_frontal.jpg"]
+                              + ["1" if o == "Edema" else "0" for o in OBSERVATIONS]))
+    lines.append(",".join([f"{FOLDER}/test/patient64742/study1/view2_lateral.jpg"] + ["0"] * 14))
+    (tmp_path / FOLDER / "test_labels.csv").write_text("\n".join(lines) + "\n")
+    study = index(tmp_path, LoadOptions())
+    assert study.deviations == ()
+    assert study.patients("test") == ["patient64741", "patient64742"]
+    np.testing.assert_array_equal(study.labels("test"), [[0, 1, 0, 0, 0]] * 2)
+    assert len(study.splits["train"]) == len(train_rows)
 
 
 def test_labels_match_csv_under_default_policy(phantom):
@@ -54,7 +98,7 @@ def test_labels_match_csv_under_default_policy(phantom):
         row = by_path[it.key]
         expected = [1.0 if row[c] == "1.0" else 0.0 for c in CLASSES]
         assert list(it.label) == expected
-    assert ix.labels("train").shape == (33, 5)
+    assert ix.labels("train").shape == (36, 5)
 
 
 def test_root_may_be_the_release_folder(phantom):
@@ -103,7 +147,7 @@ def test_unknown_policy_is_a_config_error(tmp_path):
 
 def test_value_outside_declared_set_is_refused(tmp_path):
     root = _hand_written(tmp_path, ["1.0", "2.0", "", "0.0", "0.0"])
-    with pytest.raises(DatasetError, match=r"train.csv: column 'Cardiomegaly' line 2 holds '2.0'"):
+    with pytest.raises(DatasetError, match=r"train.csv: column 'Edema' line 2 holds '2.0'"):
         index(root, LoadOptions())
 
 

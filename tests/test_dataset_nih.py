@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import shutil
 from pathlib import Path
 
@@ -12,9 +11,10 @@ import pytest
 
 from radbench_core.datasets import get_dataset, open_dataset
 from radbench_core.datasets.base import LoadOptions
-from radbench_core.datasets.nih import CLASSES, index
+from radbench_core.datasets.nih import CLASSES, STUDY_LABELS, index
 from radbench_core.errors import ConfigError, DatasetError
 from radbench_core.phantoms.nih import HEADER_2017, finding_centers, write_phantom
+from radbench_core.protocols.fewshot import study_fewshot
 
 SPEC = get_dataset("nih")
 
@@ -27,17 +27,24 @@ def phantom(tmp_path_factory) -> Path:
 
 
 def _csv_labels(path: Path) -> dict[str, np.ndarray]:
-    """Independent reader: the stdlib csv module, by column position of the native header."""
-    out = {}
+    """Independent reader: the stdlib csv module + sklearn's MultiLabelBinarizer, as the study's
+    repo encoded the labels (one column per name seen, "No Finding" included, sorted)."""
+    from sklearn.preprocessing import MultiLabelBinarizer
     with open(path, newline="") as fh:
-        rows = list(csv.reader(fh))
-    for row in rows[1:]:
-        vec = np.zeros(len(CLASSES))
-        for name in row[1].split("|"):
-            if name != "No Finding":
-                vec[CLASSES.index(name)] = 1
-        out[row[0]] = vec
-    return out
+        rows = list(csv.reader(fh))[1:]
+    mlb = MultiLabelBinarizer(classes=None)
+    matrix = mlb.fit_transform([row[1].split("|") for row in rows])
+    assert tuple(mlb.classes_) == STUDY_LABELS, "the phantom shows every label; columns as the repo"
+    return {row[0]: matrix[i].astype(float) for i, row in enumerate(rows)}
+
+
+def test_label_set_is_the_studys_fifteen_outputs():
+    assert SPEC.class_names == STUDY_LABELS and len(STUDY_LABELS) == 15
+    assert STUDY_LABELS == (
+        "Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Effusion", "Emphysema",
+        "Fibrosis", "Hernia", "Infiltration", "Mass", "No Finding", "Nodule",
+        "Pleural_Thickening", "Pneumonia", "Pneumothorax")
+    assert set(STUDY_LABELS) == set(CLASSES) | {"No Finding"}
 
 
 def test_phantom_counts_labels_and_shapes(phantom):
@@ -48,11 +55,25 @@ def test_phantom_counts_labels_and_shapes(phantom):
     for split in ("train", "val", "test"):
         expected = np.stack([truth[it.key] for it in ix.split_items(split)])
         np.testing.assert_array_equal(ix.labels(split), expected)
-    assert ix.labels("train").shape == (40, 14)
+    assert ix.labels("train").shape == (40, 15)
     per_class = sum(ix.labels(s).sum(0) for s in ("train", "val", "test"))
-    assert (per_class > 0).all()                       # every finding occurs
+    assert (per_class > 0).all()                       # every label occurs, No Finding included
     all_rows = np.concatenate([ix.labels(s) for s in ("train", "val", "test")])
-    assert (all_rows.sum(1) == 0).any() and (all_rows.sum(1) > 1).any()   # No Finding and combos
+    no_finding = all_rows[:, STUDY_LABELS.index("No Finding")]
+    assert (all_rows.sum(1) >= 1).all()                # "No Finding" is a positive of its own
+    assert (all_rows[no_finding == 1].sum(1) == 1).all() and (all_rows.sum(1) > 1).any()
+
+
+def test_study_fewshot_sampler_finds_patients_on_the_phantom(phantom):
+    """The phantom's patients keep their findings on every film, as the study's rule needs."""
+    ix = open_dataset(SPEC, phantom)
+    y, patients = ix.labels("train"), ix.patients("train")
+    idx = study_fewshot(y, patients, "multilabel", 1)
+    chosen = {patients[i] for i in idx}
+    assert sorted(idx) == [i for i, p in enumerate(patients) if p in chosen]   # all their films
+    covered = [c for c in range(15) if any(
+        all(y[i, c] == 1 for i in range(len(patients)) if patients[i] == p) for p in chosen)]
+    assert STUDY_LABELS.index("No Finding") in covered and len(covered) >= 8
     img = ix.load_slices(ix.items[0])
     assert img.shape == (1, 64, 64) and img.dtype == np.float32
     assert 0.0 <= img.min() and img.max() <= 1.0
@@ -71,9 +92,7 @@ def test_official_test_list_and_patient_grouping(phantom):
 
 def test_splits_are_saved_and_reused(phantom):
     first = index(phantom, LoadOptions())
-    saved = json.loads((phantom / "radbench_splits.json").read_text())
-    assert sorted(saved) == ["test", "train", "val"]
-    assert [first.items[i].key for i in first.splits["val"]] == saved["val"]
+    assert sorted(first.splits) == ["test", "train", "val"]
     assert index(phantom, LoadOptions()).splits == first.splits
     capped = index(phantom, LoadOptions(max_items=5))
     assert {k: len(v) for k, v in capped.splits.items()} == {"train": 5, "val": 4, "test": 5}
@@ -89,7 +108,7 @@ def test_findings_are_visible_in_pixels(phantom):
         for c, (cy, cx) in enumerate(centers):
             # a finding is a grating under a Gaussian envelope: average over a window of it
             value = img[int(cy) - 4:int(cy) + 5, int(cx) - 4:int(cx) + 5].mean()
-            (pos if it.label[c] else neg).append(value)
+            (pos if it.label[STUDY_LABELS.index(CLASSES[c])] else neg).append(value)
     assert np.mean(pos) > np.mean(neg) + 0.1
 
 
@@ -130,11 +149,10 @@ def test_112120_rows_index_without_touching_images(tmp_path):
     assert len(ix.items) == n
     assert len(ix.splits["test"]) == len(test)
     assert sum(len(v) for v in ix.splits.values()) == n
-    expected = np.zeros(len(CLASSES))
+    expected = np.zeros(len(STUDY_LABELS))
     for k in range(len(combos)):
         for name in combos[k].split("|"):
-            if name != "No Finding":
-                expected[CLASSES.index(name)] += np.sum(picks == k)
+            expected[STUDY_LABELS.index(name)] += np.sum(picks == k)
     got = sum(ix.labels(s).sum(0) for s in ("train", "val", "test"))
     np.testing.assert_array_equal(got, expected)
     assert ix.items[7].images == (f"images_003/images/{names[7]}",)

@@ -2,7 +2,10 @@
 
 Layout: ``Data_Entry_2017.csv`` (original: trailing comma on every row, ages like ``058Y``) or
 ``Data_Entry_2017_v2020.csv``; PNGs in ``images/`` or ``images_001/images/`` ... ``images_012/images/``;
-``train_val_list.txt`` / ``test_list.txt`` (the official test set). "No Finding" is all zeros.
+``train_val_list.txt`` / ``test_list.txt`` (the official test set).
+Labels are the study's 15 outputs (repo dinov2/data/datasets/nih_chest_xray.py: a MultiLabelBinarizer
+over the "Finding Labels" strings, so "No Finding" is a column of its own and the columns are in
+sorted order); the macro AUROC averages all 15, as the study's MultilabelAUROC did.
 Indexing reads the CSV once and lists each image folder once; images are never opened or stat-ed
 until a slice is requested, so 112,120 rows index in well under a second or two.
 """
@@ -19,10 +22,13 @@ from radbench_core.datasets.csvtools import ImageFileIndex, list_dirs, list_file
 from radbench_core.datasets.splits import patient_split, resolve_splits
 from radbench_core.errors import DatasetError
 
+# the 14 findings in the release's order (what a film can show; the phantom draws these)
 CLASSES: tuple[str, ...] = (
     "Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia",
     "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening", "Hernia")
 NO_FINDING = "No Finding"
+# the study's outputs: the 14 findings + "No Finding", sorted as sklearn's MultiLabelBinarizer sorts
+STUDY_LABELS: tuple[str, ...] = tuple(sorted(CLASSES + (NO_FINDING,)))
 CSV_NAMES = ("Data_Entry_2017_v2020.csv", "Data_Entry_2017.csv")   # v2020 (corrected) wins if both
 REQUIRED = ("Image Index", "Finding Labels", "Patient ID")
 TRAIN_VAL_LIST, TEST_LIST = "train_val_list.txt", "test_list.txt"
@@ -46,17 +52,15 @@ def image_locations(root: Path) -> dict[str, str]:
 
 
 def _parse_labels(csv_path: Path, column: "np.ndarray") -> list[tuple[float, ...]]:
-    """``A|B`` strings -> 0/1 tuples; a name outside the 14 classes is a DatasetError."""
-    position = {name: i for i, name in enumerate(CLASSES)}
+    """``A|B`` strings -> 0/1 tuples over STUDY_LABELS; an unknown name is a DatasetError."""
+    position = {name: i for i, name in enumerate(STUDY_LABELS)}
     cache: dict[str, tuple[float, ...]] = {}
     for text in set(column):
-        row = [0.0] * len(CLASSES)
+        row = [0.0] * len(STUDY_LABELS)
         for name in (t.strip() for t in text.split("|")):
-            if name == NO_FINDING:
-                continue
             if name not in position:
                 raise DatasetError(csv_path, f"column 'Finding Labels' holds {name!r}, outside the "
-                                             f"declared set {CLASSES + (NO_FINDING,)}",
+                                             f"declared set {STUDY_LABELS}",
                                    "restore the original CSV from the NIH release")
             row[position[name]] = 1.0
         cache[text] = tuple(row)
@@ -112,7 +116,7 @@ def index(root: Path, options: LoadOptions) -> ImageFileIndex:
 
 SPEC = DatasetSpec(
     id="nih", title="NIH ChestX-ray14", modality="xray", task="classification",
-    label_kind="multilabel", class_names=CLASSES, folder="nih_chestxray14",
+    label_kind="multilabel", class_names=STUDY_LABELS, folder="nih_chestxray14",
     download_hint=("download ChestX-ray14 from https://nihcc.app.box.com/v/ChestXray-NIHCC: "
                    "Data_Entry_2017_v2020.csv, train_val_list.txt, test_list.txt and the "
                    "images_001..012 archives (extracted to images/ or images_0NN/images/)"),

@@ -2,6 +2,9 @@
 
 Each of the 14 findings adds a bright blob at its own position on the film, so labels are learnable;
 patients have several follow-up films with their own anatomy, so patient grouping is exercised.
+Every fourth patient is healthy (all films "No Finding"); the others carry two chronic findings on
+every film plus occasional extra ones, so the study's few-shot rule (patients whose films all show
+the class) finds patients for every one of the 15 labels.
 """
 
 from __future__ import annotations
@@ -19,6 +22,16 @@ HEADER_2017 = ("Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Pa
                "View Position,OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y],")
 HEADER_V2020 = HEADER_2017.rstrip(",")
 IMAGES_PER_PATIENT = 4
+CHRONIC_OFFSET = 5          # a sick patient's second chronic finding, this many classes on
+EXTRA_FINDING_P = 0.08      # chance of each other finding on one film
+
+
+def chronic_findings(patient: int) -> list[int]:
+    """Findings on every film of 0-based ``patient``: none for every fourth, else two."""
+    if patient % 4 == 3:
+        return []
+    k = patient - patient // 4                  # index among the sick patients
+    return sorted({k % len(CLASSES), (k + CHRONIC_OFFSET) % len(CLASSES)})
 
 
 def finding_centers(size: int) -> list[tuple[float, float]]:
@@ -56,11 +69,10 @@ def write_phantom(root: Path, size: str = "tiny", seed: int = 0, *, layout: str 
         anatomy = patient_anatomy(rng)
         age = int(rng.integers(20, 85))
         sex = "M" if rng.random() < 0.5 else "F"
+        chronic = chronic_findings(p)
         for fu in range(IMAGES_PER_PATIENT):
-            positives = [c for c in range(len(CLASSES)) if rng.random() < 0.1]
-            if n % 3 != 0 and n % len(CLASSES) not in positives:
-                positives.append(n % len(CLASSES))
-            positives.sort()
+            extra = rng.random(len(CLASSES)) < EXTRA_FINDING_P
+            positives = sorted(set(chronic) | {c for c in range(len(CLASSES)) if extra[c] and chronic})
             name = f"{pid:08d}_{fu:03d}.png"
             archive = 1 + n * 2 // (n_patients * IMAGES_PER_PATIENT)       # two archives
             folder = "images" if layout == "flat" else f"images_{archive:03d}/images"
