@@ -7,9 +7,11 @@ into a temporary folder that is renamed into place, so a crash never leaves half
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 from filelock import FileLock
@@ -40,25 +42,54 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "radbench"
 
 
+def _manifest(folder: Path) -> dict[str, list[int]]:
+    """relative path -> [size, mtime_ns] of every file of a written phantom."""
+    out = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            st = path.stat()
+            out[path.relative_to(folder).as_posix()] = [st.st_size, st.st_mtime_ns]
+    return out
+
+
+def _intact(root: Path) -> bool:
+    """True when the phantom's files are exactly those written (none edited, added or removed)."""
+    marker = root.parent / _MARKER
+    try:
+        recorded = json.loads(marker.read_text()).get("files")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return recorded == _manifest(root)
+
+
 def prepare_phantom(dataset_id: str, size: str = "small", cache_dir: Path | None = None,
                     seed: int = 0) -> Path:
-    """Write (once) the phantom of a dataset in its native layout; return its root folder."""
+    """Write (once) the phantom of a dataset in its native layout; return its root folder.
+
+    The completion marker lists every file's size and mtime: a phantom edited in place (or a file
+    removed) is reported in one line and written anew, never silently used.
+    """
     spec = get_dataset(dataset_id)
     base = Path(cache_dir or default_cache_dir()) / "phantoms"
     root = base / f"{spec.id}-{size}-seed{seed}-{phantom_fingerprint(spec)}" / spec.folder
-    if (root.parent / _MARKER).exists():
+    if (root.parent / _MARKER).exists() and _intact(root):
         return root
     base.mkdir(parents=True, exist_ok=True)
     with FileLock(str(root.parent) + ".lock"):
         if (root.parent / _MARKER).exists():
-            return root
-        if root.parent.exists():                 # a crash mid-write: start over
+            if _intact(root):
+                return root
+            warnings.warn(f"{root.parent}: the cached phantom was changed on disk; writing it anew",
+                          stacklevel=2)
+        if root.parent.exists():                 # a crash mid-write, or an edited phantom: start over
             shutil.rmtree(root.parent)
         tmp = Path(tempfile.mkdtemp(prefix=f".{spec.id}-", dir=base))
         try:
             (tmp / spec.folder).mkdir(parents=True)
             spec.write_phantom(tmp / spec.folder, size=size, seed=seed)
-            (tmp / _MARKER).write_text(f"{spec.id} size={size} seed={seed} {phantom_fingerprint(spec)}\n")
+            marker = {"dataset": spec.id, "size": size, "seed": seed,
+                      "fingerprint": phantom_fingerprint(spec), "files": _manifest(tmp / spec.folder)}
+            (tmp / _MARKER).write_text(json.dumps(marker, sort_keys=True))
             os.replace(tmp, root.parent)
         finally:
             if tmp.exists():

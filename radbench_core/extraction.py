@@ -60,8 +60,29 @@ def extract_splits(backbone: torch.nn.Module, datasets: dict[str, Any], *, devic
     joined = _Splits(datasets)
     features = extract_split(backbone, joined, device=device, batch_size=batch_size,
                              num_workers=num_workers, desc=desc, progress=progress, forward=forward)
-    return {name: {k: v[joined.item_offsets[i]:joined.item_offsets[i + 1]] for k, v in features.items()}
-            for i, name in enumerate(joined.names)}
+    out = {name: {k: v[joined.item_offsets[i]:joined.item_offsets[i + 1]] for k, v in features.items()}
+           for i, name in enumerate(joined.names)}
+    for name, kinds in out.items():
+        for kind, array in kinds.items():
+            _check_features(array, kind, datasets[name], desc)
+    return out
+
+
+def _check_features(array: np.ndarray, kind: str, dataset: Any, desc: str) -> None:
+    """Non-finite features would train and score a head on garbage: fail naming the first item."""
+    from radbench_core.errors import NumericalError
+    bad_rows = np.flatnonzero(~np.isfinite(array.reshape(len(array), -1)).all(axis=1))
+    if not bad_rows.size:
+        return
+    items = getattr(dataset, "items", None)
+    root = getattr(getattr(dataset, "index", None), "root", None)
+    first = items[int(bad_rows[0])] if items is not None and int(bad_rows[0]) < len(items) else None
+    where = (f"{root}/{first.images[0]}" if root is not None else first.images[0]) if first else desc
+    raise NumericalError(where, f"{desc}: {kind} features of {bad_rows.size} of {len(array)} "
+                                f"{getattr(dataset, 'split', '')} items are not finite (NaN/inf), "
+                                "first at this file",
+                         "check the backbone's weights and this input for NaN/inf (or run without "
+                         "bf16/--radbench-compile); nothing was cached")
 
 
 @torch.inference_mode()

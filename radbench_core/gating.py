@@ -45,6 +45,8 @@ class Tolerance:
         return f"{self.amount:g}%" if self.relative else f"{self.amount:g}"
 
 
+BOUNDED_METRICS = frozenset({"auroc", "auroc_val", "dice", "jaccard", "dice_jaccard"})
+
 # AUROC, Dice and Jaccard live in [0, 1] and the study compares models whose scores differ by a few
 # points, so one point (0.01 absolute) flags a real drop while absorbing seed/hardware noise.
 # Any other metric has an unknown scale, so it gets 1% of its own baseline value.
@@ -82,8 +84,31 @@ def parse_tolerances(expr: str, *, option: str = OPTION) -> dict[str, Tolerance]
             raise bad(piece, f"{amount!r} is not a non-negative number or percentage")
         if name in out:
             raise bad(piece, f"metric {name!r} given twice")
-        out[name] = Tolerance(float(number), relative)
+        value = float(number)
+        if not math.isfinite(value):
+            raise bad(piece, f"the tolerance {amount!r} is not finite")
+        if relative and value >= 100:
+            raise bad(piece, f"a tolerance of {value:g}% lets any drop pass (the gate would be off)")
+        if not relative and name in BOUNDED_METRICS | {"*"} and value >= 1:
+            raise bad(piece, f"an absolute tolerance of {value:g} on a metric in [0, 1] lets any drop "
+                             "pass (the gate would be off); use a percentage for other scales")
+        out[name] = Tolerance(value, relative)
     return out
+
+
+def check_tolerance_names(tolerances: dict[str, Tolerance], known: set[str], *,
+                          option: str = OPTION, source: str = "the baseline") -> None:
+    """A tolerance for a metric no recorded cell has is a typo that silently gates nothing."""
+    unknown = sorted(n for n in tolerances if n != "*" and n not in known)
+    if unknown:
+        raise BaselineError(option, f"no cell in {source} records metric(s) {unknown} (metrics there: "
+                                    f"{sorted(known) or 'none'})",
+                            "use the metric names of the records (e.g. auroc, dice, jaccard), or '*'")
+
+
+def nothing_compared(verdicts: Sequence[Verdict]) -> bool:
+    """True when no metric was actually compared (all 'new' or 'not comparable', or no verdict)."""
+    return not any(v.verdict in ("ok", "improved", "regressed", "missing") for v in verdicts)
 
 
 def tolerance_for(metric: str, tolerances: dict[str, Tolerance]) -> Tolerance:
@@ -214,8 +239,13 @@ def compare(records: Sequence[CellResult], baseline: Baseline,
             continue
         if base.config_hash != rec.config_hash:
             was, now = base.config_hash[:12] or "-", rec.config_hash[:12] or "-"
-            out.append(Verdict(rec.cell_id, ALL_METRICS, None, None, None, "-", "not comparable",
-                               f"config hash {was} -> {now}"))
+            names = sorted(set(base.metrics) | set(rec.metrics))
+            for name in names or [ALL_METRICS]:     # both values shown, never compared
+                b, m = base.metrics.get(name), rec.metrics.get(name)
+                bv, nv = (b.value if b else None), (_number(m.value) if m else None)
+                out.append(Verdict(rec.cell_id, name, bv, nv,
+                                   None if bv is None or nv is None else nv - bv, "-", "not comparable",
+                                   f"config hash {was} -> {now}"))
             continue
         for name in sorted(set(base.metrics) | set(rec.metrics)):
             tol = tolerance_for(name, tolerances)
@@ -263,8 +293,13 @@ def render_verdicts(verdicts: Sequence[Verdict]) -> str:
     for v in ordered:
         tally[v.verdict] = tally.get(v.verdict, 0) + 1
     summary = ", ".join(f"{n} {k}" for k, n in sorted(tally.items(), key=lambda kv: _ORDER.get(kv[0], 9)))
-    lines.append(f"radbench gate: {summary or 'no cells compared'}"
-                 + (" -> FAILED" if has_regressions(verdicts) else " -> passed"))
+    if has_regressions(verdicts):
+        outcome = " -> FAILED"
+    elif nothing_compared(verdicts):
+        outcome = " -> nothing compared"
+    else:
+        outcome = " -> passed"
+    lines.append(f"radbench gate: {summary or 'no cells compared'}{outcome}")
     return "\n".join(lines) + "\n"
 
 

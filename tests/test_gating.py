@@ -13,9 +13,11 @@ from radbench_core.errors import BaselineError
 from radbench_core.gating import (
     DEFAULT_TOLERANCES,
     Tolerance,
+    check_tolerance_names,
     compare,
     has_regressions,
     load_baseline,
+    nothing_compared,
     obtained_path,
     parse_tolerances,
     render_verdicts,
@@ -132,12 +134,49 @@ def test_relative_tolerance_is_a_percentage_of_the_baseline_value(tmp_path):
     assert compare([rec(dice_jaccard=0.4895)], base, tol)[0].verdict == "regressed"
 
 
-def test_changed_config_hash_is_one_not_comparable_verdict(tmp_path):
+def test_changed_config_hash_is_not_comparable_and_shows_both_values(tmp_path):
     base = baseline_of(tmp_path, rec(auroc=0.9, dice=0.8))
     v = compare([rec(config_hash="zzz999", auroc=0.1, dice=0.1)], base, {})
-    assert len(v) == 1 and v[0].verdict == "not comparable" and v[0].metric == "(all)"
-    assert "abc123" in v[0].note and "zzz999" in v[0].note
-    assert not has_regressions(v)
+    assert [(x.metric, x.baseline, x.now, x.verdict) for x in v] == [
+        ("auroc", 0.9, 0.1, "not comparable"), ("dice", 0.8, 0.1, "not comparable")]
+    assert all("abc123" in x.note and "zzz999" in x.note for x in v)
+    assert not has_regressions(v) and nothing_compared(v)
+    table = render_verdicts(v)
+    assert "0.9000" in table and "0.1000" in table                      # both values are shown
+    assert table.rstrip().endswith("2 not comparable -> nothing compared")
+
+
+@pytest.mark.parametrize("expr, problem", [
+    ("auroc:1e999", "the tolerance '1e999' is not finite"),
+    ("*:100%", "a tolerance of 100% lets any drop pass"),
+    ("dice:250%", "a tolerance of 250% lets any drop pass"),
+    ("auroc:1", "an absolute tolerance of 1 on a metric in [0, 1] lets any drop pass"),
+    ("*:5", "an absolute tolerance of 5 on a metric in [0, 1] lets any drop pass"),
+])
+def test_tolerances_that_would_disable_the_gate_are_refused(expr, problem):
+    with pytest.raises(BaselineError) as err:
+        parse_tolerances(expr)
+    assert problem in str(err.value) and "Fix:" in str(err.value)
+
+
+def test_the_demo_gate_expression_and_sane_tolerances_still_parse():
+    assert parse_tolerances("*:0.05") == {"*": Tolerance(0.05)}
+    assert parse_tolerances("wall_time_s:50,auroc:0.99")["wall_time_s"] == Tolerance(50)
+    assert parse_tolerances("dice:99.5%")["dice"] == Tolerance(99.5, relative=True)
+
+
+def test_tolerance_for_a_metric_no_cell_records_is_refused():
+    tolerances = parse_tolerances("aucroc:0.01,*:0.05")
+    with pytest.raises(BaselineError, match=r"no cell in the baseline records metric\(s\) \['aucroc'\]"):
+        check_tolerance_names(tolerances, {"auroc", "dice"})
+    check_tolerance_names(parse_tolerances("auroc:0.01,*:0.05"), {"auroc", "dice"})
+
+
+def test_nothing_compared_when_all_new_or_empty(tmp_path):
+    base = baseline_of(tmp_path, rec(auroc=0.9))
+    assert nothing_compared(compare([rec("other-cell", auroc=0.5)], base, {}))
+    assert nothing_compared([])
+    assert not nothing_compared(compare([rec(auroc=0.9)], base, {}))
 
 
 def test_new_cell_new_metric_missing_metric_and_nan(tmp_path):
