@@ -177,6 +177,9 @@ def run_cell(cell: Cell, ctx: RunContext, pool: BackbonePool, cache: FeatureCach
         if protocol.inputs == "frozen":
             inputs = _frozen_inputs(index, backbone, cell, resolution, ctx, cache,
                                     pool.pooled_forward(ctx.compile))
+            if hparams.get("features") == "augmented":   # the study's linear probe: augmented heads
+                inputs.augmented = _augmented_features(index, backbone, cell, resolution, ctx,
+                                                       pool.pooled_forward(ctx.compile))
         elif protocol.inputs == "live":
             if hparams.get("head_lr") == "linear":       # the study: the best linear-probe rate
                 hparams["head_lr"] = _best_linear_lr(index, backbone, cell, resolution, ctx, cache, pool)
@@ -237,7 +240,33 @@ def _frozen_inputs(index: DatasetIndex, backbone, cell: Cell, resolution: int, c
                   for s, kinds in features.items()},
         labels={s: index.labels(s) for s in ("train", "val", "test")},
         patients={s: index.patients(s) for s in ("train", "val", "test")},
-        label_kind=index.spec.label_kind, num_classes=index.spec.num_classes, device=ctx.device)
+        label_kind=index.spec.label_kind, num_classes=index.spec.num_classes, device=ctx.device,
+        dataset=cell.dataset)
+
+
+def _augmented_features(index: DatasetIndex, backbone, cell: Cell, resolution: int, ctx: RunContext,
+                        forward=None) -> dict[str, Any]:
+    """split -> (epoch -> item features of that split under that epoch's augmentation draw).
+
+    The study trains linear heads on randomly scaled and flipped images, so these cannot come from
+    the cache: every call is one frozen backbone pass over the split (all heads share it).
+    """
+    from radbench_core.datasets.torch_data import SliceDataset
+    from radbench_core.datasets.transforms import ClassificationAugment
+    transform = _transform(backbone, resolution)
+
+    def features_at(split: str):
+        dataset = SliceDataset(index, split, transform, seed=ctx.seed, augment=ClassificationAugment())
+
+        def at(epoch: int) -> dict[str, np.ndarray]:
+            dataset.set_epoch(epoch)
+            out = extract_splits(backbone, {split: dataset}, device=ctx.device,
+                                 batch_size=ctx.profile.batch_size, num_workers=ctx.workers,
+                                 progress=ctx.progress, desc=f"{cell.model}/{cell.dataset} {split} "
+                                 f"augmented epoch {epoch}", forward=forward)[split]
+            return {k: np.asarray(v, dtype=np.float32) for k, v in out.items()}
+        return at
+    return {split: features_at(split) for split in ("train", "val")}
 
 
 def _best_linear_lr(index: DatasetIndex, backbone, cell: Cell, resolution: int, ctx: RunContext,
@@ -247,7 +276,11 @@ def _best_linear_lr(index: DatasetIndex, backbone, cell: Cell, resolution: int, 
     Features come from the shared cache, so after the linear cell this costs no backbone forward.
     """
     frozen = _frozen_inputs(index, backbone, cell, resolution, ctx, cache, pool.pooled_forward(ctx.compile))
-    probe = get_protocol("linear").resolve()(frozen, ctx.profile.hparams_for("linear"), ctx.seed)
+    # cached features even where the linear cell trains on augmented ones (declared deviation
+    # finetune_head_lr_from_cached_probe): an augmented probe per fine-tune cell would repeat the
+    # linear cell's backbone passes
+    hparams = {**ctx.profile.hparams_for("linear"), "features": "cached"}
+    probe = get_protocol("linear").resolve()(frozen, hparams, ctx.seed)
     return float(probe.chosen["lr"])
 
 
@@ -261,7 +294,7 @@ def _live_inputs(index: DatasetIndex, backbone, resolution: int, ctx: RunContext
     return LiveInputs(backbone=backbone, datasets=datasets,
                       labels={s: index.labels(s) for s in ("train", "val", "test")},
                       label_kind=index.spec.label_kind, num_classes=index.spec.num_classes,
-                      device=ctx.device, num_workers=ctx.workers)
+                      device=ctx.device, num_workers=ctx.workers, dataset=index.spec.id)
 
 
 def _seg_inputs(index: DatasetIndex, backbone, resolution: int, ctx: RunContext,

@@ -128,3 +128,81 @@ def test_bad_knn_inputs_name_the_problem() -> None:
     del inputs.features["val"]["cls"]
     with pytest.raises(ConfigError, match=r"features\['val'\]: missing 'cls'"):
         run_knn(inputs, {"ks": (3,)}, seed=0)
+
+
+# --- the study's settings: k picked on test, an item its own ML-kNN neighbour -----------------------
+
+def test_paper_knn_settings() -> None:
+    from radbench_core.profiles import get_profile
+    hp = get_profile("paper").hparams_for("knn")
+    assert tuple(hp["ks"]) == (100, 200, 400, 800, 1000)
+    assert (hp["temperature"], hp["smoothing"]) == (0.07, 1.0)
+    assert (hp["k_selection"], hp["mlknn_self_neighbour"]) == ("val", False)   # ours; the study: test, True
+
+
+def _repo_mlknn_proba(bank: np.ndarray, y: np.ndarray, queries: np.ndarray, k: int, s: float = 1.0):
+    """ML-kNN as the study's repo fits it (dinov2/eval/utils.py MLkNN, ignore_first_neighbours=0):
+    sklearn cosine neighbours of every bank item in the bank itself, so the item is its own first."""
+    from sklearn.neighbors import NearestNeighbors
+    nn = NearestNeighbors(n_neighbors=k, metric="cosine").fit(bank)
+    own = nn.kneighbors(bank, k, return_distance=False)
+    n, labels = y.shape
+    prior = (s + y.sum(0)) / (2 * s + n)
+    c, cn = np.zeros((labels, k + 1)), np.zeros((labels, k + 1))
+    for i in range(n):
+        deltas = y[own[i]].sum(0).astype(int)
+        for lab in range(labels):
+            (c if y[i, lab] == 1 else cn)[lab, deltas[lab]] += 1
+    p_true = (s + c) / (s * (k + 1) + c.sum(1, keepdims=True))
+    p_false = (s + cn) / (s * (k + 1) + cn.sum(1, keepdims=True))
+    out = np.zeros((len(queries), labels))
+    for q, nb in enumerate(nn.kneighbors(queries, k, return_distance=False)):
+        deltas = y[nb].sum(0).astype(int)
+        for lab in range(labels):
+            t = prior[lab] * p_true[lab, deltas[lab]]
+            f = (1 - prior[lab]) * p_false[lab, deltas[lab]]
+            out[q, lab] = t / (t + f)
+    return out
+
+
+def test_the_studys_knn_equals_the_repos_mlknn_with_k_picked_on_test() -> None:
+    from radbench_core.metrics import auroc
+    inputs = frozen_features(60, 0.6, "multilabel", 3, seed=4, dim=8)
+    hp = {"ks": (3, 5, 9), "bootstrap": 50, "k_selection": "test", "mlknn_self_neighbour": True}
+    result = run_knn(inputs, hp, seed=0)
+    cls = {s: np.asarray(inputs.features[s]["cls"], np.float64)[:, -1] for s in ("train", "val", "test")}
+    bank = np.concatenate([cls["train"], cls["val"]])         # the repo merges train and val
+    y_bank = np.concatenate([inputs.labels["train"], inputs.labels["val"]])
+    want = {k: auroc(inputs.labels["test"], _repo_mlknn_proba(bank, y_bank, cls["test"], k), "multilabel")
+            for k in (3, 5, 9)}
+    assert result.extra["test_auroc_by_k"] == pytest.approx({str(k): v for k, v in want.items()})
+    best = max(want, key=lambda k: (want[k], -k))
+    assert result.chosen == {"k": best, "k_selection": "test", "temperature": 0.07, "method": "ml-knn"}
+    assert result.metrics["auroc"].value == pytest.approx(want[best])
+    ours = run_knn(inputs, {**hp, "mlknn_self_neighbour": False}, seed=0)
+    assert ours.extra["test_auroc_by_k"] != result.extra["test_auroc_by_k"]
+
+
+@pytest.mark.parametrize("selection", ["val", "test"])
+def test_k_is_picked_on_the_named_split_and_test_searches_train_plus_val(selection: str) -> None:
+    from sklearn.metrics import roc_auc_score
+    inputs = synthetic(50, 0.5, "binary", 2, seed=5)
+    result = run_knn(inputs, {"ks": (1, 4, 16, 40), "bootstrap": 50, "k_selection": selection}, seed=0)
+    cls = {s: np.asarray(inputs.features[s]["cls"], np.float64)[:, -1] for s in ("train", "val", "test")}
+    y = {s: np.asarray(inputs.labels[s]) for s in ("train", "val", "test")}
+
+    def vote_auroc(bank, y_bank, queries, y_q, k):       # DINOv2: exp(sim / 0.07) over the top k
+        sims, idx = _brute_force(bank, queries, k)
+        w = np.exp(sims / 0.07)
+        return roc_auc_score(y_q, (w * (y_bank[idx] == 1)).sum(1) / w.sum(1))
+
+    val = {k: vote_auroc(cls["train"], y["train"], cls["val"], y["val"], k) for k in (1, 4, 16, 40)}
+    bank, y_bank = np.concatenate([cls["train"], cls["val"]]), np.concatenate([y["train"], y["val"]])
+    test = {k: vote_auroc(bank, y_bank, cls["test"], y["test"], k) for k in (1, 4, 16, 40)}
+    assert result.extra["val_auroc_by_k"] == pytest.approx({str(k): v for k, v in val.items()})
+    assert result.extra["test_auroc_by_k"] == pytest.approx({str(k): v for k, v in test.items()})
+    by = val if selection == "val" else test
+    best = max(by, key=lambda k: (by[k], -k))
+    assert result.chosen["k"] == best and result.metrics["auroc"].value == pytest.approx(test[best])
+    with pytest.raises(ConfigError, match=r"k_selection'\]='train'"):
+        run_knn(inputs, {"ks": (3,), "k_selection": "train"}, seed=0)

@@ -35,7 +35,7 @@ def test_linear_scores_well_on_signal_and_near_chance_on_noise(kind: str, n_clas
     assert abs(noise.metrics["auroc"].value - 0.5) < 0.1
     m = good.metrics["auroc"]
     assert m.ci_low <= m.value <= m.ci_high
-    assert set(good.chosen) == {"lr", "n_blocks", "avgpool", "epochs"}
+    assert set(good.chosen) == {"lr", "n_blocks", "avgpool", "epochs", "features"}
     assert good.extra["n_heads"] == 8
     d_in = 12 * good.chosen["n_blocks"] + 12 * good.chosen["avgpool"]
     assert good.params_trainable == (d_in + 1) * (2 if kind == "binary" else n_classes)
@@ -168,3 +168,70 @@ def test_missing_hyperparameters_and_the_profiles_are_usable() -> None:
     assert set(DEMO) == set(PAPER) and all(set(PAPER[k]) == set(DEMO[k]) for k in PAPER)
     result = run_linear(inputs, DEMO["linear"], seed=0)      # the demo grid runs as given
     assert result.extra["n_heads"] == 2 * 2 * 2 and result.metrics["auroc"].value > 0.8
+
+
+# --- the study's settings and its augmented head training ------------------------------------------
+
+def test_paper_linear_probe_is_the_studys_and_the_demo_uses_cached_features() -> None:
+    from radbench_core.profiles import get_profile
+    hp = get_profile("paper").hparams_for("linear")
+    assert hp["lrs"] == (1e-1, 5e-2, 1e-2, 5e-3, 1e-3, 5e-4, 1e-4, 1e-5)
+    assert (tuple(hp["n_blocks"]), tuple(hp["avgpool"])) == ((1, 4), (False, True))
+    assert (hp["batch_size"], hp["momentum"], hp["weight_decay"], hp["schedule"]) == (128, 0.9, 0.0, "cosine")
+    assert (hp["epochs"], hp["features"]) == (10, "augmented")     # repo default epochs; paper A.2
+    assert get_profile("demo").hparams_for("linear")["features"] == "cached"
+
+
+class Draws:
+    """Per-epoch features of a split: fixed arrays (+ optional noise), recording which epochs ran."""
+
+    def __init__(self, features: dict, noise: float = 0.0):
+        self.features, self.noise, self.epochs = features, noise, []
+
+    def __call__(self, epoch: int) -> dict:
+        self.epochs.append(epoch)
+        rng = np.random.default_rng(epoch)
+        return {k: np.asarray(v, np.float32) + self.noise * rng.normal(size=np.shape(v)).astype(np.float32)
+                for k, v in self.features.items()}
+
+
+def test_augmented_training_equals_cached_when_every_draw_is_the_same() -> None:
+    inputs = synthetic(120, 0.8, "multiclass", 3)
+    cached = run_linear(inputs, {**HP, "features": "cached"}, seed=0)
+    train, val = Draws(inputs.features["train"]), Draws(inputs.features["val"])
+    inputs.augmented = {"train": train, "val": val}
+    augmented = run_linear(inputs, {**HP, "features": "augmented"}, seed=0)
+    assert augmented.metrics == cached.metrics
+    assert {k: v for k, v in augmented.chosen.items() if k != "features"} == \
+        {k: v for k, v in cached.chosen.items() if k != "features"}
+    refit_epochs = list(range(augmented.chosen["epochs"]))
+    assert train.epochs == list(range(HP["epochs"])) + refit_epochs     # one draw per epoch
+    assert val.epochs == refit_epochs                                    # val joins only the refit
+
+
+def test_a_new_draw_each_epoch_changes_the_heads_but_not_val_and_test_features() -> None:
+    inputs = synthetic(120, 0.3, "binary", 2)
+    test_before = {k: np.array(v) for k, v in inputs.features["test"].items()}
+    inputs.augmented = {"train": Draws(inputs.features["train"], noise=0.5),
+                        "val": Draws(inputs.features["val"], noise=0.5)}
+    noisy = run_linear(inputs, {**HP, "features": "augmented"}, seed=0)
+    cached = run_linear(inputs, {**HP, "features": "cached"}, seed=0)
+    assert noisy.extra["val_auroc_best_per_head"] != cached.extra["val_auroc_best_per_head"]
+    assert noisy.metrics["auroc"].value != cached.metrics["auroc"].value
+    assert noisy.metrics["auroc"].value > 0.7
+    assert all(np.array_equal(v, inputs.features["test"][k]) for k, v in test_before.items())
+
+
+def test_augmented_training_without_draws_or_with_a_bad_source_is_a_config_error() -> None:
+    inputs = synthetic(60, 0.8, "binary", 2)
+    with pytest.raises(ConfigError, match=r"features'\]='augmented' but no augmented.*run_cell"):
+        run_linear(inputs, {**HP, "features": "augmented"}, seed=0)
+    with pytest.raises(ConfigError, match=r"hparams\['features'\]='raw'"):
+        run_linear(inputs, {**HP, "features": "raw"}, seed=0)
+    with pytest.raises(ConfigError, match=r"weight_decay=0.1"):
+        run_linear(inputs, {**HP, "weight_decay": 0.1}, seed=0)
+    shrinking = {"train": lambda e: {k: np.asarray(v)[: 60 - e] for k, v in inputs.features["train"].items()},
+                 "val": Draws(inputs.features["val"])}
+    inputs.augmented = shrinking
+    with pytest.raises(ConfigError, match=r"epoch 1 gave features of shape"):
+        run_linear(inputs, {**HP, "features": "augmented"}, seed=0)

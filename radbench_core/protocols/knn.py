@@ -2,9 +2,13 @@
 
 Cosine similarity of L2-normalised last-block class tokens. The neighbour search runs in chunks on
 ``inputs.device`` and keeps only a running top-k, so its extra memory is
-``O(chunk_size * (k + chunk_size))`` whatever the training-set size. The best k (from
-``hparams["ks"]``, capped by the training-set size) is chosen on validation AUROC and reported on
-test, with the training split as the neighbour bank for both.
+``O(chunk_size * (k + chunk_size))`` whatever the training-set size.
+
+k comes from ``hparams["ks"]`` (capped by the bank size). With ``k_selection="val"`` (ours) it is
+chosen on validation AUROC with the training split as the bank; with ``"test"`` (the study's repo)
+on test AUROC. Test queries always search train+val, as the study's final models use both (paper
+A.1, repo mlknn.py). ``mlknn_self_neighbour=True`` fits ML-kNN as the repo does, with each bank
+item as its own first neighbour; ours leaves the item itself out.
 """
 
 from __future__ import annotations
@@ -150,47 +154,78 @@ def _last_block_cls(inputs: FrozenInputs, split: str) -> np.ndarray:
     return np.asarray(cls, dtype=np.float32)[:, -1]
 
 
-def run_knn(inputs: FrozenInputs, hparams: dict[str, Any], seed: int) -> ProtocolResult:
-    """kNN protocol: sweep k on validation, report test AUROC with a seeded bootstrap 95% CI."""
-    temperature = float(hparams.get("temperature", DEFAULT_TEMPERATURE))
-    chunk = int(hparams.get("chunk_size", DEFAULT_CHUNK))
-    resamples = int(hparams.get("bootstrap", 1000))
-    train, val, test = (_last_block_cls(inputs, s) for s in ("train", "val", "test"))
-    y_train = np.asarray(inputs.labels["train"])
-    multilabel = inputs.label_kind == "multilabel"
-    limit = len(train) - 1 if multilabel else len(train)   # ML-kNN excludes each item itself
+K_SELECTIONS = ("val", "test")
+
+
+class _Scorer:
+    """Scores of queries against one neighbour bank, for every k of a list."""
+
+    def __init__(self, bank: np.ndarray, y_bank: np.ndarray, inputs: FrozenInputs,
+                 hparams: dict[str, Any], kmax: int):
+        self.bank, self.y, self.kind = bank, y_bank, inputs.label_kind
+        self.n_cls = 2 if self.kind == "binary" else inputs.num_classes
+        self.temperature = float(hparams.get("temperature", DEFAULT_TEMPERATURE))
+        self.smoothing = float(hparams.get("smoothing", 1.0))
+        self.chunk, self.device = int(hparams.get("chunk_size", DEFAULT_CHUNK)), inputs.device
+        self.self_idx = None
+        if self.kind == "multilabel":
+            _, idx = knn_neighbors(bank, bank, min(kmax + 1, len(bank)), self.chunk, self.device)
+            # the repo (MLkNN, ignore_first_neighbours=0) keeps the item itself among its neighbours
+            self.self_idx = idx if hparams.get("mlknn_self_neighbour", False) else _drop_self(idx)
+
+    def __call__(self, queries: np.ndarray, ks: list[int]) -> dict[int, np.ndarray]:
+        sims, idx = knn_neighbors(self.bank, queries, max(ks), self.chunk, self.device)
+        out = {}
+        for k in ks:
+            if self.kind == "multilabel":
+                stats = mlknn_fit(self.self_idx, self.y, k, self.smoothing)
+                out[k] = mlknn_posterior(idx, self.y, stats, k)
+            else:
+                votes = weighted_vote(sims[:, :k], self.y[idx[:, :k]], self.n_cls, self.temperature)
+                out[k] = votes[:, 1] if self.kind == "binary" else votes
+        return out
+
+
+def _ks(hparams: dict[str, Any], bank_size: int, multilabel: bool, self_neighbour: bool) -> list[int]:
+    limit = bank_size - 1 if multilabel and not self_neighbour else bank_size
     ks = sorted({min(int(k), limit) for k in require(hparams, "ks", "knn")})
     if not ks or ks[0] < 1:
         raise ConfigError("hparams['ks']", f"need positive k values and >= 2 training items, got "
-                          f"ks={hparams['ks']} with {len(train)} training items",
+                          f"ks={hparams['ks']} with {bank_size} training items",
                           "list k values such as (100, 200, 400, 800, 1000)")
-    kmax = ks[-1]
-    val_sims, val_idx = knn_neighbors(train, val, kmax, chunk, inputs.device)
-    test_sims, test_idx = knn_neighbors(train, test, kmax, chunk, inputs.device)
-    if multilabel:
-        _, self_idx = knn_neighbors(train, train, kmax + 1, chunk, inputs.device)
-        self_idx = _drop_self(self_idx)
+    return ks
 
-    def scores(k: int, sims: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        if multilabel:
-            stats = mlknn_fit(self_idx, y_train, k, float(hparams.get("smoothing", 1.0)))
-            return mlknn_posterior(idx, y_train, stats, k)
-        n_cls = 2 if inputs.label_kind == "binary" else inputs.num_classes
-        votes = weighted_vote(sims[:, :k], y_train[idx[:, :k]], n_cls, temperature)
-        return votes[:, 1] if inputs.label_kind == "binary" else votes
 
-    y_val, y_test = np.asarray(inputs.labels["val"]), np.asarray(inputs.labels["test"])
-    val_auroc = {k: auroc(y_val, scores(k, val_sims, val_idx), inputs.label_kind) for k in ks}
-    finite = {k: v for k, v in val_auroc.items() if np.isfinite(v)}
-    best_k = max(finite, key=lambda k: (finite[k], -k)) if finite else ks[0]
-    test_scores = scores(best_k, test_sims, test_idx)
+def run_knn(inputs: FrozenInputs, hparams: dict[str, Any], seed: int) -> ProtocolResult:
+    """kNN protocol: pick k (on val, or on test as the study did), report test AUROC with a CI."""
+    selection = hparams.get("k_selection", "val")
+    if selection not in K_SELECTIONS:
+        raise ConfigError(f"hparams['k_selection']={selection!r}", f"expected one of {K_SELECTIONS}",
+                          "use 'val' (ours) or 'test' (the study's repo)")
+    train, val, test = (_last_block_cls(inputs, s) for s in ("train", "val", "test"))
+    y_train, y_val = np.asarray(inputs.labels["train"]), np.asarray(inputs.labels["val"])
+    y_test = np.asarray(inputs.labels["test"])
+    multilabel, self_nb = inputs.label_kind == "multilabel", bool(hparams.get("mlknn_self_neighbour", False))
+    ks = _ks(hparams, len(train), multilabel, self_nb)
+    val_scores = _Scorer(train, y_train, inputs, hparams, ks[-1])(val, ks)
+    val_auroc = {k: auroc(y_val, v, inputs.label_kind) for k, v in val_scores.items()}
+    bank, y_bank = np.concatenate([train, val]), np.concatenate([y_train, y_val])
+    test_ks = sorted(set(ks) | set(_ks(hparams, len(bank), multilabel, self_nb)))
+    test_scores_by_k = _Scorer(bank, y_bank, inputs, hparams, test_ks[-1])(test, test_ks)
+    test_auroc = {k: auroc(y_test, v, inputs.label_kind) for k, v in test_scores_by_k.items()}
+    by = val_auroc if selection == "val" else test_auroc
+    finite = {k: v for k, v in by.items() if np.isfinite(v)}
+    best_k = max(finite, key=lambda k: (finite[k], -k)) if finite else min(by)
+    test_scores = test_scores_by_k[best_k]
     return ProtocolResult(
         metrics={"auroc": auroc_metric(y_test, test_scores, inputs.label_kind,
-                                       resamples=resamples, seed=seed),
-                 "auroc_val": metric("auroc_val", val_auroc[best_k])},
-        chosen={"k": best_k, "temperature": temperature,
+                                       resamples=int(hparams.get("bootstrap", 1000)), seed=seed),
+                 "auroc_val": metric("auroc_val", val_auroc.get(best_k, math.nan))},
+        chosen={"k": best_k, "k_selection": selection, "temperature": float(
+                    hparams.get("temperature", DEFAULT_TEMPERATURE)),
                 "method": "ml-knn" if multilabel else "weighted-vote"},
         params_trainable=0,
         extra={"val_auroc_by_k": {str(k): v for k, v in val_auroc.items()},
+               "test_auroc_by_k": {str(k): v for k, v in test_auroc.items()},
                "auroc_per_class": auroc_per_class(y_test, test_scores, inputs.label_kind).tolist()},
     )

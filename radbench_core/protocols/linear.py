@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, Union
 
 import numpy as np
 import torch
@@ -31,6 +31,10 @@ from radbench_core.protocols.base import FrozenInputs, ProtocolResult
 from radbench_core.protocols.hparams import require
 
 EVAL_CHUNK = 8192
+FEATURE_SOURCES = ("augmented", "cached")
+# Features of the training items: fixed arrays (cached), or epoch -> arrays (a fresh augmentation
+# draw every epoch, the study's way).
+TrainFeatures = Union[dict[str, np.ndarray], Callable[[int], dict[str, np.ndarray]]]
 
 
 @dataclass(frozen=True)
@@ -159,14 +163,19 @@ def _padded_rows(configs: Sequence[HeadConfig], dim: int) -> tuple[int, bool, li
     return max_n, use_avg, rows
 
 
-def train_heads(train_features: dict[str, np.ndarray], train_labels: np.ndarray,
+def _on_device(features: dict[str, Any], device: str) -> dict[str, torch.Tensor]:
+    return {k: torch.as_tensor(np.asarray(v, dtype=np.float32)).to(device) for k, v in features.items()}
+
+
+def train_heads(train_features: TrainFeatures, train_labels: np.ndarray,
                 configs: Sequence[HeadConfig], *, label_kind: str, num_classes: int, epochs: int,
                 batch_size: int, seed: int, device: str = "cpu", momentum: float = 0.9,
                 val_features: dict[str, np.ndarray] | None = None,
                 val_labels: np.ndarray | None = None) -> HeadSweep:
     """Train all ``configs`` together (SGD + momentum, per-step cosine decay to 0).
 
-    One shuffled batch order (from ``seed``) feeds every head. All heads live in one zero-padded
+    ``train_features`` may be a function of the epoch (augmented images, one backbone pass per
+    epoch shared by every head) instead of fixed arrays. One shuffled batch order (from ``seed``) feeds every head. All heads live in one zero-padded
     weight ``(D_full, heads, C)`` over the widest input (last 4 class tokens + mean patch), so a
     step is one matrix product whatever the number of heads; gradients outside a head's own rows
     are masked, so padding stays exactly zero. With validation data every head is scored after
@@ -176,7 +185,8 @@ def train_heads(train_features: dict[str, np.ndarray], train_labels: np.ndarray,
         raise ConfigError("hparams['linear']", f"epochs={epochs}, batch_size={batch_size}: both "
                           "must be >= 1", "set positive epochs and batch_size")
     n_out = n_outputs(label_kind, num_classes)
-    feats = {k: torch.as_tensor(np.asarray(v)).to(device) for k, v in train_features.items()}
+    per_epoch = callable(train_features)
+    feats = _on_device(train_features(0) if per_epoch else train_features, device)
     y = _targets(train_labels, label_kind, n_out, device)
     n, blocks, dim = feats["cls"].shape
     max_n, use_avg, rows = _padded_rows(configs, dim)
@@ -199,6 +209,12 @@ def train_heads(train_features: dict[str, np.ndarray], train_labels: np.ndarray,
     order = torch.Generator().manual_seed(seed)
     total_steps, step = epochs * math.ceil(n / batch_size), 0
     for epoch in range(epochs):
+        if per_epoch and epoch > 0:
+            feats = _on_device(train_features(epoch), device)
+            if feats["cls"].shape != (n, blocks, dim):
+                raise ConfigError("train_heads(train_features)", f"epoch {epoch} gave features of shape "
+                                  f"{tuple(feats['cls'].shape)}, epoch 0 {(n, blocks, dim)}",
+                                  "return the same items in the same order every epoch")
         perm = torch.randperm(n, generator=order).to(device)
         for b0 in range(0, n, batch_size):
             idx = perm[b0:b0 + batch_size]
@@ -250,29 +266,64 @@ def _merge(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, np.n
     return {k: np.concatenate([np.asarray(a[k]), np.asarray(b[k])]) for k in a if k in b}
 
 
+def _merged_per_epoch(a: Callable[[int], dict], b: Callable[[int], dict]) -> Callable[[int], dict]:
+    return lambda epoch: _merge(a(epoch), b(epoch))
+
+
+def training_features(inputs: FrozenInputs, hparams: dict[str, Any]) -> tuple[TrainFeatures, TrainFeatures]:
+    """(train, train+val) head-training features: augmented per epoch (the study) or cached."""
+    source = hparams.get("features", "cached")
+    feats = inputs.features
+    if source == "cached":
+        return feats["train"], _merge(feats["train"], feats["val"])
+    if source != "augmented":
+        raise ConfigError(f"hparams['features']={source!r}", f"expected one of {FEATURE_SOURCES}",
+                          "use 'augmented' (the study's) or 'cached' (faster, no augmentation)")
+    aug = inputs.augmented
+    if not aug or "train" not in aug or "val" not in aug:
+        raise ConfigError("FrozenInputs.augmented", "hparams['features']='augmented' but no augmented "
+                          "train/val features were provided",
+                          "run the cell through radbench_core.runner.run_cell, or set features='cached'")
+    return aug["train"], _merged_per_epoch(aug["train"], aug["val"])
+
+
+def _check_schedule(hparams: dict[str, Any]) -> None:
+    if hparams.get("schedule", "cosine") != "cosine" or float(hparams.get("weight_decay", 0.0)) != 0.0:
+        raise ConfigError("hparams['linear']", f"schedule={hparams.get('schedule')!r}, weight_decay="
+                          f"{hparams.get('weight_decay')!r}: the head trainer runs the study's cosine "
+                          "schedule without weight decay only", "set schedule='cosine', weight_decay=0")
+
+
 def run_linear(inputs: FrozenInputs, hparams: dict[str, Any], seed: int) -> ProtocolResult:
-    """Multi-head sweep on train, selection on val, retrain on train+val, test AUROC with CI."""
+    """Multi-head sweep on train, selection on val, retrain on train+val, test AUROC with CI.
+
+    ``hparams["features"]``: "augmented" trains the heads on a fresh augmentation of the training
+    images every epoch (the study's); "cached" on the cached unaugmented features. Validation and
+    test features are unaugmented either way.
+    """
     feats, labels, kind = inputs.features, inputs.labels, inputs.label_kind
+    _check_schedule(hparams)
     configs = head_configs(require(hparams, "lrs", "linear"), hparams.get("n_blocks", (1, 4)),
                            hparams.get("avgpool", (False, True)), feats["train"])
     epochs = int(require(hparams, "epochs", "linear"))
     common = dict(label_kind=kind, num_classes=inputs.num_classes,
                   batch_size=int(require(hparams, "batch_size", "linear")), seed=seed,
                   device=inputs.device, momentum=float(hparams.get("momentum", 0.9)))
-    sweep = train_heads(feats["train"], labels["train"], configs, epochs=epochs,
+    train_feats, train_val_feats = training_features(inputs, hparams)
+    sweep = train_heads(train_feats, labels["train"], configs, epochs=epochs,
                         val_features=feats["val"], val_labels=labels["val"], **common)
     head, epoch = sweep.best_index()
     cfg = configs[head]
-    refit = train_heads(_merge(feats["train"], feats["val"]),
-                        np.concatenate([labels["train"], labels["val"]]), [cfg], epochs=epoch + 1,
-                        **common)
+    refit = train_heads(train_val_feats, np.concatenate([labels["train"], labels["val"]]), [cfg],
+                        epochs=epoch + 1, **common)
     test_scores = refit.scores(feats["test"], 0, which="final", device=inputs.device)
     w, b = refit.final[0]
     return ProtocolResult(
         metrics={"auroc": auroc_metric(labels["test"], test_scores, kind,
                                        resamples=int(hparams.get("bootstrap", 1000)), seed=seed),
                  "auroc_val": metric("auroc_val", float(sweep.val_auroc[head, epoch]))},
-        chosen={"lr": cfg.lr, "n_blocks": cfg.n_blocks, "avgpool": cfg.avgpool, "epochs": epoch + 1},
+        chosen={"lr": cfg.lr, "n_blocks": cfg.n_blocks, "avgpool": cfg.avgpool, "epochs": epoch + 1,
+                "features": hparams.get("features", "cached")},
         params_trainable=w.numel() + b.numel(),
         extra={"n_heads": len(configs),
                "auroc_per_class": auroc_per_class(labels["test"], test_scores, kind).tolist(),
