@@ -82,8 +82,66 @@ SETTINGS: tuple[Setting, ...] = (
     _s("fewshot", "patients per class", "1, 2, 4, 8, 16", "paper 4.3", "1, 2, 4, 8, 16",
        protocols=("fewshot",), key="shot_grid", value=(1, 2, 4, 8, 16)),
     # --- features: backbones, positional embeddings, pooled features ---
+    _s("features", "DINOv2 position table at 224/448/1024 px",
+       "interpolated on every forward from the 37x37 (518 px) table: bicubic, scale factor "
+       "(grid + 0.1) / 37, no antialias (interpolate_pos_encoding)", "repo dinov2/models/vision_transformer.py",
+       "the same formula on every forward from the stored table (pos_embed.dinov2_resize; timm's "
+       "antialiased resample is replaced)",
+       models=("dinov2_vits14", "dinov2_vitb14", "dinov2_vitl14", "dinov2_vitg14", "dinov2_vitl14_reg4")),
+    _s("features", "MAE / MSN / CLIP / OpenCLIP / ViT-L/16 position tables",
+       "Hugging Face models at their native 224 px grid (no interpolation: the study ran them at 224 only)",
+       "repo dinov2/eval/utils.py",
+       "native grid at 224; off 224 each model's own code: MAE interpolate_pos_embed (bicubic by size), "
+       "MSN deit interpolate_pos_encoding (bicubic by scale factor), open_clip resize_pos_embed "
+       "(antialiased bicubic), vit_jax zoom (linear, corners aligned)",
+       models=("mae_vitl16", "msn_vitl16", "clip_vitl14", "openclip_vith14", "vit_l16_in21k")),
+    _s("features", "SAM position table", "the 64x64 table added as is at 1024 px (the encoder only runs there)",
+       "repo dinov2/eval/utils.py", "the same at 1024; off 1024 timm's antialiased bicubic (no official rule)",
+       models=("sam_vitl16",)),
+    _s("features", "SAM 'CLS' (Table 8)",
+       "neck replaced by Identity; mean of the last block's 64x64 tokens (last_hidden_state)",
+       "repo dinov2/eval/utils.py", "the same: neck pruned, mean of the last block's tokens",
+       models=("sam_vitl16",)),
+    _s("features", "VGG19 feature",
+       "torchvision vgg19 with classifier[6] = Identity: fc7 after ReLU, 4096-d (avgpool to 7x7, fc6, "
+       "ReLU, Dropout 0.5, fc7, ReLU, Dropout 0.5; the dropouts act while fine-tuning)",
+       "repo dinov2/eval/utils.py", "the same (fc6/fc7 kept, both dropouts 0.5)", models=("vgg19",)),
+    _s("features", "ResNet152 / DenseNet201 feature",
+       "torchvision model with fc / classifier = Identity: global average of the last stage (after "
+       "DenseNet's final ReLU)", "repo dinov2/eval/utils.py", "the same", models=("resnet152", "densenet201")),
+    _s("features", "final LayerNorm of the Hugging Face ViTs' tokens",
+       "CLIP, OpenCLIP, MAE, MSN and ViT-L/16 features are hidden_states[-n:], taken before the final "
+       "LayerNorm (CLIP: before post_layernorm); DINOv2's are normalised",
+       "repo dinov2/eval/utils.py", "every ViT's class and patch tokens after its final LayerNorm",
+       models=("mae_vitl16", "msn_vitl16", "clip_vitl14", "openclip_vith14", "vit_l16_in21k"),
+       deviation="vit_tokens_after_final_norm",
+       why="the study normalised DINOv2's tokens but not the other ViTs'; one rule for every model "
+           "keeps the comparison like for like"),
     # --- segmentation: decoders, training, metric, preprocessing ---
     # --- profile: which cells, resolutions, subsets ---
+    _s("report:figure1", "models ranked",
+       "CLIP ViT-L/14, OpenCLIP ViT-H/14, MAE ViT-L/16, MSN ViT-L/16, DINOv2 ViT-L/14, ViT-g/14; "
+       "supervised models compared separately (T7, T8)", "paper 4.2",
+       "the same six (report.ranking.FIGURE1_MODELS); supervised models are not ranked"),
+    _s("report:figure1", "scores and ranks",
+       "per dataset a score 1..6 (6 = best), mean over datasets, rank 1 = highest mean score",
+       "paper 4.2", "the same; ties share the mean score and the mean rank"),
+    _s("report:figure1", "cells compared",
+       "classification: linear probe AUROC on 4 datasets; segmentation: U-Net decoder on 5 datasets, "
+       "all six at 224 px (Table 5; only DINOv2 also at 448)", "paper 4.2",
+       "linear at the classification size (224 px); seg_unet@224 scored by dice_jaccard_study where "
+       "every compared cell of a dataset has it (else dice_jaccard); without 224 px cells, the size "
+       "most models share"),
+    _s("report:figure1", "datasets with missing models",
+       "every model on every dataset (the figure's caption)", "paper 4.2",
+       "a dataset counts only when every ranked model has a value (the published tables give "
+       "SARS-CoV-2 and Brain tumor for DINOv2 only, so the published ranking averages NIH and "
+       "CheXpert); if no dataset is complete, ranks among those present scaled to 1..N"),
+    _s("report:figure5", "panels",
+       "NIH few-shot classification and MC few-shot segmentation; top row DINOv2 ViT-L/14 vs CLIP, "
+       "OpenCLIP, MAE, MSN; bottom row vs supervised models; x = patients per class", "paper 4.3",
+       "the same 2 x 2 grid (fewshot@N on NIH, seg_fewshot@N on MC); supervised: vit_l16_in21k, "
+       "densenet201, resnet152, vgg19 where run; mean over seeds with a +-1 SD band"),
     _s("profile", "Table 8 subset", "a subset of NIH and CheXpert, size not stated", "paper 4.2 (Table 8)",
        "at most 2,000 items per split, evenly spaced over each split (systematic)",
        protocols=("linear_subset",), key="max_items", value=2000, deviation="table8_subset_size",

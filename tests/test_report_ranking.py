@@ -213,3 +213,18 @@ def test_rank_properties(table, rnd):
     better = [dict(c, value=1.0) if c["model"] == MAE and c["dataset"] == "nih" else c for c in rows]
     up = rank_figure1(pd.DataFrame(better)).table.set_index("model")     # improving never hurts
     assert up.loc[MAE, "cls_rank"] <= r.set_index("model").loc[MAE, "cls_rank"]
+
+
+def test_fidelity_rows_of_the_figures_match_the_code():
+    from radbench_core.fidelity import SETTINGS
+    from radbench_core.report.figures import FEWSHOT_COLUMNS, FEWSHOT_REFERENCE, FEWSHOT_ROWS
+    from radbench_core.report.ranking import STUDY_SEG_SIZE
+    rows = {(s.area, s.name): s for s in SETTINGS if s.area.startswith("report:figure")}
+    assert len(rows) == 5 and not any(s.deviation or s.key for s in rows.values())
+    assert "same six" in rows["report:figure1", "models ranked"].ours and len(FIGURE1_MODELS) == 6
+    assert f"seg_unet@{STUDY_SEG_SIZE}" in rows["report:figure1", "cells compared"].ours
+    assert FEWSHOT_REFERENCE == L14 and [c[:2] for c in FEWSHOT_COLUMNS] == [("fewshot", "nih"),
+                                                                           ("seg_fewshot", "mc")]
+    assert FEWSHOT_ROWS[0][1] == (CLIP, OCLIP, MAE, MSN)
+    supervised = rows["report:figure5", "panels"].ours
+    assert all(m in supervised for m in FEWSHOT_ROWS[1][1])
