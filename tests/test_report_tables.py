@@ -1,4 +1,5 @@
-"""Tables 3-9 from records with known numbers: every entry, bold best, "—", CSV/LaTeX variants."""
+"""Tables 3-9 from records with known numbers: the study's rows, "—", marks, published comparison,
+the study's segmentation metric, parameter columns, extended tables, CSV/LaTeX variants."""
 
 from __future__ import annotations
 
@@ -11,182 +12,155 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from radbench_core.report.frame import headline_frame, model_label, summary_table
-from radbench_core.report.tables import (DEMO_NOTE, build_tables, tex_escape, to_csv, to_latex,
-                                         to_markdown)
+from radbench_core.report.layouts import LAYOUT_BY_KEY
+from radbench_core.report.tables import (DEMO_NOTE, build_tables, format_count, tex_escape, to_csv,
+                                         to_latex, to_markdown)
 from radbench_core.results import DEMO_WEIGHTS, CellResult, Metric
 
+LAYOUT_KEYS = tuple(LAYOUT_BY_KEY)
 SEG = {"mc": "xray", "amos": "ct", "msd_spleen": "ct", "msd_hippocampus": "mri", "msd_heart": "mri"}
 CLS = {"nih": "xray", "chexpert": "xray", "sarscov2": "ct", "brain_tumor": "mri"}
 
 
 def rec(model: str, dataset: str, protocol: str, variant: str = "", value: float = 0.5,
         ci: tuple[float, float] | None = None, trainable: int | None = None,
-        total: int | None = None, weights: str = "official", **extra) -> CellResult:
+        total: int | None = None, weights: str = "official",
+        study: tuple[float, float, float] | None = None, **extra) -> CellResult:
     task = "segmentation" if dataset in SEG else "classification"
     name = "dice_jaccard" if task == "segmentation" else "auroc"
     lo, hi = ci if ci else (None, None)
+    metrics = {name: Metric(value, True, lo, hi)}
+    if study:                                  # the study's pooled metric: value, CI
+        metrics["dice_jaccard_study"] = Metric(study[0], True, study[1], study[2])
     cell_id = f"{model}-{dataset}-{protocol}" + (f"@{variant}" if variant else "")
     return CellResult(cell_id=cell_id, model=model, dataset=dataset, protocol=protocol,
                       variant=variant, task=task, modality={**SEG, **CLS}[dataset], profile="test",
-                      metrics={name: Metric(value, True, lo, hi)}, params_trainable=trainable,
+                      metrics=metrics, params_trainable=trainable,
                       params_total=total, weights=weights, wall_time_s=1.5, extra=extra)
 
 
 def rows_of(table) -> dict[str, list[str]]:
-    return {label: [table.text(r, c) for c in range(len(table.columns))]
-            for r, label in enumerate(table.rows)}
+    return {table.label(r): [table.text(r, c) for c in range(len(table.columns))]
+            for r in range(len(table.rows))}
 
 
-def bold_of(table) -> dict[str, set[str]]:
-    return {table.columns[c].title: {table.rows[r] for r in table.best_rows(c)}
-            for c in range(len(table.columns))}
+def marks_of(table, c: int) -> tuple[set[str], set[str]]:
+    best, second = table.ranked_rows(c)
+    return {table.label(r) for r in best}, {table.label(r) for r in second}
 
 
-T3 = [rec("dinov2_vits14", "nih", "linear", value=0.80, ci=(0.78, 0.82)),
-      rec("dinov2_vits14", "chexpert", "linear", value=0.85),
-      rec("dinov2_vitl14", "nih", "linear", value=0.83),
-      rec("dinov2_vitl14", "chexpert", "linear", value=0.84),
-      rec("dinov2_vitl14", "sarscov2", "linear", value=0.90),
-      rec("resnet152", "nih", "linear", value=0.79),
-      rec("clip_vitl14", "nih", "linear", value=0.99),          # not a Table 3 model
-      rec("dinov2_vitl14", "nih", "knn", value=0.95)]           # not Table 3's protocol
-S, L, R = model_label("dinov2_vits14"), model_label("dinov2_vitl14"), model_label("resnet152")
+RUN = [rec("dinov2_vits14", "nih", "linear", value=0.80, ci=(0.78, 0.82)),
+       rec("dinov2_vits14", "chexpert", "linear", value=0.85),
+       rec("dinov2_vitl14", "nih", "linear", value=0.770, ci=(0.760, 0.780)),
+       rec("dinov2_vitl14", "chexpert", "linear", value=0.84, ci=(0.83, 0.835)),
+       rec("resnet152", "nih", "linear", value=0.79),
+       rec("clip_vitl14", "nih", "linear", value=0.99),          # not a Table 3 row
+       rec("dinov2_vitl14", "nih", "knn", value=0.95)]           # Table 4, not Table 3
 
 
-def test_table3_every_entry_bold_and_absent():
-    t = build_tables(headline_frame(T3))["table3_linear_probing"]
-    assert [c.title for c in t.columns] == ["NIH", "CheXpert", "SARS-CoV-2"]   # brain tumor: no cell
-    assert rows_of(t) == {S: ["0.800", "0.850", "—"], L: ["0.830", "0.840", "0.900"],
-                          R: ["0.790", "—", "—"]}
-    assert bold_of(t) == {"NIH": {L}, "CheXpert": {S}, "SARS-CoV-2": {L}}
-    assert t.text(0, 0, ci=True) == "0.800 [0.780, 0.820]"
-    assert "AUROC" in t.caption and DEMO_NOTE not in t.caption
+def test_table3_has_the_studys_rows_and_dashes_where_the_run_lacks_them():
+    t = build_tables(headline_frame(RUN))["table3_linear_probing"]
+    assert t.row_header == ("Method", "Architecture")
+    assert t.rows == [("Supervised", "DenseNet201"), ("Supervised", "ResNet152"),
+                      ("Supervised", "VGG19"), ("Supervised", "ViT-L/16"), ("DINOv2", "ViT-S/14"),
+                      ("DINOv2", "ViT-B/14"), ("DINOv2", "ViT-L/14"), ("DINOv2", "ViT-g/14")]
+    assert [c.label for c in t.columns] == ["NIH Chest X-ray", "CheXpert", "SARS-CoV-2", "Brain Tumor"]
+    rows = rows_of(t)
+    assert rows["Supervised ResNet152"] == ["0.790 (study 0.718, Δ +0.072, no CI)", "—", "—", "—"]
+    assert rows["DINOv2 ViT-L/14"][:2] == ["0.770 (study 0.763, Δ +0.007, in CI)",
+                                           "0.840 (study 0.821, Δ +0.019, outside CI)"]
+    assert rows["DINOv2 ViT-g/14"] == ["—"] * 4
+    assert t.missing == 32 - 5 and "27 of the study's 32 entries are not in this run" in t.caption
+    assert marks_of(t, 0) == ({"DINOv2 ViT-S/14"}, {"Supervised ResNet152"})
+    assert marks_of(t, 1) == ({"DINOv2 ViT-S/14"}, {"DINOv2 ViT-L/14"})
+    assert "CLIP" not in " ".join(t.label(r) for r in range(len(t.rows)))
+    ext = build_tables(headline_frame(RUN))["table3_linear_probing_extended"]
+    assert rows_of(ext)[f"{model_label('clip_vitl14')} default"][0] == \
+        "0.990 (study 0.739, Δ +0.251, no CI)"                  # published in Table 4
+    assert rows_of(ext)[f"{model_label('dinov2_vitl14')} default"][0] == \
+        "0.770 (study 0.763, Δ +0.007, in CI)"
+
+
+def test_markdown_latex_csv_marks_grouping_and_ci():
+    t = build_tables(headline_frame(RUN))["table3_linear_probing"]
     md = to_markdown(t).splitlines()
-    assert md[0].startswith("**Table 3.**") and "AUROC" in md[0]
-    assert md[2] == "| Model | NIH | CheXpert | SARS-CoV-2 |"
-    assert md[4] == f"| {S} | 0.800 | **0.850** | — |"
-    assert md[5] == f"| {L} | **0.830** | 0.840 | **0.900** |"
-    assert md[6] == f"| {R} | 0.790 | — | — |"
-    assert f"| {S} | 0.800 [0.780, 0.820] |" in to_markdown(t, ci=True)
-
-
-def test_table3_csv_and_latex():
-    t = build_tables(headline_frame(T3))["table3_linear_probing"]
-    text = to_csv(t)
-    assert text.startswith("# Table 3. ") and "AUROC" in text.splitlines()[0]
-    df = pd.read_csv(io.StringIO(text), comment="#", dtype=str, keep_default_na=False)
-    assert list(df.columns) == ["Model", "NIH", "CheXpert", "SARS-CoV-2"]
-    assert df.set_index("Model").loc[S].tolist() == ["0.800 [0.780, 0.820]", "0.850", "—"]
-    assert df.set_index("Model").loc[R].tolist() == ["0.790", "—", "—"]
+    assert md[0].startswith("**Table 3.**") and "second best underlined" in md[0]
+    assert md[2] == "| Method | Architecture | NIH Chest X-ray | CheXpert | SARS-CoV-2 | Brain Tumor |"
+    assert md[4] == "| Supervised | DenseNet201 | — | — | — | — |"
+    assert md[5] == "|  | ResNet152 | _0.790 (study 0.718, Δ +0.072, no CI)_ | — | — | — |"
+    assert md[6] == "|  | VGG19 | — | — | — | — |"                  # the study's Method grouping
+    assert md[8] == "| DINOv2 | ViT-S/14 | **0.800 (study 0.747, Δ +0.053, outside CI)** | " \
+                    "**0.850 (study 0.805, Δ +0.045, no CI)** | — | — |"
+    assert "0.800 [0.780, 0.820] (study 0.747" in to_markdown(t, ci=True)
     tex = to_latex(t)
-    assert r"\begin{tabular}{lccc}" in tex and r"\toprule" in tex and r"\bottomrule" in tex
-    assert r"\caption{Table 3. " in tex and r"\label{tab:table3_linear_probing}" in tex
-    assert rf"{S} & 0.800 & \textbf{{0.850}} & — \\" in tex
-    assert rf"{L} & \textbf{{0.830}} & 0.840 & \textbf{{0.900}} \\" in tex
-    assert "0.800 [0.780, 0.820]" in to_latex(t, ci=True)
+    assert r"\begin{tabular}{llcccc}" in tex and r"\underline{0.840" in tex and r"\textbf{0.800" in tex
+    df = pd.read_csv(io.StringIO(to_csv(t)), comment="#", dtype=str, keep_default_na=False)
+    assert list(df.columns[:3]) == ["Method", "Architecture", "NIH Chest X-ray"]
+    assert df.iloc[4, 2] == "0.800 [0.780, 0.820] (study 0.747, Δ +0.053, outside CI)"
 
 
 SEG_RECS = [
-    rec("dinov2_vitl14", "amos", "seg_unet", "448", 0.70, trainable=5_000_000, total=309_000_000),
+    rec("dinov2_vitl14", "amos", "seg_unet", "448", 0.70, trainable=5_000_000, total=309_000_000,
+        study=(0.58, 0.57, 0.60)),
     rec("dinov2_vitl14", "mc", "seg_unet", "448", 0.90, trainable=4_900_000, total=308_900_000),
-    rec("dinov2_vitg14", "amos", "seg_unet", "448", 0.72, trainable=6_000_000, total=1_142_000_000),
-    rec("unet", "amos", "scratch", "224", 0.75, trainable=31_000_000, total=31_000_000),
-    rec("transunet", "mc", "scratch", "224", 0.91, trainable=105_000_000, total=105_000_000),
+    rec("unet", "amos", "scratch", "448", 0.75, trainable=31_000_000, total=31_000_000),
+    rec("unet", "amos", "scratch", "112", 0.40, trainable=31_000_000, total=31_000_000,
+        weights=DEMO_WEIGHTS),
+    rec("mae_vitl16", "mc", "seg_unet", "112", 0.60, weights=DEMO_WEIGHTS),
 ]
 
 
-def test_table6_every_entry_with_params():
-    t = build_tables(headline_frame(SEG_RECS))["table6_dinov2_vs_scratch"]
-    lab = {m: model_label(m) for m in ("dinov2_vitl14", "dinov2_vitg14", "unet", "transunet")}
-    rl = f"{lab['dinov2_vitl14']} + U-Net decoder (frozen) @448"
-    rg = f"{lab['dinov2_vitg14']} + U-Net decoder (frozen) @448"
-    ru, rt = f"{lab['unet']} (scratch) @224", f"{lab['transunet']} (scratch) @224"
-    assert [c.title for c in t.columns] == ["MC", "AMOS", "Parameters / Trainable (M)",
-                                            "Parameters / Total (M)"]
-    assert rows_of(t) == {rl: ["0.900", "0.700", "5.00", "309.0"],       # the row's largest cell
-                          rg: ["—", "0.720", "6.00", "1142.0"],
-                          ru: ["—", "0.750", "31.00", "31.00"],
-                          rt: ["0.910", "—", "105.0", "105.0"]}
-    assert bold_of(t) == {"MC": {rt}, "AMOS": {ru}, "Parameters / Trainable (M)": set(),
-                          "Parameters / Total (M)": set()}
-    tex = to_latex(t)
-    assert r"\multicolumn{2}{c}{Parameters}" in tex and r"\cmidrule(lr){4-5}" in tex
-    assert "(Dice + Jaccard) / 2" in t.caption
+def test_segmentation_study_metric_fallback_and_extended_headline():
+    tables = build_tables(headline_frame(SEG_RECS))
+    t6 = tables["table6_dinov2_vs_scratch"]
+    amos = [c.label for c in t6.columns].index("AMOS")
+    lab = "DINOv2 ViT-L/14"
+    assert t6.text(2, amos) == "0.580 (study 0.592, Δ -0.012, in CI)"     # the study's metric
+    assert t6.text(2, amos - 1) == "0.900† (study 0.974, Δ -0.074, no CI)"  # MC: our headline
+    assert "†: the record has no study metric" in t6.caption and DEMO_NOTE not in t6.caption
+    assert rows_of(t6)["Scratch U-Net"][amos] == "0.750† (study 0.432, Δ +0.318, no CI)"
+    ext = tables["table6_dinov2_vs_scratch_extended"]
+    er = rows_of(ext)
+    assert er[f"{lab} U-Net decoder 448"][[c.label for c in ext.columns].index("AMOS")].startswith("0.700")
+    assert er[f"{model_label('unet')} Scratch 112"][:2] == ["31M (100%)", "31M"]
+    assert DEMO_NOTE in ext.caption
+    t5 = rows_of(tables["table5_segmentation_unet_extended"])
+    assert t5[f"{model_label('mae_vitl16')} 112"][0] == "0.600"
 
 
-T9 = [rec("dinov2_vitb14", "nih", "finetune", value=0.85, trainable=86_600_000, total=86_600_000),
-      rec("dinov2_vitb14", "chexpert", "finetune", value=0.88, trainable=86_603_845, total=86_603_845),
-      rec("dinov2_vitb14", "nih", "linear", value=0.80, trainable=10_766, total=86_610_766),
-      rec("dinov2_vitb14", "nih", "lora", value=0.84, trainable=305_678, total=86_905_678),
-      rec("dinov2_vitb14", "nih", "bitfit", value=0.83, trainable=113_000, total=86_600_000),
-      rec("dinov2_vitb14", "chexpert", "bitfit", value=0.88, trainable=110_000, total=86_600_000),
-      rec("resnet152", "nih", "linear", value=0.99, trainable=28_686, total=58_000_000)]
+def test_parameter_columns_fall_back_to_the_runs_counts(monkeypatch):
+    from radbench_core.report import layouts
+
+    def missing(*_):
+        raise ImportError("parameter_counts not installed")
+    monkeypatch.setattr(layouts, "_counts", missing)
+    t6 = build_tables(headline_frame(SEG_RECS))["table6_dinov2_vs_scratch"]
+    assert rows_of(t6)["DINOv2 ViT-L/14"][:2] == ["5M (2%)", "309M"]   # the row's largest count
+    assert rows_of(t6)["DINOv2 ViT-g/14"][:2] == ["—", "—"]
 
 
-def test_table9_every_entry_and_percentages():
-    t = build_tables(headline_frame(T9))["table9_finetune_lora_bitfit"]
-    b = model_label("dinov2_vitb14")
-    assert t.rows == [f"{b} — Fine-tune", f"{b} — Linear", f"{b} — LoRA", f"{b} — BitFit"]
-    assert [c.title for c in t.columns] == ["NIH", "CheXpert", "Parameters / Trainable (M)",
-                                            "Parameters / Trainable (% of total)"]
-    pct = {k: f"{100 * tr / tot:.2f}%" for k, tr, tot in
-           (("ft", 86_603_845, 86_603_845), ("lin", 10_766, 86_610_766),
-            ("lora", 305_678, 86_905_678), ("bit", 113_000, 86_600_000))}
-    assert pct == {"ft": "100.00%", "lin": "0.01%", "lora": "0.35%", "bit": "0.13%"}
-    assert rows_of(t) == {f"{b} — Fine-tune": ["0.850", "0.880", "86.60", pct["ft"]],
-                          f"{b} — Linear": ["0.800", "—", "0.0108", pct["lin"]],
-                          f"{b} — LoRA": ["0.840", "—", "0.306", pct["lora"]],
-                          f"{b} — BitFit": ["0.830", "0.880", "0.113", pct["bit"]]}
-    best = bold_of(t)
-    assert best["NIH"] == {f"{b} — Fine-tune"}
-    assert best["CheXpert"] == {f"{b} — Fine-tune", f"{b} — BitFit"}      # a tie: both bold
-    assert r"100.00\%" in to_latex(t) and "100.00%" in to_csv(t)
+@pytest.mark.parametrize("n, text", [(1_138_000_000, "1,138M"), (31_042_434, "31M"),
+                                     (17_300_000, "17M"), (7_900_000, "7.9M"), (800_000, "0.8M"),
+                                     (1_537, "1,537"), (2_000_000, "2M")])
+def test_format_count_as_the_study_prints(n, text):
+    assert format_count(n) == text
 
 
-def test_tables_4_5_7_8_layouts():
-    recs = [rec("dinov2_vitl14", "nih", p, value=v) for p, v in
-            (("knn", 0.70), ("linear", 0.80), ("finetune", 0.85))] + [
-        rec("clip_vitl14", "chexpert", "linear", value=0.75),
-        rec("mae_vitl16", "amos", "seg_unet", "224", 0.60),
-        rec("dinov2_vitl14", "amos", "seg_unet", "448", 0.80),
-        rec("dinov2_vitl14", "amos", "seg_linear", "448", 0.65),
-        rec("vit_l16_in21k", "amos", "seg_linear", "448", 0.55),
-        rec("sam_vitl16", "nih", "linear", value=0.78)]
-    tables = build_tables(headline_frame(recs))
-    t4 = tables["table4_knn_linear_finetune"]
-    assert [c.title for c in t4.columns] == ["NIH / kNN", "NIH / Linear", "NIH / Fine-tune",
-                                             "CheXpert / Linear"]
-    assert rows_of(t4)[model_label("dinov2_vitl14")] == ["0.700", "0.800", "0.850", "—"]
-    t5 = tables["table5_segmentation_unet"]
-    assert [c.title for c in t5.columns] == ["AMOS / 224 px", "AMOS / 448 px"]
-    assert rows_of(t5) == {model_label("mae_vitl16"): ["0.600", "—"],
-                           model_label("dinov2_vitl14"): ["—", "0.800"]}
-    t7 = tables["table7_dinov2_vs_in21k_segmentation"]
-    assert [c.title for c in t7.columns] == ["AMOS / Linear", "AMOS / U-Net"]
-    assert rows_of(t7) == {f"{model_label('dinov2_vitl14')} @448": ["0.650", "0.800"],
-                           f"{model_label('vit_l16_in21k')} @448": ["0.550", "—"]}
-    t8 = tables["table8_sam_vs_dinov2"]
-    assert "no 1024 px cells" in t8.caption
-    assert rows_of(t8) == {model_label("sam_vitl16"): ["0.780"], model_label("dinov2_vitl14"): ["0.800"]}
-    hi = build_tables(headline_frame(recs + [rec("sam_vitl16", "nih", "linear", "1024", 0.81)]))
-    assert "at 1024 px" in hi["table8_sam_vs_dinov2"].caption
-    assert rows_of(hi["table8_sam_vs_dinov2"]) == {model_label("sam_vitl16"): ["0.810"]}
-
-
-def test_demo_caption_partial_and_empty():
+def test_every_study_table_is_built_even_from_a_tiny_run():
     demo = [rec("dinov2_vits14", "sarscov2", "linear", value=0.6, weights=DEMO_WEIGHTS)]
     t = build_tables(headline_frame(demo))
-    assert list(t) == ["table3_linear_probing"]                  # the rest have no cells: omitted
+    assert [k for k in t if not k.endswith("_extended")] == list(LAYOUT_KEYS)
+    assert not any(k.endswith("_extended") for k in t)        # the one cell is Table 3's
     assert DEMO_NOTE in t["table3_linear_probing"].caption
     assert DEMO_NOTE in to_csv(t["table3_linear_probing"]).splitlines()[0]
-    assert build_tables(headline_frame([])) == {}
-    half = build_tables(headline_frame(T3[::2] + SEG_RECS[::2] + T9[::2]))
-    assert {"table3_linear_probing", "table6_dinov2_vs_scratch", "table9_finetune_lora_bitfit"} <= set(half)
+    t9 = t["table9_finetune_lora_bitfit"]
+    assert t9.missing == 8 and not [k for k in t9.entries if t9.columns[k[1]].kind == "metric"]
+    assert set(build_tables(headline_frame([]))) == set(LAYOUT_KEYS)
 
 
 def test_tex_escape_and_summary_table():
     assert tex_escape("a_b & 50% #1 {x}") == r"a\_b \& 50\% \#1 \{x\}"
-    text = summary_table(T3[:2] + [rec("unet", "mc", "scratch", value=0.5, weights=DEMO_WEIGHTS)])
+    text = summary_table(RUN[:2] + [rec("unet", "mc", "scratch", value=0.5, weights=DEMO_WEIGHTS)])
     lines = text.splitlines()
     assert lines[0].split() == ["cell", "metric", "value", "95%", "CI", "time"]
     row = next(x for x in lines if x.startswith("dinov2_vits14-nih-linear"))
@@ -197,20 +171,20 @@ def test_tex_escape_and_summary_table():
 
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.one_of(st.none(), st.floats(0.0, 1.0)), min_size=8, max_size=8))
-def test_bold_is_column_best(values):
+def test_marks_are_column_best_and_second(values):
     models = ("dinov2_vits14", "dinov2_vitb14", "dinov2_vitl14", "dinov2_vitg14")
     recs = [rec(models[i % 4], ("nih", "chexpert")[i // 4], "linear", value=v)
             for i, v in enumerate(values) if v is not None]
-    tables = build_tables(headline_frame(recs))
-    if not recs:
-        assert tables == {}
-        return
-    t = tables["table3_linear_probing"]
+    t = build_tables(headline_frame(recs))["table3_linear_probing"]
     for c in range(len(t.columns)):
         col = [t.entries.get((r, c)) for r in range(len(t.rows))]
         rounded = np.array([round(e.value, 3) if e else -np.inf for e in col])
-        assert t.best_rows(c) == set(np.flatnonzero(rounded == rounded.max()))
+        distinct = sorted(set(rounded[np.isfinite(rounded)]), reverse=True)
+        best, second = t.ranked_rows(c)
+        assert best == (set(np.flatnonzero(rounded == distinct[0])) if distinct else set())
+        assert second == (set(np.flatnonzero(rounded == distinct[1])) if len(distinct) > 1 else set())
         assert sum(t.text(r, c) == "—" for r in range(len(t.rows))) == sum(e is None for e in col)
+    assert t.missing == 32 - len(recs)
 
 
 if __name__ == "__main__":  # pragma: no cover
