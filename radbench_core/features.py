@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from radbench_core.errors import ConfigError
-from radbench_core.models import (ModelSpec, count_parameters, create_architecture, demo_seed, get_model,
-                                  preprocessing, strip_unused_parts)
+from radbench_core.models import (VGG_DROPOUT, ModelSpec, count_parameters, create_architecture, demo_seed,
+                                  get_model, preprocessing, strip_unused_parts)
 from radbench_core.results import DEMO_WEIGHTS
 from radbench_core.weights import find_weights, load_weights_into
 
@@ -50,7 +50,9 @@ class Backbone(nn.Module):
         else:
             info = model.feature_info
             self._map_blocks = [max(i for i, f in enumerate(info) if f["reduction"] == s) for s in CNN_MAP_STRIDES]
-            self.embed_dim = int(model.num_features)
+            self._fc7 = isinstance(getattr(model, "pre_logits", None), nn.Module) and \
+                not isinstance(model.pre_logits, nn.Identity)
+            self.embed_dim = int(model.head_hidden_size if self._fc7 else model.num_features)
             self.has_patch_tokens = False
             self.n_cls_blocks = 1
             self.map_channels = tuple(int(info[i]["num_chs"]) for i in self._map_blocks)
@@ -93,12 +95,21 @@ class Backbone(nn.Module):
         return list(self.model.forward_intermediates(x, indices=self._map_blocks, intermediates_only=True))
 
     def head_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, D), differentiable: last-block class token (ViT), mean patch (SAM), pooled stage (CNN)."""
+        """(B, D), differentiable: last-block class token (ViT), mean of the last block's tokens
+        (SAM, neck removed), pooled last stage (ResNet, DenseNet), fc7 (VGG)."""
         self._check(x)
         feats = self.model.forward_features(x)
         if self.spec.arch == "vit":
             return feats[:, 0]
+        if self.spec.arch == "cnn" and self._fc7:
+            return self._vgg_fc7(feats)
         return feats.mean(dim=(2, 3))
+
+    def _vgg_fc7(self, feats: torch.Tensor) -> torch.Tensor:
+        # torchvision's vgg19 with classifier[6] = Identity, as the study took it: avgpool to 7x7,
+        # fc6, ReLU, Dropout, fc7, ReLU, Dropout (timm holds fc6/fc7 as convolutions in pre_logits)
+        fc7 = self.model.pre_logits(nn.functional.adaptive_avg_pool2d(feats, 7)).flatten(1)
+        return nn.functional.dropout(fc7, VGG_DROPOUT, self.training)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``head_features``: so a Backbone drops into ``nn.Sequential(backbone, head)`` for fine-tuning."""

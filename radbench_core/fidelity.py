@@ -33,6 +33,8 @@ class Setting:
     value: Any = None                 # the paper profile's hparams[key]
     deviation: str = ""               # "" = as the study; else the deviation's id
     why: str = ""                     # for a deviation: why we differ
+    opt_in: Any = None                # opt-in deviation: the hparams[key] value that puts it in
+                                      # effect (the paper profile runs the study's ``value``)
 
     def affects(self, model: str, dataset: str, protocol: str) -> bool:
         return ((not self.protocols or protocol in self.protocols)
@@ -46,6 +48,99 @@ def _s(*args: Any, **kwargs: Any) -> Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     # --- classification protocols: kNN, linear, fine-tune, LoRA, BitFit ---
+    _s("knn", "k grid", "best of k = 100, 200, 400, 800, 1000", "paper B.2", "the same grid",
+       protocols=("knn",), key="ks", value=(100, 200, 400, 800, 1000)),
+    _s("knn", "vote temperature (single-label)", "exp(sim / 0.07) weighted vote",
+       "repo dinov2/eval/classification/knn.py", "0.07", protocols=("knn",), key="temperature",
+       value=0.07),
+    _s("knn", "ML-kNN smoothing (multi-label)", "s = 1 (Zhang & Zhou 2007)", "repo dinov2/eval/utils.py",
+       "s = 1", protocols=("knn",), key="smoothing", value=1.0),
+    _s("knn", "neighbour bank of the test queries", "train + val merged",
+       "repo dinov2/eval/classification/mlknn.py", "train + val (k chosen with train as the bank)",
+       protocols=("knn",)),
+    _s("knn", "k chosen on", "the test set: every k scored on test, the best reported",
+       "repo dinov2/eval/classification/mlknn.py", "validation AUROC; k_selection='test' runs the "
+       "study's way", protocols=("knn",), key="k_selection", value="val", deviation="knn_k_on_val",
+       why="choosing k on the test set makes the reported AUROC optimistic"),
+    _s("knn", "ML-kNN statistics", "each training item counts as its own first neighbour "
+       "(MLkNN ignore_first_neighbours=0)", "repo dinov2/eval/utils.py",
+       "the item itself left out; mlknn_self_neighbour=True runs the study's way", protocols=("knn",),
+       datasets=("nih", "chexpert"), key="mlknn_self_neighbour", value=False,
+       deviation="knn_no_self_neighbour",
+       why="an item as its own neighbour inflates the neighbour counts of its own labels"),
+    _s("linear", "learning rates", "1e-1, 5e-2, 1e-2, 5e-3, 1e-3, 5e-4, 1e-4, 1e-5", "paper B.2",
+       "the same 8", protocols=("linear",), key="lrs", value=(1e-1, 5e-2, 1e-2, 5e-3, 1e-3, 5e-4, 1e-4, 1e-5)),
+    _s("linear", "head inputs", "class token of the last 1 or 4 blocks, with or without the mean "
+       "patch token", "paper B.2", "the same 4 combinations per rate", protocols=("linear",),
+       key="n_blocks", value=(1, 4)),
+    _s("linear", "mean patch token", "with and without", "paper B.2", "both", protocols=("linear",),
+       key="avgpool", value=(False, True)),
+    _s("linear", "batch size", "128", "paper B.2", "128", protocols=("linear",), key="batch_size",
+       value=128),
+    _s("linear", "epochs", "per dataset, published only in the authors' drive; repo default 10",
+       "repo dinov2/eval/classification/linear.py", "10", protocols=("linear",), key="epochs",
+       value=10),
+    _s("linear", "head-training images", "random scale [0.75, 1] + horizontal flip p=0.5 on the "
+       "training images, heads trained on that backbone pass", "paper A.2", "the same, a new draw "
+       "every epoch", protocols=("linear",), key="features", value="augmented"),
+    _s("linear", "head-training features (opt-in)", "augmented images every epoch", "paper A.2",
+       "features='cached': unaugmented cached features (the demo profile)", protocols=("linear",),
+       key="features", value="augmented", opt_in="cached", deviation="linear_cached_features",
+       why="one backbone pass in total instead of one per epoch; a user choice for speed"),
+    _s("classification", "optimizer", "SGD, momentum 0.9", "repo dinov2/eval/classification/linear.py",
+       "SGD, momentum 0.9", protocols=("linear", "finetune", "lora", "bitfit"), key="momentum",
+       value=0.9),
+    _s("classification", "weight decay", "0", "repo dinov2/eval/classification/linear.py", "0",
+       protocols=("linear", "finetune", "lora", "bitfit"), key="weight_decay", value=0.0),
+    _s("classification", "schedule", "CosineAnnealingLR per iteration to 0, no warm-up",
+       "repo dinov2/eval/classification/linear.py", "the same",
+       protocols=("linear", "finetune", "lora", "bitfit"), key="schedule", value="cosine"),
+    _s("finetune", "optimizer", "SGD (momentum 0.9, no weight decay)",
+       "repo dinov2/eval/classification/linear.py", "SGD", protocols=("finetune", "lora", "bitfit"),
+       key="optimizer", value="sgd"),
+    _s("finetune", "epochs", "20 on NIH, 10 on CheXpert", "paper B.1", "the same (10 elsewhere; "
+       "LoRA and BitFit as fine-tuning, the study states none)", protocols=("finetune", "lora", "bitfit"),
+       key="epochs", value={"nih": 20, "chexpert": 10, "*": 10}),
+    _s("finetune", "batch size", "128 for CNNs, 32 for ViTs", "paper B.1", "the same, by architecture",
+       protocols=("finetune", "lora", "bitfit"), key="batch_size", value={"cnn": 128, "vit": 32, "sam": 32}),
+    _s("finetune", "backbone learning rates", "5e-4, 1e-4, 5e-5, 1e-5, 5e-6, 1e-6, 5e-7, 1e-7",
+       "paper B.1", "the same 8", protocols=("finetune",), key="backbone_lrs",
+       value=(5e-4, 1e-4, 5e-5, 1e-5, 5e-6, 1e-6, 5e-7, 1e-7)),
+    _s("finetune", "head learning rate", "the best linear-probe rate", "paper B.1",
+       "the linear probe's selected rate", protocols=("finetune",), key="head_lr", value="linear"),
+    _s("finetune", "head-rate probe features", "the linear probe as run (augmented images)", "paper B.1",
+       "the probe on cached unaugmented features", protocols=("finetune",),
+       deviation="finetune_head_lr_from_cached_probe",
+       why="an augmented probe inside every fine-tune cell would repeat the linear cell's backbone passes"),
+    _s("finetune", "head input", "last layer's class token, no mean patch token", "paper B.1",
+       "the same (Backbone.head_features)", protocols=("finetune", "lora", "bitfit")),
+    _s("finetune", "final model", "train + val merged after selection", "paper A.1",
+       "the best (rate, epoch) snapshot on val, scored on test", protocols=("finetune", "lora", "bitfit"),
+       deviation="finetune_no_trainval_refit",
+       why="a refit doubles the cost of the most expensive protocol; the repo's retrain stage trains "
+           "only a new head on the tuned backbone"),
+    _s("lora", "rank, alpha, dropout", "r=48, alpha=16, p=0.1", "paper B.3", "the same",
+       protocols=("lora",), key="r", value=48),
+    _s("lora", "alpha", "16", "paper B.3", "16", protocols=("lora",), key="alpha", value=16),
+    _s("lora", "dropout", "0.1", "paper B.3", "0.1", protocols=("lora",), key="dropout", value=0.1),
+    _s("lora", "target modules", "qkv, fc1, fc2", "repo dinov2/eval/classification/linear.py",
+       "the same", protocols=("lora",), key="target_modules", value=("qkv", "fc1", "fc2")),
+    _s("lora", "bias", "lora_only (the wrapped layers' biases train)",
+       "repo dinov2/eval/classification/linear.py", "the same", protocols=("lora",), key="bias",
+       value="lora_only"),
+    _s("lora", "targets in ViT-g's SwiGLU FFN", "none: DINOv2's ViT-g names that FFN w12/w3, so "
+       "fc1/fc2 matched only the attention qkv", "repo dinov2/eval/classification/linear.py",
+       "the same: timm's fc1/fc2 inside a SwiGLU FFN are skipped", protocols=("lora",),
+       models=("dinov2_vitg14",), key="lora_swiglu_ffn", value=False),
+    _s("lora", "learning rates", "2e-4 for LoRA parameters, 5e-3 for the classifier", "paper B.3",
+       "the same", protocols=("lora",), key="head_lr", value=5e-3),
+    _s("bitfit", "trained parameters", "every bias ('bias' in the name) + the head",
+       "repo dinov2/eval/utils.py", "the same", protocols=("bitfit",)),
+    _s("bitfit", "learning rates", "not stated (repo: --backbone-learning-rate, default 1e-5; "
+       "classifier from the probe's grid)", "repo dinov2/eval/classification/linear.py",
+       "LoRA's: 2e-4 for biases, 5e-3 for the classifier", protocols=("bitfit",), key="backbone_lrs",
+       value=(2e-4,), deviation="bitfit_rates_from_lora",
+       why="the study gives no BitFit rate; LoRA's are the nearest stated ones"),
     # --- datasets, labels, splits, few-shot sampling ---
     _s("dataset:nih", "label set of the macro AUROC",
        "15 outputs: the 14 findings + 'No Finding', sorted (MultiLabelBinarizer); MultilabelAUROC "
@@ -175,7 +270,7 @@ def deviations_in_effect(model: str, dataset: str, protocol: str,
     for s in SETTINGS:
         if not s.deviation or not s.affects(model, dataset, protocol):
             continue
-        if s.key and not _same(hparams.get(s.key, _MISSING), s.value):
+        if s.key and not _same(hparams.get(s.key, _MISSING), s.value if s.opt_in is None else s.opt_in):
             continue
         found.append(s.deviation)
     return sorted(set(found))

@@ -18,6 +18,7 @@ from radbench_core.errors import ConfigError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+VGG_DROPOUT = 0.5   # torchvision vgg19 classifier: Dropout(0.5) after fc6 and after fc7
 PARADIGMS = ("supervised", "weakly-supervised", "self-supervised", "from scratch")
 
 
@@ -109,7 +110,7 @@ _SPECS = [
     # timm's vgg19 fixes its layer list, so the demo passes VGG19's own layout at 1/8 width.
     _cnn("vgg19", "VGG19", "vgg19.tv_in1k", 144,
          dict(vgg_cfg=[8, 8, "M", 16, 16, "M", 32, 32, 32, 32, "M", 64, 64, 64, 64, "M", 64, 64, 64, 64, "M"],
-              mlp_ratio=1 / 64), ("pre_logits.", "head.")),
+              mlp_ratio=1 / 64), ("head.",)),
     ModelSpec(id="unet", label="U-Net", paradigm="from scratch", family="scratch", arch="seg_scratch",
               timm_name="", patch_size=16, native_resolution=224, tasks=("segmentation",),
               demo_kwargs=dict(base_width=4), study_params_m=31, drop_prefixes=()),
@@ -154,12 +155,16 @@ def create_architecture(spec: ModelSpec, arch_kwargs: dict[str, Any] | None = No
                         keep_classifier: bool = False) -> torch.nn.Module:
     """Build the timm module of a spec, random-init, at its native input size.
 
-    ViTs get ``dynamic_img_size`` so one set of weights serves every resolution (positional
-    embeddings are interpolated per forward). ``arch_kwargs`` overrides timm's architecture
+    ViTs get ``dynamic_img_size`` so one set of weights serves every resolution: the position
+    table is resized on every forward by the family's official formula (``pos_embed.py``), from
+    the table the weights were trained with. VGG gets torchvision's dropout (0.5) in its fc6/fc7
+    block, which the study fine-tuned through. ``arch_kwargs`` overrides timm's architecture
     arguments (the demo variants); ``keep_classifier`` keeps the ImageNet head (parameter counts as
     the study reports them for CNNs).
     """
     import timm
+
+    from radbench_core.pos_embed import install
     if spec.arch == "seg_scratch":
         raise ConfigError(f"model {spec.id!r}", "a from-scratch segmentation model has no feature backbone",
                           "build it with radbench_core.scratch_models.build_scratch_model")
@@ -167,18 +172,22 @@ def create_architecture(spec: ModelSpec, arch_kwargs: dict[str, Any] | None = No
     kwargs["num_classes"] = 1000 if keep_classifier else 0
     if spec.arch == "vit":
         kwargs.setdefault("dynamic_img_size", True)
+    if spec.id == "vgg19":
+        kwargs.setdefault("drop_rate", VGG_DROPOUT)
     if "vgg_cfg" in kwargs:
         from timm.models.vgg import VGG
         return VGG(cfg=kwargs.pop("vgg_cfg"), **kwargs)
-    return timm.create_model(spec.timm_arch, pretrained=False, **kwargs)
+    return install(timm.create_model(spec.timm_arch, pretrained=False, **kwargs), spec.family)
 
 
 def strip_unused_parts(spec: ModelSpec, model: torch.nn.Module) -> torch.nn.Module:
-    """Remove what feature extraction never runs (VGG fc6/fc7, SAM's neck) so it is not trained."""
+    """Remove what feature extraction never runs (SAM's neck) so it is not trained.
+
+    The study replaced SAM's neck by an identity and averaged the last block's tokens; VGG keeps
+    its fc6/fc7 block (``pre_logits``): the study's VGG feature is fc7.
+    """
     if spec.arch == "sam" and not isinstance(model.neck, torch.nn.Identity):
         model.prune_intermediate_layers(indices=None, prune_norm=True, prune_head=True)
-    if spec.arch == "cnn" and hasattr(model, "pre_logits"):
-        model.pre_logits = torch.nn.Identity()
     return model
 
 

@@ -1,0 +1,36 @@
+"""Deviations of the classification protocols follow the cell's hyperparameters (issue 13)."""
+
+from __future__ import annotations
+
+from radbench_core.cells import Cell
+from radbench_core.fidelity import deviations_in_effect
+from radbench_core.profiles import get_profile
+from radbench_core.protocols import PROTOCOLS
+from radbench_core.runner import cell_hparams
+
+
+def _deviations(profile: str, model: str, dataset: str, protocol: str) -> set[str]:
+    p = get_profile(profile)
+    hp = cell_hparams(Cell(model, dataset, protocol), PROTOCOLS[protocol], p)
+    return set(deviations_in_effect(model, dataset, protocol, hp))
+
+
+def test_linear_cached_features_is_opt_in():
+    assert "linear_cached_features" not in _deviations("paper", "dinov2_vitl14", "nih", "linear")
+    assert "linear_cached_features" in _deviations("demo", "dinov2_vitl14", "nih", "linear")
+
+
+def test_knn_deviations_apply_to_ours_and_vanish_with_the_studys_settings():
+    paper = _deviations("paper", "dinov2_vitl14", "nih", "knn")
+    assert {"knn_k_on_val", "knn_no_self_neighbour"} <= paper
+    assert "knn_no_self_neighbour" not in _deviations("paper", "dinov2_vitl14", "sarscov2", "knn")
+    hp = {**get_profile("paper").hparams_for("knn"), "k_selection": "test", "mlknn_self_neighbour": True}
+    assert not {"knn_k_on_val", "knn_no_self_neighbour"} & set(
+        deviations_in_effect("dinov2_vitl14", "nih", "knn", hp))
+
+
+def test_finetune_family_deviations():
+    assert {"finetune_head_lr_from_cached_probe", "finetune_no_trainval_refit"} <= _deviations(
+        "paper", "dinov2_vitl14", "nih", "finetune")
+    bitfit = _deviations("paper", "dinov2_vitl14", "chexpert", "bitfit")
+    assert "bitfit_rates_from_lora" in bitfit and "finetune_head_lr_from_cached_probe" not in bitfit
