@@ -161,10 +161,11 @@ def run_cell(cell: Cell, ctx: RunContext, pool: BackbonePool, cache: FeatureCach
     get_model(cell.model)                       # an unknown id fails here, naming the valid ones
     dataset, profile = get_dataset(cell.dataset), ctx.profile
     protocol, hparams, resolution, planned_hash = _plan(cell, ctx)
-    deviations = deviations_in_effect(cell.model, cell.dataset, cell.protocol, hparams)
     if ctx.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(torch.device(ctx.device))
     index, provenance = load_index(cell.dataset, ctx, load_options_of(cell.dataset, ctx, hparams))
+    deviations = deviations_in_effect(cell.model, cell.dataset, cell.protocol, hparams,
+                                      tuple(getattr(index, "deviations", ())))
     seed_everything(ctx.seed)
     weights = DEMO_WEIGHTS if profile.demo else "none (trained from scratch)"
     if protocol.inputs == "scratch":

@@ -121,3 +121,12 @@ def test_every_record_carries_the_deviations_in_effect(tmp_path):
                                         cell_hparams(cell, spec, profile))
         assert rec.deviations == expected
         assert rec.to_dict()["deviations"] == expected
+
+
+def test_a_data_dependent_deviation_needs_the_loaders_report(monkeypatch):
+    settings = (Setting("dataset:chexpert", "test split", "official test", "repo y.py", "from train",
+                        datasets=("chexpert",), deviation="cx_fallback", why="no test labels",
+                        reported_by_data=True),)
+    monkeypatch.setattr(fidelity, "SETTINGS", settings)
+    assert deviations_in_effect("m", "chexpert", "linear", {}) == []
+    assert deviations_in_effect("m", "chexpert", "linear", {}, reported=("cx_fallback",)) == ["cx_fallback"]

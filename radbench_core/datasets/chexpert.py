@@ -180,7 +180,3 @@ SPEC = DatasetSpec(
                    "CheXpert-v1.0-small/test.csv (Path column test/patientNNNNN/...) and the "
                    "test/ images"),
     index=index, write_phantom=phantom_writer("radbench_core.phantoms.chexpert"))
-
-# deviations that hold only when the loader reports them in ``index.deviations`` (the runner keeps
-# them out of a cell's record otherwise)
-DATA_DEPENDENT_DEVIATIONS = frozenset({TEST_FROM_TRAIN})
