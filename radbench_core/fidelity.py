@@ -33,6 +33,7 @@ class Setting:
     value: Any = None                 # the paper profile's hparams[key]
     deviation: str = ""               # "" = as the study; else the deviation's id
     why: str = ""                     # for a deviation: why we differ
+    reported_by_data: bool = False    # in effect only when the dataset's index reports it
     opt_in: Any = None                # opt-in deviation: the hparams[key] value that puts it in
                                       # effect (the paper profile runs the study's ``value``)
 
@@ -164,7 +165,7 @@ SETTINGS: tuple[Setting, ...] = (
     _s("dataset:chexpert", "test split without the test labels", "official test (518 frontal)",
        "repo dinov2/data/datasets/chexpert.py",
        "every tenth train patient (systematic), val still the official valid",
-       datasets=("chexpert",), deviation="chexpert_test_from_train",
+       datasets=("chexpert",), deviation="chexpert_test_from_train", reported_by_data=True,
        why="the test labels are a separate download; in effect only when the loader reports it "
            "(index.deviations); add CheXpert-v1.0-small/test.csv and test/ to get the study's split"),
     _s("fewshot", "few-shot sampler",
@@ -243,7 +244,14 @@ SETTINGS: tuple[Setting, ...] = (
        why="the study does not say which subset it used; a fixed systematic one makes the cell "
            "reproducible and keeps 1024 px extraction affordable"),
     _s("profile", "Table 8 input size", "1024 px for SAM and DINOv2", "paper 4.2 (Table 8)",
-       "1024 px (cells linear_subset@1024)"),
+       "1024 px for SAM (cells linear_subset@1024)"),
+    _s("profile", "Table 8 input size, patch-14 models", "1024 px", "paper 4.2 (Table 8)",
+       "1022 px (73 patches of 14)", protocols=("linear_subset",),
+       models=("dinov2_vits14", "dinov2_vitb14", "dinov2_vitl14", "dinov2_vitg14", "dinov2_vitl14_reg4",
+               "clip_vitl14", "openclip_vith14"),
+       deviation="table8_patch14_at_1022px",
+       why="1024 is not a multiple of 14 and DINOv2's own patch embedding refuses it; the nearest "
+           "whole-patch size below is used"),
     _s("profile", "Figure 4 resolution", "DINOv2 ViT-L/14, linear vs U-Net decoder; size not stated",
        "paper 4.1 (Figure 4)", "448 px, the size of the study's Table 6 DINOv2 rows (seg_linear@448 "
        "beside seg_unet@448)"),
@@ -259,16 +267,19 @@ def deviations() -> dict[str, Setting]:
     return {s.deviation: s for s in SETTINGS if s.deviation}
 
 
-def deviations_in_effect(model: str, dataset: str, protocol: str,
-                         hparams: dict[str, Any]) -> list[str]:
+def deviations_in_effect(model: str, dataset: str, protocol: str, hparams: dict[str, Any],
+                         reported: tuple[str, ...] = ()) -> list[str]:
     """Ids of the deviations that apply to one cell with these (configured) hyperparameters.
 
     A deviation pinned to a hyperparameter is in effect only while the cell's value equals ours: a
-    profile that sets the study's value has no such deviation.
+    profile that sets the study's value has no such deviation. One that depends on the data (a
+    fallback split when a file is missing) is in effect only when the loader ``reported`` it.
     """
-    found = []
+    found = [r for r in reported if r]
     for s in SETTINGS:
         if not s.deviation or not s.affects(model, dataset, protocol):
+            continue
+        if s.reported_by_data and s.deviation not in reported:
             continue
         if s.key and not _same(hparams.get(s.key, _MISSING), s.value if s.opt_in is None else s.opt_in):
             continue

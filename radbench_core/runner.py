@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import gc
 import hashlib
 import json
@@ -123,11 +124,35 @@ def seed_everything(seed: int) -> None:
 
 def resolution_of(cell: Cell, protocol: ProtocolSpec, profile: Profile) -> int:
     if protocol.variant == "resolution" and cell.variant:
-        return int(cell.variant)
+        return fit_to_patches(cell.model, int(cell.variant))
     if protocol.task == "segmentation":
         seg_default = profile.hparams_for(protocol.id).get("resolution")
         return int(seg_default or profile.cls_resolution)
     return profile.cls_resolution
+
+
+def fit_to_patches(model_id: str, resolution: int) -> int:
+    """A ViT's input must be whole patches: 1024 px (Table 8) is 1022 px (73 patches) at patch 14.
+
+    The official DINOv2 patch embedding asserts divisibility too, so the study cannot have fed it
+    1024 px exactly; the fidelity registry declares this (``table8_patch14_at_1022px``).
+    """
+    from radbench_core.models import get_model
+    spec = get_model(model_id)
+    if spec.arch in ("vit", "sam") and resolution % spec.patch_size:
+        return resolution // spec.patch_size * spec.patch_size
+    return resolution
+
+
+@functools.lru_cache(maxsize=None)
+def extractor_fingerprint() -> str:
+    """The source of the modules that turn images into features: editing them invalidates the cache."""
+    from radbench_core import features, models, pos_embed
+    from radbench_core.datasets import transforms
+    digest = hashlib.sha256()
+    for module in (features, models, pos_embed, transforms):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def cell_hparams(cell: Cell, protocol: ProtocolSpec, profile: Profile) -> dict[str, Any]:
@@ -222,6 +247,7 @@ def _frozen_inputs(index: DatasetIndex, backbone, cell: Cell, resolution: int, c
     from radbench_core.datasets.torch_data import SliceDataset
     transform = _transform(backbone, resolution)
     parts = {"model": cell.model, "weights": backbone.weights, "dataset": cell.dataset,
+             "extractor": extractor_fingerprint(),
              "root": str(index.root), "resolution": resolution, "mean": list(backbone.mean),
              "std": list(backbone.std), "demo_arch": repr(getattr(backbone.spec, "demo_kwargs", None))
              if ctx.profile.demo else None,

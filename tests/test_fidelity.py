@@ -130,3 +130,15 @@ def test_a_data_dependent_deviation_needs_the_loaders_report(monkeypatch):
     monkeypatch.setattr(fidelity, "SETTINGS", settings)
     assert deviations_in_effect("m", "chexpert", "linear", {}) == []
     assert deviations_in_effect("m", "chexpert", "linear", {}, reported=("cx_fallback",)) == ["cx_fallback"]
+
+
+def test_table8_resolution_is_whole_patches_and_declared():
+    from radbench_core.runner import fit_to_patches, resolution_of
+    paper = get_profile("paper")
+    spec = PROTOCOLS["linear_subset"]
+    assert resolution_of(Cell("dinov2_vitl14", "nih", "linear_subset", "1024"), spec, paper) == 1022
+    assert resolution_of(Cell("sam_vitl16", "nih", "linear_subset", "1024"), spec, paper) == 1024
+    assert fit_to_patches("dinov2_vitl14", 448) == 448 and fit_to_patches("densenet201", 1000) == 1000
+    hp = paper.hparams_for("linear_subset")
+    assert "table8_patch14_at_1022px" in deviations_in_effect("dinov2_vitl14", "nih", "linear_subset", hp)
+    assert "table8_patch14_at_1022px" not in deviations_in_effect("sam_vitl16", "nih", "linear_subset", hp)
