@@ -30,11 +30,12 @@ from radbench_core.report.ranking import (DEMO_TEXT, RULE_TEXT, Figure1Ranking, 
 from radbench_core.results import CellResult
 
 FIGURES = {  # file stem -> title shown in the HTML report, in the study's order
-    "fig1_ranking": "Figure 1. Classification vs segmentation rank",
+    "fig1_ranking": "Figure 1. Classification vs segmentation rank of the six weakly-/self-supervised "
+                    "models",
     "fig2_pca": "Figure 2. PCA of patch features (first 3 components as RGB)",
     "fig3_linear_probing": "Figure 3. Linear probing AUROC per dataset",
     "fig4_decoders": "Figure 4. Linear vs U-Net decoder per segmentation dataset",
-    "fig5_fewshot": "Figure 5. Few-shot learning curves",
+    "fig5_fewshot": "Figure 5. Few-shot learning curves: NIH and MC, DINOv2 ViT-L/14 vs the others",
     "fig6_masks": "Figure 6. Image, ground truth, linear and U-Net decoder masks",
 }
 FEWSHOT_REFERENCE = "dinov2_vitl14"
