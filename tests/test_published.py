@@ -62,7 +62,7 @@ def test_every_study_table_is_the_studys_table(layout, tables):
                                   else zip(rows_csv["dataset"], rows_csv["protocol"])))
     metric_cols = [c for c, col in enumerate(t.columns) if col.kind == "metric"]
     assert len(t.rows) == len(row_keys) and len(metric_cols) == len(col_keys)
-    assert t.missing == 0 and "not in this run" not in t.caption
+    assert t.missing == 0 and "missing from this run" not in t.caption
     assert "published numbers" in t.caption and DEMO_NOTE not in t.caption
     for row in rows_csv.itertuples():
         r = row_keys.index(row.protocol if by_protocol else (row.method, row.arch))

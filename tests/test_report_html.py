@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 import warnings
+from html import escape
 
 import pandas as pd
 import pytest
@@ -12,7 +13,9 @@ import pytest
 from radbench_core.errors import ConfigError, StorageError
 from radbench_core.report import build_report, summary_table
 from radbench_core.report.frame import model_label
+from radbench_core.report.figures import FIGURES
 from radbench_core.report.html import DEMO_BANNER
+from radbench_core.report.tables import TABLES
 from radbench_core.results import DEMO_WEIGHTS, CellResult, Metric, RunStore
 
 SEG = {"mc": "xray", "amos": "ct"}
@@ -42,6 +45,10 @@ def grid() -> list[CellResult]:
     return recs
 
 
+def figures_built(out, stem: str) -> bool:
+    return (out / "figures" / f"{stem}.png").exists()
+
+
 MANIFEST = {"profile": "paper", "seed": 0, "device": "cuda:0", "git_sha": "abc1234", "git_dirty": True,
             "versions": {"torch": "2.4.0", "timm": "1.0.9"}, "started": "2024-01-01T00:00:00",
             "finished": "2024-01-01T01:00:00", "interrupted": False}
@@ -68,7 +75,16 @@ def test_full_report_files_and_content(tmp_path):
                    'href="tables/table3_linear_probing.tex"'):
         assert needle in html, needle
     assert "<script" not in html and "stylesheet" not in html and "http" not in html
-    assert html.count("not in this run") == 4            # table 9; figures 2, 5, 6 (no inputs)
+    for key in TABLES:                                   # every study table, even where all "—"
+        if not key.endswith("_extended"):
+            assert f'href="tables/{key}.md"' in html, key
+    assert html.count("not in this run") == sum(1 for s in FIGURES if not figures_built(tmp_path, s))
+    # 8 cells the study published: only ResNet152 on NIH (0.700 [0.680, 0.720] vs 0.718) reproduces
+    assert "<b>1</b> reproduce" in html and "<b>7</b> do not" in html
+    assert ("<tr><td>resnet152-nih-linear</td><td>auroc</td><td>0.700</td><td>[0.680, 0.720]</td>"
+            '<td>0.718</td><td>-0.018</td><td class="pass">reproduces</td></tr>') in html
+    assert "<td>0.800</td><td>[0.780, 0.820]</td><td>0.763</td><td>+0.037</td>" in html
+    assert "no recorded deviation from the study" in html
     df = pd.read_csv(tmp_path / "results.csv")
     assert list(df.columns)[:9] == ["cell_id", "model", "dataset", "protocol", "variant", "task",
                                     "modality", "metric", "value"]
@@ -78,7 +94,7 @@ def test_full_report_files_and_content(tmp_path):
     for stem in ("table3_linear_probing", "table4_knn_linear_finetune", "table6_dinov2_vs_scratch"):
         for ext in ("md", "csv", "tex"):
             assert (tmp_path / "tables" / f"{stem}.{ext}").stat().st_size > 0
-    assert not (tmp_path / "tables" / "table9_finetune_lora_bitfit.md").exists()
+    assert "—" in (tmp_path / "tables" / "table9_finetune_lora_bitfit.md").read_text()
     assert (tmp_path / "figures" / "fig1_ranking.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -100,15 +116,43 @@ def test_half_the_cells_missing_still_reports(tmp_path):
     assert (tmp_path / "tables" / "table6_dinov2_vs_scratch.csv").exists()
     half = [r for i, r in enumerate(full) if i not in (1, 2, 5, 6, 8)]      # 6 of 11 cells
     html = build_report(half, tmp_path).read_text()
-    assert "—" in html and html.count("<h3>") == 13
+    extended = len(list((tmp_path / "tables").glob("*_extended.md")))
+    assert "—" in html and html.count("<h3>") == 7 + extended + len(FIGURES)
     t3 = (tmp_path / "tables" / "table3_linear_probing.csv").read_text()
-    df = pd.read_csv(io.StringIO(t3), comment="#", dtype=str, keep_default_na=False).set_index("Model")
-    assert df.loc[model_label("dinov2_vitl14")].tolist() == ["0.800 [0.780, 0.820]", "—"]
-    assert df.loc[model_label("resnet152")].tolist() == ["—", "0.750 [0.730, 0.770]"]
-    # a table the smaller run cannot fill is removed, not left over from the earlier report
+    df = pd.read_csv(io.StringIO(t3), comment="#", dtype=str, keep_default_na=False)
+    df = df.set_index(df["Method"] + " " + df["Architecture"])
+    assert df.loc["DINOv2 ViT-L/14"].tolist()[2:4] == [
+        "0.800 [0.780, 0.820] (study 0.763, Δ +0.037, outside CI)", "—"]
+    assert df.loc["Supervised ResNet152"].tolist()[2:4] == [
+        "—", "0.750 [0.730, 0.770] (study 0.779, Δ -0.029, outside CI)"]
+    # an extended table the smaller run cannot fill is removed, not left over from the earlier report
+    assert (tmp_path / "tables" / "table6_dinov2_vs_scratch_extended.csv").exists()
     assert build_report(half[:1], tmp_path).exists()
-    assert not (tmp_path / "tables" / "table6_dinov2_vs_scratch.csv").exists()
-    assert build_report([], tmp_path / "empty").read_text().count("not in this run") == 13
+    assert not (tmp_path / "tables" / "table6_dinov2_vs_scratch_extended.csv").exists()
+    assert (tmp_path / "tables" / "table6_dinov2_vs_scratch.csv").exists()     # study tables stay
+    empty = build_report([], tmp_path / "empty").read_text()
+    assert "no cell of this run was published by the study" in empty
+    assert all(f"<h3>{title}</h3>" in empty for key, title in TABLES.items() if "extended" not in key)
+
+
+def test_deviations_and_published_banner(tmp_path):
+    from radbench_core.fidelity import deviations
+    from radbench_core.report.html import PUBLISHED_BANNER
+    from radbench_core.report.published import published_records
+    dev = sorted(deviations())[0]
+    setting = deviations()[dev]
+    recs = grid()
+    recs[0].deviations = [dev, "no_such_deviation"]
+    recs[1].deviations = [dev]
+    html = build_report(recs, tmp_path / "run").read_text()
+    section = html.split("<h2>Deviations from the study</h2>", 1)[1].split("<h2>", 1)[0]
+    assert f"<td>{dev}</td>" in section and section.count("<tr>") == 3      # header + 2 ids
+    assert escape(setting.why) in section and escape(setting.source) in section
+    assert "unknown id" in section and "<td>2</td>" in section               # cells it affects
+    assert escape(PUBLISHED_BANNER) not in html
+    pub = build_report(published_records(), tmp_path / "pub").read_text()
+    assert escape(PUBLISHED_BANNER) in pub and escape(DEMO_BANNER) not in pub
+    assert "no cell of this run was published by the study" in pub          # never compared to itself
 
 
 def test_escaping(tmp_path):

@@ -70,7 +70,7 @@ def test_table3_has_the_studys_rows_and_dashes_where_the_run_lacks_them():
     assert rows["DINOv2 ViT-L/14"][:2] == ["0.770 (study 0.763, Δ +0.007, in CI)",
                                            "0.840 (study 0.821, Δ +0.019, outside CI)"]
     assert rows["DINOv2 ViT-g/14"] == ["—"] * 4
-    assert t.missing == 32 - 5 and "27 of the study's 32 entries are not in this run" in t.caption
+    assert t.missing == 32 - 5 and "27 of the study's 32 entries are missing from this run" in t.caption
     assert marks_of(t, 0) == ({"DINOv2 ViT-S/14"}, {"Supervised ResNet152"})
     assert marks_of(t, 1) == ({"DINOv2 ViT-S/14"}, {"DINOv2 ViT-L/14"})
     assert "CLIP" not in " ".join(t.label(r) for r in range(len(t.rows)))

@@ -197,7 +197,7 @@ def study_table(layout: Layout, index: dict[str, dict], published: dict[str, flo
                           f"{METRIC_LABEL['dice_jaccard']} is shown.")
     n = len(layout.rows) * len(layout.cols)
     if table.missing:
-        table.caption += f" {table.missing} of the study's {n} entries are not in this run (—)."
+        table.caption += f" {table.missing} of the study's {n} entries are missing from this run (—)."
     _notes(table, used)
     return table
 
