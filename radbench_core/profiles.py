@@ -106,7 +106,8 @@ def _demo() -> Profile:
         demo=True,
         grids=(
             Grid(CLS_MODELS + ("sam_vitl16",), CLS_DATASETS, ("knn", "linear")),
-            Grid(("dinov2_vits14", "resnet152"), ("nih", "brain_tumor"), fewshot),
+            # Figure 5's two rows: DINOv2 ViT-L/14 vs a self-supervised and a supervised model
+            Grid(("dinov2_vitl14", "mae_vitl16", "resnet152"), ("nih",), fewshot),
             Grid(("dinov2_vits14", "dinov2_vitb14", "resnet152"), ("nih", "brain_tumor"),
                  ("finetune", "lora", "bitfit")),
             # every segmentation backbone with the U-Net decoder (Figure 1 ranks all of them) ...
@@ -117,7 +118,8 @@ def _demo() -> Profile:
             # the 224 vs 112 px comparison of Table 5, on the 2D dataset only (4x the pixels)
             Grid(("dinov2_vitl14", "mae_vitl16"), ("mc",), ("seg_unet@224",)),
             Grid(SCRATCH, SEG_DATASETS, ("scratch@112",)),
-            Grid(("dinov2_vitl14",), ("mc",), tuple(f"seg_fewshot@{n}" for n in (1, 4, "all"))),
+            Grid(("dinov2_vitl14", "mae_vitl16", "vit_l16_in21k"), ("mc",),
+                 tuple(f"seg_fewshot@{n}" for n in (1, 4, "all"))),
         ),
         hparams=_hparams(paper=False),
         cls_resolution=112,
