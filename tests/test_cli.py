@@ -160,6 +160,25 @@ def test_report_merges_run_dirs_into_index_html(tmp_path, capsys):
     assert "cell-b" in (tmp_path / "merged" / "results.csv").read_text()
 
 
+def test_report_published_writes_the_studys_records_and_tables(tmp_path, capsys):
+    from radbench_core.report.published import PUBLISHED_WEIGHTS, published_index
+    out = tmp_path / "published"
+    assert main(["report", "--published", "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == f"143 published cell(s) written to {out / 'cells'}"
+    assert Path(lines[-1]) == out / "index.html" and Path(lines[-1]).is_file()
+    records = RunStore(out).load_cells()
+    assert {r.cell_id: r.metrics.get("auroc", r.metrics.get("dice_jaccard_study")).value
+            for r in records} == published_index()
+    assert {r.weights for r in records} == {PUBLISHED_WEIGHTS}
+    t9 = (out / "tables" / "table9_finetune_lora_bitfit.md").read_text().splitlines()
+    assert t9[4].startswith("| Fine-tuning |") and t9[4].endswith("| **0.769** | **0.848** |")
+    assert main(["report", "--published", str(out)]) == 2
+    assert "--published: run dirs were given too" in capsys.readouterr().err
+    assert main(["report"]) == 2
+    assert "no run dir given" in capsys.readouterr().err
+
+
 def test_submit_local_runs_shards_and_passes_pytest_args(tmp_path, monkeypatch, capsys):
     def fake_command(i, n, run_dir, pytest_args, *, python=sys.executable):
         code = "import sys, pathlib; pathlib.Path(sys.argv[1]).write_text(' '.join(sys.argv[2:]))"
