@@ -215,6 +215,15 @@ SETTINGS: tuple[Setting, ...] = (
            "keeps the comparison like for like"),
     # --- segmentation: decoders, training, metric, preprocessing ---
     # --- profile: which cells, resolutions, subsets ---
+    _s("report", "Table 6 parameter counts", "with one output class: U-Net 31M, TransUNet 324M, "
+       "frozen ViT-L/14 17M (5%) of 317M, ViT-g/14 38M (3%) of 1,138M", "paper 4.1 (Table 6 caption)",
+       "computed from the full-size architectures with one output class (meta device), never typed in"),
+    _s("report", "Table 9 trainable share of the linear probe", "printed 1,500 (1e-6%)",
+       "paper 4.4 (Table 9)", "computed: 1,537 of 1.14B = 1.4e-4 % (the printed percentage is 100x "
+       "too small; the count agrees)"),
+    _s("report", "best and second-best marks", "best bold, second best underlined",
+       "paper 4.1 (Table 4)", "in every study table: bold / underline (LaTeX, HTML), bold / italic "
+       "(Markdown), ties share the mark"),
     _s("report:figure1", "models ranked",
        "CLIP ViT-L/14, OpenCLIP ViT-H/14, MAE ViT-L/16, MSN ViT-L/16, DINOv2 ViT-L/14, ViT-g/14; "
        "supervised models compared separately (T7, T8)", "paper 4.2",
