@@ -29,6 +29,14 @@ def spread_blocks(depth: int, count: int = 4) -> list[int]:
     return [max(0, (i + 1) * depth // count - 1) for i in range(count)]
 
 
+MAP_BLOCKS = 5      # the study's U-Net decoder: the last block (bottleneck) + the 4 blocks before it
+
+
+def last_blocks(depth: int, count: int) -> list[int]:
+    """Indices of the last ``count`` blocks; a shallower (demo) net repeats its first block."""
+    return [max(0, depth - count + i) for i in range(count)]
+
+
 class Backbone(nn.Module):
     """A pretrained (or demo) image encoder with the study's feature kinds, whatever its family."""
 
@@ -44,9 +52,9 @@ class Backbone(nn.Module):
             self.has_patch_tokens = True
             self.n_cls_blocks = min(4, depth) if spec.arch == "vit" else 1
             self._cls_blocks = list(range(depth - self.n_cls_blocks, depth))
-            self._map_blocks = spread_blocks(depth)
-            self.map_channels = (self.embed_dim,) * 4
-            self.map_strides = (spec.patch_size,) * 4
+            self._map_blocks = last_blocks(depth, MAP_BLOCKS)
+            self.map_channels = (self.embed_dim,) * MAP_BLOCKS
+            self.map_strides = (spec.patch_size,) * MAP_BLOCKS
         else:
             info = model.feature_info
             self._map_blocks = [max(i for i, f in enumerate(info) if f["reduction"] == s) for s in CNN_MAP_STRIDES]
@@ -87,12 +95,19 @@ class Backbone(nn.Module):
         return {"cls": self.head_features(x).unsqueeze(1)}
 
     def patch_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Four maps (B, C_i, H/s_i, W/s_i), shallow to deep, as skip inputs of a segmentation decoder."""
+        """Maps (B, C_i, H/s_i, W/s_i), shallow to deep, as inputs of a segmentation decoder.
+
+        ViT/SAM: the normed patch tokens of the last 5 blocks (the study's U-Net decoder takes the last
+        as bottleneck and the 4 before it as skips; the linear decoder uses the last). CNN: 4 stages.
+        """
         self._check(x)
+        unique = sorted(set(self._map_blocks))        # timm returns each block once (a demo net repeats)
         if self.spec.arch == "vit":
-            return self.model.forward_intermediates(x, indices=self._map_blocks, norm=True, output_fmt="NCHW",
+            maps = self.model.forward_intermediates(x, indices=unique, norm=True, output_fmt="NCHW",
                                                     intermediates_only=True)
-        return list(self.model.forward_intermediates(x, indices=self._map_blocks, intermediates_only=True))
+        else:
+            maps = self.model.forward_intermediates(x, indices=unique, intermediates_only=True)
+        return [maps[unique.index(b)] for b in self._map_blocks]
 
     def head_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, D), differentiable: last-block class token (ViT), mean of the last block's tokens
