@@ -23,6 +23,9 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "dice": True,
     "jaccard": True,
     "dice_jaccard": True,
+    "dice_study": True,
+    "jaccard_study": True,
+    "dice_jaccard_study": True,
     "loss": False,
     "wall_time_s": False,
     "peak_memory_mb": False,
@@ -171,6 +174,55 @@ def dice_jaccard(pred: np.ndarray, target: np.ndarray, num_classes: int) -> tupl
         dice = np.where(total > 0, 2.0 * inter / total, np.nan)
         jaccard = np.where(total > 0, inter / (total - inter), np.nan)
     return dice, jaccard
+
+
+def confusion_matrix(pred: np.ndarray, target: np.ndarray, num_classes: int) -> np.ndarray:
+    """``(C, C)`` pixel counts, rows = true class, columns = predicted class (int64)."""
+    p = np.asarray(pred).ravel().astype(np.int64)
+    t = np.asarray(target).ravel().astype(np.int64)
+    if p.shape != t.shape:
+        raise ConfigError("metrics.confusion_matrix", f"{p.size} predicted and {t.size} true pixels",
+                          "score a prediction against the mask of the same slice and size")
+    if p.size and (min(p.min(), t.min()) < 0 or max(p.max(), t.max()) >= num_classes):
+        raise ConfigError("metrics.confusion_matrix", f"labels outside 0..{num_classes - 1}",
+                          "check num_classes (background included)")
+    return np.bincount(t * num_classes + p, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+
+
+def study_dice(confmat: np.ndarray) -> float:
+    """The study's Dice: torchmetrics ``Dice(average="macro", ignore_index=0)`` on pooled pixels.
+
+    Per foreground class 2TP / (2TP + FP + FN) over every pixel of every slice pooled, averaged over
+    the foreground classes that occur in prediction or truth; 0 when none does (torchmetrics 1.0.3).
+    """
+    cm = np.asarray(confmat, dtype=np.float64)
+    tp = np.diag(cm)[1:]
+    fp = cm.sum(axis=0)[1:] - tp
+    fn = cm.sum(axis=1)[1:] - tp
+    seen = (tp + fp + fn) > 0
+    if not seen.any():
+        return 0.0
+    return float(np.mean(2.0 * tp[seen] / (2.0 * tp[seen] + fp[seen] + fn[seen])))
+
+
+def study_jaccard(confmat: np.ndarray) -> float:
+    """The study's Jaccard: torchmetrics ``MulticlassJaccardIndex(average="macro", ignore_index=0)``.
+
+    torchmetrics (>= 0.11, the study pins 1.0.3) drops every pixel whose TRUE class is the ignored
+    background before counting, so a foreground prediction on background is never a false positive:
+    per class TP / (TP + FN + FP from other foreground classes), i.e. recall for a one-class task.
+    Macro over foreground classes present in the kept pixels; NaN when none is.
+    """
+    cm = np.asarray(confmat, dtype=np.float64).copy()
+    cm[0, :] = 0.0                                 # pixels whose truth is background are dropped
+    tp = np.diag(cm)
+    denom = cm.sum(axis=0) + cm.sum(axis=1) - tp
+    weights = ((cm.sum(axis=0) + cm.sum(axis=1)) > 0).astype(np.float64)
+    weights[0] = 0.0
+    if weights.sum() == 0:
+        return math.nan
+    jac = np.divide(tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    return float((weights * jac).sum() / weights.sum())
 
 
 def metric(name: str, value: float, ci: tuple[float, float] | None = None) -> Metric:

@@ -12,7 +12,8 @@ from sklearn.metrics import roc_auc_score
 
 from radbench_core.errors import ConfigError
 from radbench_core.metrics import (HIGHER_IS_BETTER, auroc, auroc_metric, auroc_per_class,
-                                   bootstrap_ci, dice_jaccard, metric)
+                                   bootstrap_ci, confusion_matrix, dice_jaccard, metric, study_dice,
+                                   study_jaccard)
 
 SETTINGS = settings(max_examples=30, deadline=None)
 
@@ -182,3 +183,94 @@ def test_metric_fills_direction_from_the_table_and_rejects_unknown_names() -> No
     assert {"auroc", "dice", "jaccard", "dice_jaccard", "loss"} <= set(HIGHER_IS_BETTER)
     with pytest.raises(ConfigError, match=r"metric 'f1': unknown metric name.*HIGHER_IS_BETTER"):
         metric("f1", 0.5)
+
+
+# --------------------------------------------------------------------------- the study's pooled metric
+# Two slices, 3 classes (0 = background), pooled as the study's torchmetrics collection pools them.
+SLICE_A_PRED = np.array([[0, 1, 1], [0, 1, 2], [2, 2, 0]])
+SLICE_A_TRUE = np.array([[0, 1, 1], [1, 1, 2], [0, 2, 2]])
+SLICE_B_PRED = np.array([[1, 0], [0, 0]])
+SLICE_B_TRUE = np.array([[0, 0], [0, 2]])
+
+
+def pooled_confmat() -> np.ndarray:
+    return (confusion_matrix(SLICE_A_PRED, SLICE_A_TRUE, 3) + confusion_matrix(SLICE_B_PRED, SLICE_B_TRUE, 3))
+
+
+def test_confusion_matrix_counts_true_rows_and_predicted_columns() -> None:
+    # by hand over the 13 pixels; rows = truth, columns = prediction
+    assert pooled_confmat().tolist() == [[3, 1, 1],   # A(0,0) B(0,1) B(1,0) ok; B(0,0) -> 1; A(2,0) -> 2
+                                         [1, 3, 0],   # A(1,0) missed; A(0,1) A(0,2) A(1,1) found
+                                         [2, 0, 2]]   # A(2,2) B(1,1) missed; A(1,2) A(2,1) found
+
+
+def test_study_metrics_by_hand() -> None:
+    cm = pooled_confmat()
+    # Dice: class 1 TP 3 FP 1 FN 1 -> 6/8; class 2 TP 2 FP 1 FN 2 -> 4/7; macro over the two
+    assert study_dice(cm) == pytest.approx((6 / 8 + 4 / 7) / 2)
+    # Jaccard with truth-background pixels dropped: class 1 3/(4+3-3) = 3/4; class 2 2/(4+2-2) = 1/2
+    assert study_jaccard(cm) == pytest.approx((3 / 4 + 1 / 2) / 2)
+
+
+def test_study_jaccard_ignores_pixels_whose_truth_is_background() -> None:
+    # one foreground class: truth 4 pixels, prediction covers them and 6 background pixels more
+    pred = np.array([1] * 10 + [0] * 6)
+    true = np.array([1] * 4 + [0] * 12)
+    cm = confusion_matrix(pred, true, 2)
+    assert study_jaccard(cm) == 1.0                          # the 6 false positives are dropped
+    assert dice_jaccard(pred, true, 2)[1][0] == pytest.approx(4 / 10)     # ours counts them
+    assert study_dice(cm) == pytest.approx(8 / 14)           # the study's Dice does count them
+    # a miss is still a miss: truth 4, prediction finds 3 -> recall 3/4
+    assert study_jaccard(confusion_matrix(np.array([1, 1, 1, 0, 0]), np.array([1, 1, 1, 1, 0]), 2)) == 0.75
+    # multi-class: a foreground pixel predicted as another foreground class counts against both
+    cm3 = np.array([[5, 2, 2], [0, 3, 1], [1, 0, 4]])
+    want = np.mean([3 / (3 + 1 + 0), 4 / (4 + 1 + 1)])     # TP / (truth + fg-row predictions - TP)
+    assert study_jaccard(cm3) == pytest.approx(want)
+
+
+def test_study_metric_edge_cases_follow_torchmetrics() -> None:
+    empty = confusion_matrix(np.zeros((4, 4), int), np.zeros((4, 4), int), 3)
+    assert study_dice(empty) == 0.0                          # zero_division=0
+    assert math.isnan(study_jaccard(empty))                  # 0 / 0 weights
+    only_fp = confusion_matrix(np.array([0, 2]), np.array([0, 0]), 3)
+    assert study_dice(only_fp) == 0.0                        # class 2 seen (FP) scores 0, class 1 absent
+    perfect = confusion_matrix(np.array([0, 1, 2, 2]), np.array([0, 1, 2, 2]), 3)
+    assert study_dice(perfect) == study_jaccard(perfect) == 1.0
+
+
+@SETTINGS
+@given(seed=st.integers(0, 10_000), num_classes=st.integers(2, 5))
+def test_study_metrics_pool_like_one_big_slice(seed: int, num_classes: int) -> None:
+    rng = np.random.default_rng(seed)
+    preds = [rng.integers(0, num_classes, (6, 5)) for _ in range(4)]
+    trues = [rng.integers(0, num_classes, (6, 5)) for _ in range(4)]
+    pooled = sum(confusion_matrix(p, t, num_classes) for p, t in zip(preds, trues))
+    one = confusion_matrix(np.concatenate(preds), np.concatenate(trues), num_classes)
+    assert (pooled == one).all()
+    big_p, big_t = np.concatenate(preds).ravel(), np.concatenate(trues).ravel()
+    dice_ours = dice_jaccard(big_p, big_t, num_classes)[0]
+    assert study_dice(one) == pytest.approx(np.nanmean(dice_ours))          # same Dice on pooled pixels
+    kept = big_t != 0                                                        # the study's Jaccard
+    jac = [((big_p[kept] == c) & (big_t[kept] == c)).sum() / ((big_p[kept] == c) | (big_t[kept] == c)).sum()
+           for c in range(1, num_classes) if ((big_p[kept] == c) | (big_t[kept] == c)).any()]
+    if jac:
+        assert study_jaccard(one) == pytest.approx(np.mean(jac))
+
+
+def test_study_metric_names_are_higher_is_better() -> None:
+    for name in ("dice_study", "jaccard_study", "dice_jaccard_study"):
+        assert HIGHER_IS_BETTER[name] is True and metric(name, 0.5).higher_is_better
+
+
+def test_study_metrics_against_torchmetrics_when_installed() -> None:
+    tm = pytest.importorskip("torchmetrics")
+    import torch
+    from torchmetrics.classification import Dice, MulticlassJaccardIndex
+    rng = np.random.default_rng(0)
+    p, t = rng.integers(0, 3, (4, 8, 8)), rng.integers(0, 3, (4, 8, 8))
+    cm = confusion_matrix(p, t, 3)
+    dice = Dice(num_classes=3, average="macro", ignore_index=0)
+    jac = MulticlassJaccardIndex(num_classes=3, average="macro", ignore_index=0)
+    assert study_dice(cm) == pytest.approx(float(dice(torch.as_tensor(p), torch.as_tensor(t))), abs=1e-6)
+    assert study_jaccard(cm) == pytest.approx(float(jac(torch.as_tensor(p), torch.as_tensor(t))), abs=1e-6)
+    assert tm is not None
