@@ -109,21 +109,21 @@ class FakeSliceDataset(torch.utils.data.Dataset):
 
 
 class TinyViTBackbone(nn.Module):
-    """features.Backbone API on a random-init timm ViT (patch 8, 4 blocks of width 32)."""
+    """features.Backbone API on a random-init timm ViT (patch 8, 5 blocks of width 32)."""
 
     def __init__(self, res: int = RES, dim: int = 32):
         super().__init__()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             self.vit = timm.create_model("vit_small_patch14_dinov2", pretrained=False, img_size=res,
-                                         patch_size=PATCH, embed_dim=dim, depth=4, num_heads=2,
+                                         patch_size=PATCH, embed_dim=dim, depth=5, num_heads=2,
                                          num_classes=0)
         self.resolution, self.embed_dim = res, dim
-        self.map_channels, self.map_strides = (dim,) * 4, (PATCH,) * 4
+        self.map_channels, self.map_strides = (dim,) * 5, (PATCH,) * 5
         self.spec = SimpleNamespace(arch="vit")
 
     def patch_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return self.vit.forward_intermediates(x, indices=4, intermediates_only=True)
+        return self.vit.forward_intermediates(x, indices=5, intermediates_only=True)
 
     def frozen(self) -> "TinyViTBackbone":
         self.eval().requires_grad_(False)
@@ -142,8 +142,8 @@ def seg_inputs(index: FakeIndex, backbone=None, scratch=None) -> SegInputs:
 
 
 def hp(**kw) -> dict:
-    base = {"lrs": [5e-2, 1e-2], "epochs": 6, "batch_size": 8, "cache_maps": True,
-            "decoder_channels": (32, 16, 16, 8), "bootstrap_resamples": 100, "decoder": "unet"}
+    base = {"lrs": [5e-2, 1e-2], "epochs": 6, "batch_size": 8, "cache_maps": True, "select_epoch": "best",
+            "select_metric": "dice", "refit": False, "bootstrap_resamples": 100, "decoder": "unet"}
     return {**base, **kw}
 
 
@@ -161,14 +161,15 @@ def test_unet_decoder_learns_phantoms_and_backbone_stays_frozen(index, tmp_path)
     backbone = TinyViTBackbone()
     before = state_snapshot(backbone)
     examples = tmp_path / "ex" / "cell.npz"
-    res = run_seg_decoder(seg_inputs(index, backbone), hp(lrs=[5e-2], epochs=15, n_examples=3,
+    res = run_seg_decoder(seg_inputs(index, backbone), hp(lrs=[2e-1], epochs=15, n_examples=3,
                                                           examples_path=str(examples)), seed=0)
     after = backbone.state_dict()
     assert before.keys() == after.keys()
     assert all(torch.equal(before[k], after[k]) for k in before), "frozen backbone changed"
     assert not any(p.requires_grad for p in backbone.parameters())
 
-    assert set(res.metrics) == {"dice", "jaccard", "dice_jaccard"}
+    assert set(res.metrics) == {"dice", "jaccard", "dice_jaccard", "dice_study", "jaccard_study",
+                                "dice_jaccard_study"}
     assert res.metrics["dice"].value > 0.7
     assert all(v["dice"] > 0.5 for v in res.extra["per_class"].values())
     assert set(res.extra["per_class"]) == set(CLASSES)
@@ -179,10 +180,10 @@ def test_unet_decoder_learns_phantoms_and_backbone_stays_frozen(index, tmp_path)
     assert res.metrics["dice_jaccard"].value == pytest.approx(
         (res.metrics["dice"].value + res.metrics["jaccard"].value) / 2)
 
-    decoder = UNetDecoder(backbone.map_channels, backbone.map_strides, 3, (32, 16, 16, 8))
+    decoder = UNetDecoder(backbone.map_channels, backbone.map_strides, 3)
     assert res.params_trainable == n_params(decoder)
     assert res.params_total == n_params(decoder) + n_params(backbone)
-    assert res.chosen["lr"] == 5e-2 and 0 <= res.chosen["epoch"] < 15
+    assert res.chosen["lr"] == 2e-1 and 0 <= res.chosen["epoch"] < 15 and res.chosen["refit"] is False
     assert res.chosen["decoder"] == "unet"
     assert len(res.extra["history"]) == 15 and res.extra["n_test_items"] == 4
     assert res.extra["wall_time_s"] > 0 and res.extra["peak_memory_mb"] > 0
@@ -205,7 +206,7 @@ def test_linear_decoder_trains_above_empty_prediction(index):
     assert res.metrics["dice"].value > 0.5          # the empty prediction scores 0
     assert res.extra["per_class"]["disk"]["dice"] > 0.7
     assert res.chosen["decoder"] == "linear"
-    assert res.params_trainable == 32 * 3 + 3 + 2 * 32    # 1x1 conv + batch norm affine
+    assert res.params_trainable == 32 * 3 + 3               # one 1x1 conv, as the study's
 
 
 def test_cached_maps_match_live_maps_and_runs_are_deterministic(index):
@@ -438,3 +439,59 @@ def test_bad_inputs_say_what_to_pass(index):
     for shots in (0, 9, "some", True):
         with pytest.raises(ConfigError, match=r"hparams\['shots'\].*8 training images.*1\.\.8 or 'all'"):
             run_seg_fewshot(seg_inputs(index, TinyViTBackbone()), hp(shots=shots), seed=0)
+
+
+# --------------------------------------------------------------------------- the study's rule
+def test_study_rule_final_state_on_pooled_val_dice_then_refit_on_train_and_val(index):
+    backbone = CountingBackbone()
+    res = run_seg_decoder(seg_inputs(index, backbone),
+                          hp(decoder="linear", lrs=[1e-1, 1e-3], sweep_epochs=3, epochs=4, refit=True,
+                             select_epoch="last", select_metric="dice_study", cache_maps=False), seed=0)
+    sweep = [h for h in res.extra["history"] if not h.get("refit")]
+    refit_rows = [h for h in res.extra["history"] if h.get("refit")]
+    assert [(h["lr"], h["epoch"]) for h in sweep] == [(lr, e) for lr in (1e-1, 1e-3) for e in range(3)]
+    assert [h["epoch"] for h in refit_rows] == [0, 1, 2, 3] and all(h["lr"] == res.chosen["lr"] for h in refit_rows)
+    # only each run's final state is scored on validation, and the best of those is chosen
+    assert [h["val_dice_study"] is not None for h in sweep] == [False, False, True] * 2
+    finals = {h["lr"]: h["val_dice_study"] for h in sweep if h["epoch"] == 2}
+    assert res.chosen["lr"] == max(finals, key=finals.get) and res.chosen["epoch"] == 2
+    assert res.chosen["refit"] is True and res.extra["val_dice"] == pytest.approx(max(finals.values()))
+    # slices through the backbone: sweep 2 rates x 3 epochs x 24 train, 2 x 9 val, refit 4 x (24 + 9),
+    # test 12: the refit trains on train + val
+    assert backbone.images_seen == 2 * 3 * 24 + 2 * 9 + 4 * 33 + 12
+
+
+def test_study_metrics_are_recorded_beside_ours(index):
+    res = run_seg_decoder(seg_inputs(index, TinyViTBackbone()),
+                          hp(decoder="linear", lrs=[1e-1], epochs=8), seed=0)
+    m = res.metrics
+    assert m["dice_jaccard_study"].value == pytest.approx((m["dice_study"].value + m["jaccard_study"].value) / 2)
+    for name in ("dice_study", "jaccard_study", "dice_jaccard_study"):
+        assert m[name].higher_is_better and 0.0 <= m[name].ci_low <= m[name].value <= m[name].ci_high <= 1.0
+    # pooled Dice at the training resolution tracks our per-volume Dice on this balanced task
+    assert abs(m["dice_study"].value - m["dice"].value) < 0.1
+
+
+def test_study_metrics_pool_item_confusion_matrices():
+    from radbench_core.metrics import study_dice, study_jaccard
+    from radbench_core.protocols.segmentation import study_metrics
+    cms = np.array([[[5, 1], [0, 2]], [[4, 0], [2, 2]], [[6, 2], [1, 1]]])
+    out = study_metrics(cms, resamples=200, seed=0)
+    pooled = cms.sum(axis=0)                       # [[15, 3], [3, 5]]
+    assert out["dice_study"].value == pytest.approx(10 / 16) == pytest.approx(study_dice(pooled))
+    assert out["jaccard_study"].value == pytest.approx(5 / 8) == pytest.approx(study_jaccard(pooled))
+    assert out["dice_jaccard_study"].value == pytest.approx((10 / 16 + 5 / 8) / 2)
+    assert out["dice_study"].ci_low <= out["dice_study"].value <= out["dice_study"].ci_high
+    assert study_metrics(cms, resamples=0, seed=0)["dice_study"].ci_low is None
+
+
+def test_refit_set_is_train_plus_an_augmented_twin_of_val(index):
+    from radbench_core.protocols.seg_training import TrainVal
+    train, val = FakeSliceDataset(index, "train"), FakeSliceDataset(index, "val")
+    train.augment = marker = object()
+    both = TrainVal(train, val)
+    assert len(both) == len(train) + len(val) == 33
+    assert torch.equal(both[24]["image"], val[0]["image"]) and torch.equal(both[3]["image"], train[3]["image"])
+    assert both.parts[1].augment is marker and val.augment is None      # val itself is left alone
+    both.set_epoch(5)
+    assert train.epochs_seen[-1] == 5 and both.parts[1].epochs_seen[-1] == 5

@@ -4,8 +4,9 @@ One loop serves the frozen-backbone decoders and the scratch baselines; a :class
 differs (how images become head inputs, whether those inputs may be cached). Choices follow the
 study's released code: soft Dice loss over all classes (background included, per sample, MONAI's
 ``DiceLoss(softmax=True, to_onehot_y=True)``), SGD with momentum 0.9 and no weight decay, a cosine
-schedule to zero, one run per learning rate, the best (epoch, rate) chosen on validation mean Dice.
-Predictions are made slice by slice, upsampled (bilinear) to each item's original slice size,
+schedule to zero per step, one run per learning rate; the rate is chosen on validation (the study:
+each run's final state, by Dice pooled over all validation slices at the training resolution), then
+a fresh head is trained with it on train + val for ``epochs`` and tested (:func:`refit`). Predictions are made slice by slice, upsampled (bilinear) to each item's original slice size,
 reassembled into volumes in slice order and scored against ``index.load_mask(item)``.
 """
 
@@ -24,7 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from radbench_core.errors import ConfigError
-from radbench_core.metrics import dice_jaccard
+from radbench_core.metrics import confusion_matrix, dice_jaccard, study_dice
 
 Encoded = list[torch.Tensor]
 
@@ -46,6 +47,7 @@ class Selection:
     epoch: int
     val_dice: float
     history: list[dict[str, Any]] = field(default_factory=list)
+    cache: tuple[Any, Any] = (None, None)      # cached train / val head inputs, reused by the refit
 
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -166,14 +168,23 @@ def fresh_head(task: SegTask, seed: int, device: str) -> nn.Module:
 @torch.no_grad()
 def predict_items(task: SegTask, head: nn.Module, dataset: Any, sizes: Sequence[tuple[int, int]],
                   resolution: int, device: str, batch_size: int, num_workers: int = 0,
-                  cached: Cached | None = None) -> list[np.ndarray]:
-    """Predicted label volumes of a split, each at its original slice size ``sizes[item]``."""
+                  cached: Cached | None = None, confmats: np.ndarray | None = None) -> list[np.ndarray]:
+    """Predicted label volumes of a split, each at its original slice size ``sizes[item]``.
+
+    ``confmats`` ``(items, C, C)``, if given, gets each item's pixel counts at the TRAINING resolution
+    (argmax vs the resized mask of the batch): the input of the study's pooled metric.
+    """
     head.eval()
     preds, items, slices = [], [], []
     n = len(cached.masks) if cached is not None else len(dataset)
     for enc, batch in _batches(dataset, cached, _chunks(range(n), batch_size), task, device,
                                num_workers):
         logits = task.apply(head, enc, (resolution, resolution)).float()
+        if confmats is not None:
+            small = logits.argmax(dim=1).cpu().numpy()
+            masks = np.asarray(batch["mask"])
+            for j, item in enumerate(batch["item"].tolist()):
+                confmats[item] += confusion_matrix(small[j], masks[j], confmats.shape[1])
         for j, (item, sl) in enumerate(zip(batch["item"].tolist(), batch["slice"].tolist())):
             up = F.interpolate(logits[j:j + 1], size=tuple(sizes[item]), mode="bilinear",
                                align_corners=False)
@@ -183,59 +194,147 @@ def predict_items(task: SegTask, head: nn.Module, dataset: Any, sizes: Sequence[
     return reassemble(preds, items, slices)
 
 
+def fit(task: SegTask, train: Any, cache: Cached | None, lr: float, epochs: int,
+        hparams: dict[str, Any], seed: int, *, resolution: int, device: str, num_workers: int = 0,
+        after_epoch: Callable[[nn.Module, int, dict[str, Any]], None] | None = None
+        ) -> tuple[nn.Module, list[dict[str, Any]]]:
+    """Train a fresh head with Dice loss, SGD (momentum) and a per-step cosine schedule to zero.
+
+    Stops early only when the loss stops being finite (the row says ``diverged``).
+    """
+    bs = int(hparams["batch_size"])
+    head = fresh_head(task, seed, device)
+    opt = make_optimizer(head.parameters(), hparams, lr)
+    n = len(cache.masks) if cache is not None else len(train)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, epochs * math.ceil(n / bs)),
+                                                       eta_min=0.0)
+    gen = torch.Generator().manual_seed(seed)
+    rows: list[dict[str, Any]] = []
+    for epoch in range(epochs):
+        if hasattr(train, "set_epoch"):
+            train.set_epoch(epoch)
+        head.train()
+        losses = []
+        for enc, batch in _batches(train, cache, _chunks(torch.randperm(n, generator=gen).tolist(), bs),
+                                   task, device, num_workers):
+            loss = dice_loss(task.apply(head, enc, (resolution, resolution)), batch["mask"].to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+        row: dict[str, Any] = {"lr": lr, "epoch": epoch, "train_loss": float(np.mean(losses))}
+        if not np.isfinite(losses).all():
+            rows.append({**row, "diverged": True})
+            break
+        if after_epoch is not None:
+            after_epoch(head, epoch, row)
+        rows.append(row)
+    return head, rows
+
+
+SELECT_METRICS = ("dice_study", "dice")
+SELECT_EPOCHS = ("last", "best")
+
+
 def train_and_select(task: SegTask, datasets: dict[str, Any], val_targets: list[np.ndarray],
                      hparams: dict[str, Any], seed: int, *, num_classes: int, resolution: int,
                      device: str, num_workers: int = 0) -> Selection:
-    """One run per learning rate; keep the (epoch, lr) with the best validation mean Dice."""
+    """One run per learning rate for ``sweep_epochs``; keep the best on validation.
+
+    ``select_metric``: "dice_study" (the study: Dice pooled over all val slices at the training
+    resolution) or "dice" (per-volume Dice at native size). ``select_epoch``: "last" (the study: the
+    run's final state) or "best" (any validated epoch).
+    """
     lrs = [float(x) for x in hparams["lrs"]]
-    epochs, bs = int(hparams["epochs"]), int(hparams["batch_size"])
-    eval_bs = int(hparams.get("eval_batch_size", bs))
+    epochs = int(hparams.get("sweep_epochs") or hparams["epochs"])
+    eval_bs = int(hparams.get("eval_batch_size", hparams["batch_size"]))
     val_every = int(hparams.get("val_every", 1))
+    rule, on = hparams.get("select_epoch", "last"), hparams.get("select_metric", "dice_study")
+    if rule not in SELECT_EPOCHS or on not in SELECT_METRICS:
+        raise ConfigError("hparams['select_epoch'/'select_metric']", f"got {rule!r} / {on!r}",
+                          f"use one of {SELECT_EPOCHS} / one of {SELECT_METRICS}")
     train, val = datasets["train"], datasets["val"]
     use_cache = task.cacheable and bool(hparams.get("cache_maps", False))
     train_cache = (encode_dataset(task, train, eval_bs, device, num_workers)
                    if use_cache and getattr(train, "augment", None) is None else None)
     val_cache = encode_dataset(task, val, eval_bs, device, num_workers) if use_cache else None
     val_sizes = [tuple(t.shape[-2:]) for t in val_targets]
-    best: Selection | None = None
+    best: list[Selection] = []
     history: list[dict[str, Any]] = []
+
+    def validate(lr: float) -> Callable[[nn.Module, int, dict[str, Any]], None]:
+        def after_epoch(head: nn.Module, epoch: int, row: dict[str, Any]) -> None:
+            last = epoch == epochs - 1
+            row["val_dice"] = row["val_dice_study"] = None
+            if not (last or (rule == "best" and (epoch + 1) % val_every == 0)):
+                return
+            cms = np.zeros((len(val_targets), num_classes, num_classes), dtype=np.int64)
+            preds = predict_items(task, head, val, val_sizes, resolution, device, eval_bs,
+                                  num_workers, val_cache, confmats=cms)
+            row["val_dice"] = mean_dice(per_item_scores(preds, val_targets, num_classes)[0])
+            row["val_dice_study"] = study_dice(cms.sum(axis=0))
+            score = row["val_dice_study" if on == "dice_study" else "val_dice"]
+            key = score if np.isfinite(score) else -1.0
+            if not best or key > (best[0].val_dice if np.isfinite(best[0].val_dice) else -1.0):
+                best[:] = [Selection(copy.deepcopy(head).cpu(), lr, epoch, score)]
+        return after_epoch
+
     for lr in lrs:
-        head = fresh_head(task, seed, device)
-        opt = make_optimizer(head.parameters(), hparams, lr)
-        steps = epochs * math.ceil(len(train) / bs)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps), eta_min=0.0)
-        gen = torch.Generator().manual_seed(seed)
-        for epoch in range(epochs):
-            if hasattr(train, "set_epoch"):
-                train.set_epoch(epoch)
-            head.train()
-            order = torch.randperm(len(train), generator=gen).tolist()
-            losses = []
-            for enc, batch in _batches(train, train_cache, _chunks(order, bs), task, device,
-                                       num_workers):
-                logits = task.apply(head, enc, (resolution, resolution))
-                loss = dice_loss(logits, batch["mask"].to(device))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                losses.append(float(loss.detach()))
-            diverged = not np.isfinite(losses).all()
-            row = {"lr": lr, "epoch": epoch, "train_loss": float(np.mean(losses)), "val_dice": None}
-            if not diverged and ((epoch + 1) % val_every == 0 or epoch == epochs - 1):
-                preds = predict_items(task, head, val, val_sizes, resolution, device, eval_bs,
-                                      num_workers, val_cache)
-                score = mean_dice(per_item_scores(preds, val_targets, num_classes)[0])
-                row["val_dice"] = score
-                key = score if np.isfinite(score) else -1.0
-                if best is None or key > (best.val_dice if np.isfinite(best.val_dice) else -1.0):
-                    best = Selection(copy.deepcopy(head).cpu(), lr, epoch, score)
-            history.append(row)
-            if diverged:
-                break
-    if best is None:
+        history += fit(task, train, train_cache, lr, epochs, hparams, seed, resolution=resolution,
+                       device=device, num_workers=num_workers, after_epoch=validate(lr))[1]
+    if not best:
         raise ConfigError("hparams['lrs']", f"every learning rate in {lrs} diverged (non-finite loss)",
                           "add smaller learning rates to the profile's segmentation hparams")
-    best.head.to(device)
-    best.history = history
-    return best
+    sel = best[0]
+    sel.head.to(device)
+    sel.history = history
+    sel.cache = (train_cache, val_cache)
+    return sel
+
+
+class TrainVal(torch.utils.data.Dataset):
+    """Train and validation slices as one training set (the refit), val augmented like train."""
+
+    def __init__(self, train: Any, val: Any):
+        self.parts = [train, _augmented_like(val, train)]
+        self.sizes = [len(p) for p in self.parts]
+        self.augment = getattr(train, "augment", None)
+
+    def __len__(self) -> int:
+        return sum(self.sizes)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.parts[0][i] if i < self.sizes[0] else self.parts[1][i - self.sizes[0]]
+
+    def set_epoch(self, epoch: int) -> None:
+        for p in self.parts:
+            if hasattr(p, "set_epoch"):
+                p.set_epoch(epoch)
+
+
+def _augmented_like(val: Any, train: Any) -> Any:
+    augment = getattr(train, "augment", None)
+    if augment is None or not hasattr(val, "augment"):
+        return val
+    twin = copy.copy(val)              # same index and transform, own augmentation and slice cache
+    twin.augment = augment
+    if hasattr(twin, "_cache"):
+        twin._cache = type(val._cache)()
+    return twin
+
+
+def refit(task: SegTask, datasets: dict[str, Any], sel: Selection, hparams: dict[str, Any], seed: int,
+          *, resolution: int, device: str, num_workers: int = 0) -> tuple[nn.Module, list[dict[str, Any]]]:
+    """The study's last step: a fresh head trained on train + val with the chosen rate for ``epochs``."""
+    train_cache, val_cache = getattr(sel, "cache", (None, None))
+    cache = None
+    if train_cache is not None and val_cache is not None:
+        cache = Cached([torch.cat([a, b]) for a, b in zip(train_cache.enc, val_cache.enc)],
+                       torch.cat([train_cache.masks, val_cache.masks]),
+                       torch.cat([train_cache.items, val_cache.items]),
+                       torch.cat([train_cache.slices, val_cache.slices]))
+    data = TrainVal(datasets["train"], datasets["val"])
+    head, rows = fit(task, data, cache, sel.lr, int(hparams["epochs"]), hparams, seed,
+                     resolution=resolution, device=device, num_workers=num_workers)
+    return head, [{**r, "refit": True} for r in rows]

@@ -4,9 +4,11 @@ Each is a plain ``(inputs, hparams, seed) -> ProtocolResult`` function (issue 6,
 appendix B.4). Training/selection/scoring live in :mod:`seg_training`; this module wires the backbone
 or the scratch model into it and turns per-volume scores into metrics with bootstrap CIs.
 
-Metrics: per foreground class, Dice, Jaccard and the study's headline (Dice + Jaccard) / 2, each
-averaged over test items (classes absent from both prediction and truth are excluded), then over
-classes; 95% percentile bootstrap over test items (seeded).
+Metrics (our headline): per foreground class, Dice, Jaccard and (Dice + Jaccard) / 2 of each test
+VOLUME at its native size, averaged over test items (classes absent from both prediction and truth
+are excluded), then over classes; 95% percentile bootstrap over test items (seeded). Beside them the
+study's own metric (``*_study``): torchmetrics-style Dice / Jaccard pooled over all test slices at the
+training resolution (see :func:`radbench_core.metrics.study_jaccard` for its quirk).
 """
 
 from __future__ import annotations
@@ -24,13 +26,13 @@ from torch.utils.data import Dataset, default_collate
 
 from radbench_core.atomic import atomic_write_bytes
 from radbench_core.errors import ConfigError
-from radbench_core.metrics import bootstrap_ci, metric
+from radbench_core.metrics import bootstrap_ci, metric, study_dice, study_jaccard
 from radbench_core.protocols.base import ProtocolResult, SegInputs
-from radbench_core.protocols.decoders import DECODER_KINDS, PAPER_UNET_CHANNELS, build_decoder
+from radbench_core.protocols.decoders import DECODER_KINDS, build_decoder
 from radbench_core.protocols.seg_training import (SegTask, mean_dice, per_item_scores, predict_items,
-                                                  train_and_select)
+                                                  refit, train_and_select)
 
-METRIC_NAMES = ("dice", "jaccard", "dice_jaccard")
+METRIC_NAMES = ("dice", "jaccard", "dice_jaccard", "dice_study", "jaccard_study", "dice_jaccard_study")
 
 
 def run_seg_decoder(inputs: SegInputs, hparams: dict[str, Any], seed: int) -> ProtocolResult:
@@ -123,7 +125,6 @@ def _frozen_task(inputs: SegInputs, hparams: dict[str, Any]) -> SegTask:
         backbone.frozen()
     backbone.eval().requires_grad_(False).to(inputs.device)
     kind = hparams.get("decoder", "unet")
-    channels = tuple(hparams.get("decoder_channels", PAPER_UNET_CHANNELS))
     if kind not in DECODER_KINDS:
         raise ConfigError("hparams['decoder']", f"unknown decoder {kind!r}",
                           f"use one of: {', '.join(DECODER_KINDS)}")
@@ -133,7 +134,7 @@ def _frozen_task(inputs: SegInputs, hparams: dict[str, Any]) -> SegTask:
         return [m.float() for m in backbone.patch_maps(x)]
 
     return SegTask(make_head=lambda: build_decoder(kind, backbone.map_channels, backbone.map_strides,
-                                                   inputs.num_classes, channels),
+                                                   inputs.num_classes),
                    encode=encode, apply=lambda head, enc, size: head(enc, size), cacheable=True)
 
 
@@ -161,19 +162,28 @@ def _run(inputs: SegInputs, hparams: dict[str, Any], seed: int, task: SegTask,
     sel = train_and_select(task, datasets, targets["val"], hparams, seed, num_classes=inputs.num_classes,
                            resolution=inputs.resolution, device=inputs.device,
                            num_workers=inputs.num_workers)
+    history = list(sel.history)
+    if hparams.get("refit", False):
+        sel.head, rows = refit(task, datasets, sel, hparams, seed, resolution=inputs.resolution,
+                               device=inputs.device, num_workers=inputs.num_workers)
+        history += rows
     sizes = [tuple(t.shape[-2:]) for t in targets["test"]]
+    cms = np.zeros((len(sizes), inputs.num_classes, inputs.num_classes), dtype=np.int64)
     preds = predict_items(task, sel.head, datasets["test"], sizes, inputs.resolution, inputs.device,
-                          int(hparams.get("eval_batch_size", hparams["batch_size"])), inputs.num_workers)
+                          int(hparams.get("eval_batch_size", hparams["batch_size"])), inputs.num_workers,
+                          confmats=cms)
     if len(preds) != len(targets["test"]):
         raise ConfigError("SegInputs.datasets['test']", f"{len(preds)} predicted items for "
                           f"{len(targets['test'])} test items", "build the test SliceDataset from the "
                           "same index and split")
     dice, jac = per_item_scores(preds, targets["test"], inputs.num_classes)
-    metrics, per_class = summarise(dice, jac, names, int(hparams.get("bootstrap_resamples", 1000)), seed)
+    resamples = int(hparams.get("bootstrap_resamples", 1000))
+    metrics, per_class = summarise(dice, jac, names, resamples, seed)
+    metrics.update(study_metrics(cms, resamples, seed))
     trainable = sum(p.numel() for p in sel.head.parameters())
     total = trainable + (sum(p.numel() for p in inputs.backbone.parameters())
                          if task.cacheable and inputs.backbone is not None else 0)
-    extra: dict[str, Any] = {"per_class": per_class, "history": sel.history, "val_dice": sel.val_dice,
+    extra: dict[str, Any] = {"per_class": per_class, "history": history, "val_dice": sel.val_dice,
                              "n_test_items": len(preds)}
     path = hparams.get("examples_path")
     if path:
@@ -181,7 +191,8 @@ def _run(inputs: SegInputs, hparams: dict[str, Any], seed: int, task: SegTask,
                                           datasets["test"], targets["test"], inputs, _is_vit(inputs, task))
     extra["wall_time_s"] = time.perf_counter() - start
     extra["peak_memory_mb"] = _peak_memory_mb(inputs.device)
-    chosen = {"lr": sel.lr, "epoch": sel.epoch, "optimizer": hparams.get("optimizer", "sgd")}
+    chosen = {"lr": sel.lr, "epoch": sel.epoch, "optimizer": hparams.get("optimizer", "sgd"),
+              "refit": bool(hparams.get("refit", False))}
     if task.cacheable:
         chosen["decoder"] = hparams.get("decoder", "unet")
     return ProtocolResult(metrics=metrics, chosen=chosen, params_trainable=trainable,
@@ -204,6 +215,24 @@ def summarise(dice: np.ndarray, jac: np.ndarray, class_names: list[str], resampl
     return metrics, per_class
 
 
+def study_metrics(confmats: np.ndarray, resamples: int, seed: int) -> dict[str, Any]:
+    """The study's metric beside ours: Dice / Jaccard pooled over all test slices at the training
+    resolution (torchmetrics macro, ignore_index=0), with a bootstrap over test items."""
+    def values(idx: np.ndarray) -> tuple[float, float]:
+        cm = confmats[idx].sum(axis=0)
+        return study_dice(cm), study_jaccard(cm)
+
+    everything = np.arange(len(confmats))
+    out = {}
+    for k, name in enumerate(("dice_study", "jaccard_study", "dice_jaccard_study")):
+        def fn(idx: np.ndarray, k: int = k) -> float:
+            d, j = values(idx)
+            return (d, j, (d + j) / 2.0)[k]
+        ci = bootstrap_ci(fn, len(confmats), resamples=resamples, seed=seed) if resamples > 0 else None
+        out[name] = metric(name, fn(everything), ci)
+    return out
+
+
 def _aggregate_seeds(runs: list[ProtocolResult], seeds: list[int], shots: int, start: float,
                      device: str) -> ProtocolResult:
     metrics = {}
@@ -219,7 +248,7 @@ def _aggregate_seeds(runs: list[ProtocolResult], seeds: list[int], shots: int, s
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         per_class = {c: {n: float(np.nanmean([r.extra["per_class"][c][n] for r in runs]))
-                         for n in METRIC_NAMES} for c in classes}
+                         for n in METRIC_NAMES[:3]} for c in classes}
     per_seed_detail = [{"seed": s, "metrics": {n: r.metrics[n].value for n in METRIC_NAMES},
                         "chosen": r.chosen} for s, r in zip(seeds, runs)]
     # per_seed: the headline value of each seed, as every few-shot protocol records it (Figure 5)
