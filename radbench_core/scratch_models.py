@@ -141,3 +141,14 @@ def build_scratch_model(model_id: str, num_classes: int, *, demo: bool, resoluti
         if model_id == "unet":
             return UNet(num_classes, in_chans=in_chans, **kwargs)
         return TransUNet(num_classes, resolution=resolution, in_chans=in_chans, **kwargs)
+
+
+def parameter_counts(model_id: str, num_classes: int = 1) -> tuple[int, int]:
+    """(trainable, total) of the full-size scratch model, built on the meta device (Table 6).
+
+    Everything trains from scratch, so both are equal; the study counts with one output class.
+    """
+    with torch.device("meta"):
+        model = build_scratch_model(model_id, num_classes, demo=False, resolution=448)
+    total = sum(p.numel() for p in model.parameters())
+    return total, total
