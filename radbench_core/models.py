@@ -118,7 +118,7 @@ _SPECS = [
               timm_name="", patch_size=16, native_resolution=224, tasks=("segmentation",),
               demo_kwargs=dict(trunk_layers=(1, 1, 1), trunk_channels=(16, 32, 64), stem_chs=8, norm_groups=2,
                                embed_dim=32, depth=2, num_heads=2, head_channels=16,
-                               decoder_channels=(16, 8, 8, 4)),
+                               decoder_channels=(16, 16, 16, 16)),
               study_params_m=324, drop_prefixes=()),
 ]
 
