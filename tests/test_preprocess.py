@@ -82,3 +82,41 @@ def test_a_subnormal_intensity_range_still_maps_into_the_unit_interval():
         out = fn(arr)
         assert np.isfinite(out).all() and out.min() >= 0.0 and out.max() <= 1.0
     np.testing.assert_array_equal(to_unit(arr), np.array([0.0, 1.0, 1.0], dtype=np.float32))
+
+
+# --------------------------------------------------------------------------- the study's windows
+def test_ct_window_is_the_studys_minus_1024_to_600() -> None:
+    from radbench_core.datasets.preprocess import CT_WINDOW_HU
+    assert CT_WINDOW_HU == (-1024.0, 600.0)
+    hu = np.array([-2000.0, -1024.0, -212.0, 600.0, 3000.0])
+    np.testing.assert_allclose(window_ct(hu), [0.0, 0.0, 812 / 1624, 1.0, 1.0], rtol=1e-6)
+
+
+def test_msd_slices_are_clipped_each_to_its_own_percentiles() -> None:
+    from radbench_core.datasets.preprocess import window_percentile_per_slice
+    rng = np.random.default_rng(0)
+    vol = np.stack([rng.normal(0, 1, (8, 9)), rng.normal(500, 50, (8, 9)), np.full((8, 9), 7.0)])
+    out = window_percentile_per_slice(vol)
+    assert out.shape == vol.shape and out.dtype == np.float32
+    for k in range(2):                                   # by hand: numpy percentiles of that slice
+        lo, hi = np.percentile(vol[k], 5), np.percentile(vol[k], 95)
+        np.testing.assert_allclose(out[k], (np.clip(vol[k], lo, hi) - lo) / (hi - lo), atol=1e-6)
+        assert out[k].min() == 0.0 and out[k].max() == 1.0
+    assert (out[2] == 0).all()                           # a constant slice
+    # per volume would crush the dim slice next to the bright one; per slice it keeps its contrast
+    assert np.ptp(window_mri(vol)[0]) < 0.05 and np.ptp(out[0]) == 1.0
+    np.testing.assert_allclose(window_percentile_per_slice(vol[1]), out[1])   # a 2D image = one slice
+
+
+@pytest.mark.parametrize("dataset_id", ["msd_spleen", "msd_heart"])
+def test_msd_volumes_load_through_the_per_slice_window(dataset_id, tmp_path) -> None:
+    from radbench_core.datasets import get_dataset, open_dataset
+    from radbench_core.datasets.base import LoadOptions
+    from radbench_core.datasets.preprocess import window_percentile_per_slice
+    from radbench_core.datasets.volumes import _decode
+    from radbench_core.datasource import prepare_phantom
+    root = prepare_phantom(dataset_id, "small", tmp_path)
+    index = open_dataset(get_dataset(dataset_id), root, LoadOptions())
+    item = index.split_items("test")[0]
+    raw = _decode(root / item.images[0], as_label=False)
+    np.testing.assert_array_equal(index.load_slices(item), window_percentile_per_slice(raw))

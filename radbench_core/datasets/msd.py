@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from radbench_core.datasets.base import DatasetSpec, Item, LoadOptions
-from radbench_core.datasets.preprocess import window_ct, window_mri
+from radbench_core.datasets.preprocess import window_percentile_per_slice
 from radbench_core.datasets.splits import (cap_splits, keys_by_group, load_or_create_splits,
                                            patient_split)
 from radbench_core.datasets.volumes import NiftiIndex, check_pair
@@ -124,7 +124,9 @@ def _index_msd(root: Path, options: LoadOptions, spec_id: str) -> NiftiIndex:
     splits = cap_splits(load_or_create_splits(root, items, make, options.split_file,
                                               options.splits_dir),
                         options.max_items)
-    window: Callable[[np.ndarray], np.ndarray] = window_ct if spec.modality == "ct" else window_mri
+    # the study's code clips every MSD slice (Heart, Hippocampus MRI and Spleen CT alike) to its own
+    # 5th-95th percentile (fidelity: msd_percentile_per_slice)
+    window: Callable[[np.ndarray], np.ndarray] = window_percentile_per_slice
     return NiftiIndex(spec=spec, root=root, items=items, splits=splits, window=window)
 
 
