@@ -214,6 +214,81 @@ SETTINGS: tuple[Setting, ...] = (
        why="the study normalised DINOv2's tokens but not the other ViTs'; one rule for every model "
            "keeps the comparison like for like"),
     # --- segmentation: decoders, training, metric, preprocessing ---
+    _s("seg_unet", "U-Net decoder", "last block as bottleneck, skips from the 4 blocks before it (normed "
+       "tokens, get_intermediate_layers n=5); 4 up blocks: 2x2 transposed conv, skip conv3x3+BN+ReLU "
+       "resized bilinearly, conv3x3+BN+ReLU on the concatenation; widths D/2, D/4, D/8, classes; "
+       "bicubic resize of the 16x-grid output", "paper 3.3; repo dinov2/eval/segmentation/utils.py",
+       "the same layers (17.2M trainable on ViT-L/14, 38.7M on ViT-g/14 with one class)",
+       protocols=("seg_unet", "seg_fewshot")),
+    _s("seg_linear", "linear decoder", "one 1x1 conv (N(0, 0.01) weights, zero bias) on the last block's "
+       "normed patch tokens, bilinear upsampling, no batch norm", "repo dinov2/eval/segmentation/utils.py",
+       "the same", protocols=("seg_linear",)),
+    _s("segmentation", "loss", "soft Dice over all classes incl. background, per sample (MONAI DiceLoss "
+       "softmax=True, to_onehot_y=True)", "paper B.4; repo dinov2/eval/segmentation/segmentation.py",
+       "the same (seg_training.dice_loss)", protocols=("seg_linear", "seg_unet", "seg_fewshot", "scratch")),
+    _s("segmentation", "learning rates", "{1e-2, 5e-2, 1e-3, 5e-3}", "paper B.4", "the same",
+       protocols=("seg_linear", "seg_unet", "seg_fewshot"), key="lrs", value=[1e-2, 5e-2, 1e-3, 5e-3]),
+    _s("segmentation", "batch size", "16", "paper B.4", "16",
+       protocols=("seg_linear", "seg_unet", "seg_fewshot"), key="batch_size", value=16),
+    _s("segmentation", "optimizer", "SGD", "repo dinov2/eval/segmentation/segmentation.py; unet.ipynb",
+       "SGD", protocols=("seg_linear", "seg_unet", "seg_fewshot", "scratch"), key="optimizer", value="sgd"),
+    _s("segmentation", "momentum", "0.9", "repo dinov2/eval/segmentation/segmentation.py", "0.9",
+       protocols=("seg_linear", "seg_unet", "seg_fewshot", "scratch"), key="momentum", value=0.9),
+    _s("segmentation", "weight decay", "0", "repo dinov2/eval/segmentation/segmentation.py", "0",
+       protocols=("seg_linear", "seg_unet", "seg_fewshot", "scratch"), key="weight_decay", value=0.0),
+    _s("segmentation", "schedule", "cosine to 0, stepped every iteration", "repo "
+       "dinov2/eval/segmentation/segmentation.py", "the same (seg_training.fit)",
+       protocols=("seg_linear", "seg_unet", "seg_fewshot", "scratch")),
+    _s("segmentation", "epochs (decoders)", "per dataset, listed on an unpublished drive (paper B.4); "
+       "the released Montgomery script runs 50", "paper B.4; repo run.sh", "50",
+       protocols=("seg_linear", "seg_unet", "seg_fewshot"), key="epochs", value=50),
+    _s("segmentation", "augmentation", "horizontal and vertical flips p=0.25, rotation up to 90 degrees",
+       "paper A.2", "the same on the training slices",
+       protocols=("seg_linear", "seg_unet", "seg_fewshot", "scratch"), key="augment", value=True),
+    _s("segmentation", "which state of a run is scored", "each rate's final state (no epoch choice "
+       "during the sweep)", "repo dinov2/eval/segmentation/segmentation.py", "the same",
+       protocols=("seg_linear", "seg_unet", "seg_fewshot", "scratch"), key="select_epoch", value="last"),
+    _s("segmentation", "selection metric", "validation Dice pooled over all slices at the training "
+       "resolution (torchmetrics, macro, ignore_index=0)", "repo dinov2/eval/segmentation/segmentation.py",
+       "the same", protocols=("seg_linear", "seg_unet", "seg_fewshot", "scratch"),
+       key="select_metric", value="dice_study"),
+    _s("segmentation", "final model", "the chosen rate retrained from scratch on train + val "
+       "(val augmented like train) for the full epochs, then tested", "paper A.1; repo "
+       "dinov2/eval/segmentation/segmentation.py; unet.ipynb", "the same",
+       protocols=("seg_linear", "seg_unet", "scratch"), key="refit", value=True),
+    _s("seg_fewshot", "final model (few-shot)", "the chosen rate retrained on the same n images (val "
+       "not merged)", "repo dinov2/eval/segmentation/segmentation.py", "the selected run itself: same "
+       "images, rate, seed and epochs, so the retrain would repeat it", protocols=("seg_fewshot",),
+       key="refit", value=False),
+    _s("segmentation", "reported epoch", "the best checkpoint across the epochs tested (paper 4); the "
+       "refit's periodic evaluations run on the TEST loader", "paper 4; repo "
+       "dinov2/eval/segmentation/segmentation.py", "the refit's final state, tested once",
+       protocols=("seg_linear", "seg_unet", "seg_fewshot", "scratch"), deviation="seg_test_once",
+       why="picking the epoch by its test score makes the reported number optimistic"),
+    _s("segmentation", "headline metric", "(Dice + Jaccard) / 2 with torchmetrics Dice and "
+       "MulticlassJaccardIndex (macro, ignore_index=0) pooled over all test slices at the training "
+       "resolution", "paper 4; repo dinov2/eval/metrics.py", "dice_jaccard: per test volume at its native "
+       "size, class-mean, item bootstrap CI; the study's value recorded beside it as dice_jaccard_study "
+       "(dice_study, jaccard_study)", protocols=("seg_linear", "seg_unet", "seg_fewshot", "scratch"),
+       deviation="seg_metric_per_volume_native",
+       why="the pooled score is dominated by the largest volumes and scores resized masks; torchmetrics' "
+           "Jaccard with ignore_index=0 drops every pixel whose truth is background, so false positives "
+           "never count (for one class it is recall)"),
+    _s("scratch", "learning rates (scratch U-Net / TransUNet)", "1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 5e-2, 1e-1",
+       "repo unet.ipynb; transunet.ipynb", "the same", protocols=("scratch",), key="lrs",
+       value=[1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 5e-2, 1e-1]),
+    _s("scratch", "batch size (scratch)", "8", "repo unet.ipynb; transunet.ipynb", "8",
+       protocols=("scratch",), key="batch_size", value=8),
+    _s("scratch", "sweep epochs (scratch)", "50 per rate", "repo unet.ipynb; transunet.ipynb", "50",
+       protocols=("scratch",), key="sweep_epochs", value=50),
+    _s("scratch", "retrain epochs (scratch)", "100 on train + val", "repo unet.ipynb; transunet.ipynb",
+       "100", protocols=("scratch",), key="epochs", value=100),
+    _s("dataset:amos", "CT intensity window", "clip to [-1024, 600] HU", "paper A.2", "the same, scaled "
+       "to [0, 1] (preprocess.window_ct)", datasets=("amos",)),
+    _s("dataset:msd", "MSD intensity window", "each slice clipped to its own 5th-95th percentile "
+       "(Heart and Hippocampus MRI, and Spleen CT); paper A.2 says per volume for MRI",
+       "repo dinov2/data (MSD slice loaders); paper A.2", "per slice, as the code "
+       "(preprocess.window_percentile_per_slice)", datasets=("msd_heart", "msd_hippocampus", "msd_spleen")),
     # --- profile: which cells, resolutions, subsets ---
     _s("report", "Table 6 parameter counts", "with one output class: U-Net 31M, TransUNet 324M, "
        "frozen ViT-L/14 17M (5%) of 317M, ViT-g/14 38M (3%) of 1,138M", "paper 4.1 (Table 6 caption)",
