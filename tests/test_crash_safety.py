@@ -207,7 +207,7 @@ def test_feature_cache_entries_are_memory_mapped_npy_without_pickle(tmp_path):
     out = cache.get_or_compute({"model": "m"}, lambda: {"train": {"cls": np.ones((8, 4), np.float32)}})
     assert isinstance(out["train"]["cls"], np.memmap)
     entry = tmp_path / cache_key({"model": "m"})
-    assert sorted(p.name for p in entry.iterdir()) == ["meta.json", "train.cls.npy"]
+    assert sorted(p.name for p in entry.iterdir()) == ["meta.json", "meta.sha256", "train.cls.npy"]
     np.load(entry / "train.cls.npy", allow_pickle=False)         # plain array: loads with pickle refused
 
 
