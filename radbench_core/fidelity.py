@@ -143,6 +143,11 @@ SETTINGS: tuple[Setting, ...] = (
        value=(2e-4,), deviation="bitfit_rates_from_lora",
        why="the study gives no BitFit rate; LoRA's are the nearest stated ones"),
     # --- datasets, labels, splits, few-shot sampling ---
+    _s("dataset:sarscov2,brain_tumor", "evaluation split", "systematic sampling of the evaluation set",
+       "paper A.1", "systematic sampling within each class (stratified), patients kept together",
+       datasets=("sarscov2", "brain_tumor"), deviation="stratified_systematic_split",
+       why="plain systematic sampling can leave a class out of a small val or test split, and then "
+           "the AUROC over that class is undefined; stratifying keeps the same sampling rule per class"),
     _s("dataset:nih", "label set of the macro AUROC",
        "15 outputs: the 14 findings + 'No Finding', sorted (MultiLabelBinarizer); MultilabelAUROC "
        "macro over all 15", "repo dinov2/data/datasets/nih_chest_xray.py",

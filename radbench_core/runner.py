@@ -26,7 +26,8 @@ from radbench_core.cells import Cell
 from radbench_core.datasets import DatasetIndex, LoadOptions, get_dataset, open_dataset
 from radbench_core.datasource import dataset_root, phantom_fingerprint
 from radbench_core.extraction import extract_splits
-from radbench_core.feature_cache import FeatureCache
+from radbench_core.feature_cache import FeatureCache, index_files, sources_fingerprint
+from radbench_core.finite import check_headline, check_state_finite
 from radbench_core.fidelity import deviations_in_effect
 from radbench_core.profiles import Profile
 from radbench_core.protocols import ProtocolSpec, get_protocol
@@ -70,6 +71,7 @@ class BackbonePool:
             self.release()
             self._backbone = load_backbone(model_id, demo=demo, resolution=resolution,
                                            weights_dir=weights_dir, device=device)
+            check_state_finite(self._backbone.state_dict().items(), self._backbone.weights)
             self._key = key
             self.loads += 1
         assert self._backbone is not None
@@ -215,6 +217,7 @@ def run_cell(cell: Cell, ctx: RunContext, pool: BackbonePool, cache: FeatureCach
     if protocol.task == "segmentation":
         hparams["examples_path"] = _examples_path(ctx, cell)
     result: ProtocolResult = protocol.resolve()(inputs, hparams, ctx.seed)
+    check_headline(result, protocol.task, cell.id)
     extra = dict(result.extra)
     examples = extra.get("examples")
     if examples and ctx.run_dir is not None:
@@ -248,6 +251,7 @@ def _frozen_inputs(index: DatasetIndex, backbone, cell: Cell, resolution: int, c
     transform = _transform(backbone, resolution)
     parts = {"model": cell.model, "weights": backbone.weights, "dataset": cell.dataset,
              "extractor": extractor_fingerprint(),
+             "sources": sources_fingerprint(index.root, index_files(index)),
              "root": str(index.root), "resolution": resolution, "mean": list(backbone.mean),
              "std": list(backbone.std), "demo_arch": repr(getattr(backbone.spec, "demo_kwargs", None))
              if ctx.profile.demo else None,

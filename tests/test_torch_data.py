@@ -83,7 +83,7 @@ def test_cache_is_bounded(roots):
 def test_multilabel_and_multiclass_labels(roots):
     nih = _open(roots, "nih")
     sample = SliceDataset(nih, "val", T)[0]
-    assert sample["label"].dtype == torch.float32 and sample["label"].shape == (14,)
+    assert sample["label"].dtype == torch.float32 and sample["label"].shape == (15,)   # the study's 15 outputs (No Finding included)
     assert sample["label"].tolist() == list(nih.split_items("val")[0].label)
     brain = _open(roots, "brain_tumor")
     ds = SliceDataset(brain, "train", T)
@@ -126,7 +126,7 @@ def test_dataloader_worker_gives_same_samples(roots):
     batch = next(iter(loader))
     direct = torch.stack([ds[i]["image"] for i in range(4)])
     assert torch.equal(batch["image"], direct)
-    assert batch["item"].tolist() == [0, 1, 2, 3] and batch["label"].shape == (4, 14)
+    assert batch["item"].tolist() == [0, 1, 2, 3] and batch["label"].shape == (4, 15)
 
 
 def test_bad_requests_are_refused(roots):

@@ -159,7 +159,7 @@ def index(root: Path, options: LoadOptions) -> ImageFileIndex:
                     "val": [it.key for it in valid],
                     "test": [train[i].key for i in groups["test"]]}
 
-        splits = resolve_splits(root, items, make, options, SPEC.title)
+        splits = resolve_splits(root, items, make, options, SPEC.title, SPEC.class_names)
         if test_file is None and options.split_file is None:
             deviations = (TEST_FROM_TRAIN,)
             warnings.warn(f"{folder}: no official CheXpert test labels ({' or '.join(TEST_LABEL_FILES)}"

@@ -110,7 +110,7 @@ def index(root: Path, options: LoadOptions) -> ImageFileIndex:
                 "val": [train_val[i] for i in groups["val"]],
                 "test": [it.key for it in items if it.key in test]}
 
-    splits = resolve_splits(root, items, make, options, SPEC.title)
+    splits = resolve_splits(root, items, make, options, SPEC.title, SPEC.class_names)
     return ImageFileIndex(spec=SPEC, root=root, items=items, splits=splits)
 
 

@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from radbench_core.errors import ConfigError
+from radbench_core.finite import check_loss
 from radbench_core.metrics import auroc, auroc_metric, auroc_per_class, metric
 from radbench_core.protocols.base import LiveInputs, ProtocolResult
 from radbench_core.protocols.hparams import per_key, require
@@ -205,6 +206,7 @@ def _train_epoch(backbone: torch.nn.Module, head: torch.nn.Module, loader: DataL
     """One pass over the training slices; each slice is trained on its item's label."""
     backbone.train()
     head.train()
+    total = torch.zeros((), device=device)
     for batch in loader:
         target = y_train[torch.as_tensor(batch["item"], dtype=torch.int64)].to(device, non_blocking=True)
         loss = classification_loss(_forward(backbone, head, batch["image"], device), target, label_kind)
@@ -212,6 +214,9 @@ def _train_epoch(backbone: torch.nn.Module, head: torch.nn.Module, loader: DataL
         loss.backward()
         opt.step()
         sched.step()
+        total += loss.detach()
+    check_loss(total, f"fine-tuning of {getattr(getattr(backbone, 'spec', None), 'id', 'the backbone')} "
+                      f"(summed over the epoch)")
 
 
 def run_finetune(inputs: LiveInputs, hparams: dict[str, Any], seed: int) -> ProtocolResult:
