@@ -274,7 +274,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
                    help="submitit parameter, e.g. slurm_partition=gpu, gpus_per_node=1 (repeatable)")
     p.set_defaults(func=cmd_submit, pytest_args=[])
+
+    p = sub.add_parser("convert-weights", help="convert a TorchScript checkpoint (OpenAI CLIP .pt) to "
+                       "safetensors once; radbench never loads TorchScript during a run")
+    p.add_argument("model", metavar="MODEL", help="model id the file is for, e.g. clip_vitl14")
+    p.add_argument("source", metavar="FILE", help="the TorchScript file, e.g. ViT-L-14.pt")
+    p.add_argument("--weights", metavar="DIR", help="weights folder to write MODEL.safetensors into "
+                   "(default: RADBENCH_WEIGHTS, else the source's folder)")
+    p.set_defaults(func=cmd_convert_weights)
     return parser
+
+
+def cmd_convert_weights(args: argparse.Namespace) -> int:
+    """TorchScript -> <weights>/<model>.safetensors, saying what it does (the load is not sandboxed)."""
+    import os
+    from pathlib import Path
+
+    from radbench_core.checkpoint_formats import convert_torchscript
+    from radbench_core.models import get_model
+    spec = get_model(args.model)
+    folder = Path(args.weights or os.environ.get("RADBENCH_WEIGHTS") or Path(args.source).parent)
+    target = folder / f"{spec.id}.safetensors"
+    _out(f"reading {args.source} with torch.jit.load (TorchScript: trust only the official file), "
+         f"keeping the image tower's tensors")
+    counts = convert_torchscript(Path(args.source), target)
+    _out(f"wrote {target}: {counts['kept']} tensors ({counts['dropped']} text-tower tensors left out); "
+         f"it loads as {spec.label} from --radbench-weights {folder}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from radbench_core.errors import ConfigError
-from radbench_core.models import (VGG_DROPOUT, ModelSpec, count_parameters, create_architecture, demo_seed,
-                                  get_model, preprocessing, strip_unused_parts)
+from radbench_core.architectures import create_architecture, strip_unused_parts
+from radbench_core.models import VGG_DROPOUT, ModelSpec, count_parameters, demo_seed, get_model, preprocessing
 from radbench_core.results import DEMO_WEIGHTS
 from radbench_core.weights import find_weights, load_weights_into
 
@@ -55,6 +55,13 @@ class Backbone(nn.Module):
             self._map_blocks = last_blocks(depth, MAP_BLOCKS)
             self.map_channels = (self.embed_dim,) * MAP_BLOCKS
             self.map_strides = (spec.patch_size,) * MAP_BLOCKS
+        elif spec.arch == "module":               # a user's nn.Module: forward(x) -> (B, D)
+            self.embed_dim = int(getattr(model, "embed_dim", 0) or getattr(model, "num_features", 0))
+            if self.embed_dim <= 0:
+                raise ConfigError(f"model {spec.id!r}", "the built module has no embed_dim (or num_features)",
+                                  "set self.embed_dim = D in the module (D = width of forward's output)")
+            self.has_patch_tokens, self.n_cls_blocks, self._fc7 = False, 1, False
+            self._map_blocks, self.map_channels, self.map_strides = [], (), ()
         else:
             info = model.feature_info
             self._map_blocks = [max(i for i, f in enumerate(info) if f["reduction"] == s) for s in CNN_MAP_STRIDES]
@@ -101,6 +108,9 @@ class Backbone(nn.Module):
         as bottleneck and the 4 before it as skips; the linear decoder uses the last). CNN: 4 stages.
         """
         self._check(x)
+        if self.spec.arch == "module":
+            raise ConfigError(f"model {self.spec.id!r}", "a module backbone gives pooled features only",
+                              "use it with classification protocols (tasks=('classification',))")
         unique = sorted(set(self._map_blocks))        # timm returns each block once (a demo net repeats)
         if self.spec.arch == "vit":
             maps = self.model.forward_intermediates(x, indices=unique, norm=True, output_fmt="NCHW",
@@ -113,6 +123,8 @@ class Backbone(nn.Module):
         """(B, D), differentiable: last-block class token (ViT), mean of the last block's tokens
         (SAM, neck removed), pooled last stage (ResNet, DenseNet), fc7 (VGG)."""
         self._check(x)
+        if self.spec.arch == "module":
+            return self.model(x)
         feats = self.model.forward_features(x)
         if self.spec.arch == "vit":
             return feats[:, 0]

@@ -1,25 +1,28 @@
-"""The fifteen models of the study as one registry of :class:`ModelSpec`, and how to build each.
+"""The fifteen models of the study as one registry of :class:`ModelSpec` (plain data, bottom floor).
 
 A spec says what the study calls the model, how it was trained (paradigm), the timm ``arch.tag`` it
-is built from, its patch size and resolution, which tasks use it, and the tiny random-init variant the
-demo profile builds from the same timm class. This module and ``features.py`` are the only places
-that know timm specifics; weight files are found and loaded by ``weights.py``.
+is built from (or, for a user's own ``nn.Module``, its ``builder``), its patch size and resolution,
+which tasks use it, and the tiny random-init variant the demo profile builds from the same class.
+This module imports no builder: ``architectures.py`` builds a spec, ``weights.py`` finds and loads its
+weights, ``features.py`` wraps it as a Backbone (timm's split: the registry never imports the builder).
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from radbench_core.errors import ConfigError
+from radbench_core.registry import Registry
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 VGG_DROPOUT = 0.5   # torchvision vgg19 classifier: Dropout(0.5) after fc6 and after fc7
 PARADIGMS = ("supervised", "weakly-supervised", "self-supervised", "from scratch")
+ARCHS = ("vit", "sam", "cnn", "seg_scratch", "module")
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,7 @@ class ModelSpec:
     label: str                      # the study's name, e.g. "DINOv2 ViT-L/14"
     paradigm: str                   # one of PARADIGMS
     family: str                     # pytest marker: dinov2 | clip | mae | msn | sam | supervised_vit | cnn | scratch
-    arch: str                       # vit | sam | cnn | seg_scratch
+    arch: str                       # vit | sam | cnn | seg_scratch | module (a user's own nn.Module)
     timm_name: str                  # "arch.tag" (arch only where timm has no such weights); "" for unet
     patch_size: int                 # ViTs: patch size; CNNs: overall stride (32)
     native_resolution: int          # the resolution its weights were trained at
@@ -41,6 +44,21 @@ class ModelSpec:
     drop_prefixes: tuple[str, ...] = ("head.",)   # checkpoint keys the feature backbone does not use
     norm: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None
     source_note: str = ""           # where a user gets the official weights
+    # arch="module": "package.module:function" (or the function) building the nn.Module from keyword
+    # arguments (``demo_kwargs`` for the demo); its forward(x) returns (B, D) features, and it has
+    # ``embed_dim`` (or ``num_features``) = D
+    builder: str | Callable[..., torch.nn.Module] | None = field(default=None, hash=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHS:
+            raise ConfigError(f"ModelSpec {self.id!r}", f"arch {self.arch!r} is not one of {', '.join(ARCHS)}",
+                              "use 'vit' (a timm ViT), 'cnn' (a timm CNN) or 'module' with a builder")
+        if self.paradigm not in PARADIGMS:
+            raise ConfigError(f"ModelSpec {self.id!r}", f"paradigm {self.paradigm!r} is not one of "
+                              f"{', '.join(PARADIGMS)}", "pick the one that says how it was trained")
+        if self.arch == "module" and self.builder is None:
+            raise ConfigError(f"ModelSpec {self.id!r}", "arch='module' needs a builder",
+                              "pass builder='package.module:function' returning the nn.Module")
 
     @property
     def timm_arch(self) -> str:
@@ -122,17 +140,17 @@ _SPECS = [
               study_params_m=324, drop_prefixes=()),
 ]
 
-MODELS: dict[str, ModelSpec] = {spec.id: spec for spec in _SPECS}
+MODELS: Registry[ModelSpec] = Registry(
+    "model", ModelSpec, "use one of the listed ids (radbench list shows them with their labels), or "
+    "register yours with pytest_radbench_register(registry) in conftest.py (docs/extending.md)")
+for _spec in _SPECS:
+    MODELS.register(_spec)
+MODELS.freeze_builtins()
 
 
 def get_model(model_id: str | ModelSpec) -> ModelSpec:
     """Look a model up by id, failing with the list of valid ids (a typo must not pass silently)."""
-    if isinstance(model_id, ModelSpec):
-        return model_id
-    if model_id not in MODELS:
-        raise ConfigError(f"model {model_id!r}", f"unknown model id; valid ids: {', '.join(MODELS)}",
-                          "use one of the listed ids (radbench list shows them with their labels)")
-    return MODELS[model_id]
+    return MODELS.get_spec(model_id)
 
 
 def demo_seed(model_id: str) -> int:
@@ -144,78 +162,14 @@ def preprocessing(spec: ModelSpec) -> tuple[tuple[float, ...], tuple[float, ...]
     """The (mean, std) the weights were trained with: inputs must be normalised the same way."""
     if spec.norm is not None:
         return spec.norm
-    if spec.arch == "seg_scratch":
+    if spec.arch in ("seg_scratch", "module"):
         return IMAGENET_MEAN, IMAGENET_STD
     import timm
     cfg = timm.get_pretrained_cfg(spec.timm_name)
     return tuple(float(v) for v in cfg.mean), tuple(float(v) for v in cfg.std)
 
 
-def create_architecture(spec: ModelSpec, arch_kwargs: dict[str, Any] | None = None, *,
-                        keep_classifier: bool = False) -> torch.nn.Module:
-    """Build the timm module of a spec, random-init, at its native input size.
-
-    ViTs get ``dynamic_img_size`` so one set of weights serves every resolution: the position
-    table is resized on every forward by the family's official formula (``pos_embed.py``), from
-    the table the weights were trained with. VGG gets torchvision's dropout (0.5) in its fc6/fc7
-    block, which the study fine-tuned through. ``arch_kwargs`` overrides timm's architecture
-    arguments (the demo variants); ``keep_classifier`` keeps the ImageNet head (parameter counts as
-    the study reports them for CNNs).
-    """
-    import timm
-
-    from radbench_core.pos_embed import install
-    if spec.arch == "seg_scratch":
-        raise ConfigError(f"model {spec.id!r}", "a from-scratch segmentation model has no feature backbone",
-                          "build it with radbench_core.scratch_models.build_scratch_model")
-    kwargs = dict(arch_kwargs or {})
-    kwargs["num_classes"] = 1000 if keep_classifier else 0
-    if spec.arch == "vit":
-        kwargs.setdefault("dynamic_img_size", True)
-    if spec.id == "vgg19":
-        kwargs.setdefault("drop_rate", VGG_DROPOUT)
-    if "vgg_cfg" in kwargs:
-        from timm.models.vgg import VGG
-        return VGG(cfg=kwargs.pop("vgg_cfg"), **kwargs)
-    return install(timm.create_model(spec.timm_arch, pretrained=False, **kwargs), spec.family)
-
-
-def strip_unused_parts(spec: ModelSpec, model: torch.nn.Module) -> torch.nn.Module:
-    """Remove what feature extraction never runs (SAM's neck) so it is not trained.
-
-    The study replaced SAM's neck by an identity and averaged the last block's tokens; VGG keeps
-    its fc6/fc7 block (``pre_logits``): the study's VGG feature is fc7.
-    """
-    if spec.arch == "sam" and not isinstance(model.neck, torch.nn.Identity):
-        model.prune_intermediate_layers(indices=None, prune_norm=True, prune_head=True)
-    return model
-
-
-def reference_parameter_count(spec: ModelSpec, *, exclude_pos_embed: bool = False) -> int:
-    """Parameters of the full-size model counted as the study did, built on the meta device.
-
-    ViTs without any head (SAM with its neck: the published image encoder); CNNs with their
-    ImageNet classifier, as torchvision publishes them; scratch models whole, with a 2-class head.
-    ``exclude_pos_embed`` leaves out the absolute position table, whose size depends on the
-    pretraining resolution rather than the architecture (DINOv2's 37x37 table is 0.5M of ViT-S).
-    """
-    with torch.device("meta"):
-        if spec.arch == "seg_scratch":
-            from radbench_core.scratch_models import build_scratch_model
-            model = build_scratch_model(spec.id, 2, demo=False, resolution=spec.native_resolution)
-        else:
-            model = create_architecture(spec, keep_classifier=spec.arch == "cnn")
-    skip = "pos_embed" if exclude_pos_embed else None
-    return sum(p.numel() for name, p in model.named_parameters() if skip is None or name.split(".")[-1] != skip)
-
-
 def count_parameters(module: torch.nn.Module) -> tuple[int, int]:
     """(trainable, total) parameter counts: what LoRA/BitFit/linear probing actually train."""
     params = list(module.parameters())
     return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
-
-
-def load_backbone(model_id: str | ModelSpec, **kwargs: Any):
-    """Re-export of :func:`radbench_core.features.load_backbone` (see there)."""
-    from radbench_core.features import load_backbone as _load
-    return _load(model_id, **kwargs)

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from radbench_core.errors import ConfigError
+from radbench_core.models import get_model
 
 SCRATCH_MODELS = ("unet", "transunet")
 
@@ -124,7 +125,6 @@ def build_scratch_model(model_id: str, num_classes: int, *, demo: bool, resoluti
 
     With ``seed`` the initial weights depend on it alone (the caller's global RNG is left as it was).
     """
-    from radbench_core.models import get_model
     if model_id not in SCRATCH_MODELS:
         raise ConfigError(f"scratch model {model_id!r}", f"expected one of {', '.join(SCRATCH_MODELS)}",
                           "foundation-model backbones are built with radbench_core.features.load_backbone")

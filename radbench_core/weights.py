@@ -1,5 +1,9 @@
 """Find a model's weights and load them strictly: a wrong or corrupt file fails loudly, never silently.
 
+Official layouts (torchvision, OpenAI CLIP, DINOv2 hub, MAE, MSN, SAM) are converted on load
+(``checkpoint_formats.py``); a TorchScript archive is refused with the ``radbench convert-weights``
+command that converts it once.
+
 Resolution order: the user weights directory (``<dir>/<model_id>.safetensors``, ``.pth``, ``.pt`` or
 ``.pth.tar``) -> a file already in the Hugging Face cache for ``timm/<arch.tag>`` (never downloaded)
 -> :class:`WeightsMissing` naming both. Pickled checkpoints are read with ``weights_only=True``.
@@ -16,6 +20,7 @@ from typing import Any, Mapping
 
 import torch
 
+from radbench_core.checkpoint_formats import CONVERTERS, is_torchscript, torchscript_refusal
 from radbench_core.errors import WeightsError, WeightsMissing
 from radbench_core.models import ModelSpec
 
@@ -85,9 +90,11 @@ def find_weights(spec: ModelSpec, weights_dir: Path | str | None = None, *,
         + source)
 
 
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+def read_state_dict(path: Path, model_id: str = "") -> dict[str, torch.Tensor]:
     """Read a safetensors or pickled checkpoint (tensors only) and unwrap it to a flat state dict."""
     path = Path(path)
+    if not path.name.endswith(".safetensors") and is_torchscript(path):
+        raise torchscript_refusal(path, model_id or path.name.split(".")[0])
     try:
         if path.name.endswith(".safetensors"):
             from safetensors.torch import load_file
@@ -130,7 +137,9 @@ def _drop(state: dict[str, torch.Tensor], prefixes: tuple[str, ...], keep: set[s
 
 def _timm_filter(state: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """timm's own converter for official checkpoints (OpenAI CLIP, DINOv2, SAM) of this family."""
-    convert = getattr(sys.modules.get(type(model).__module__), "checkpoint_filter_fn", None)
+    # the class's own module, or its timm base's (pos_embed.py re-classes timm's ViT)
+    convert = next((fn for cls in type(model).__mro__
+                    if (fn := getattr(sys.modules.get(cls.__module__), "checkpoint_filter_fn", None))), None)
     if convert is None:
         return state
     try:
@@ -159,15 +168,16 @@ def _key_errors(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.
 
 def load_weights_into(model: torch.nn.Module, spec: ModelSpec, path: Path) -> None:
     """Load a weights file into ``model`` strictly, converting official layouts timm knows."""
-    state = read_state_dict(path)
+    state = read_state_dict(path, spec.id)
     expected = model.state_dict()
     keep = set(expected)
     state = _drop(state, spec.drop_prefixes, keep)
     if describe_mismatch(state, expected):
-        converted = _drop(_timm_filter(state, model), spec.drop_prefixes, keep)
-        # keep the conversion if it fits better; a hopeless file is reported as it was written
-        if _key_errors(converted, expected) < _key_errors(state, expected):
-            state = converted
+        candidates = [_timm_filter(state, model)] + [convert(state, expected) for convert in CONVERTERS.values()]
+        # keep the conversion that fits best; a hopeless file is reported as it was written
+        for converted in (_drop(c, spec.drop_prefixes, keep) for c in candidates):
+            if _key_errors(converted, expected) < _key_errors(state, expected):
+                state = converted
     problem = describe_mismatch(state, expected)
     if problem:
         raise WeightsError(path, f"not a {spec.label} ({spec.timm_arch or spec.id}) checkpoint: {problem}",

@@ -463,7 +463,7 @@ def test_profile_and_results_folder_are_checked_at_start_up(project, case):
 
 def test_bad_inputs_fail_their_cell_only_and_keep_stored_results(project, tmp_path):
     """Real (non-demo) run: good + corrupt data, good + wrong-architecture + corrupt weights."""
-    from radbench_core.models import create_architecture, strip_unused_parts
+    from radbench_core.architectures import create_architecture, strip_unused_parts
     data, weights = tmp_path / "data", tmp_path / "weights"
     phantom(data, "nih")
     chexpert = phantom(data, "chexpert")

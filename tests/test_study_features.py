@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from radbench_core.features import Backbone, load_backbone
-from radbench_core.models import VGG_DROPOUT, create_architecture, get_model, strip_unused_parts
+from radbench_core.architectures import create_architecture, strip_unused_parts
+from radbench_core.models import VGG_DROPOUT, get_model
 
 
 def images(n: int, pixels: int, seed: int = 0) -> torch.Tensor:

@@ -135,7 +135,8 @@ def parameter_counts(model_id: str, decoder: str, resolution: int, num_classes: 
     size and are interpolated per forward.
     """
     from radbench_core.features import Backbone, _check_resolution
-    from radbench_core.models import create_architecture, get_model, strip_unused_parts
+    from radbench_core.architectures import create_architecture, strip_unused_parts
+    from radbench_core.models import get_model
     spec = get_model(model_id)
     _check_resolution(spec, resolution)
     if spec.arch not in ("vit", "sam"):

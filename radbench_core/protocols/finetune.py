@@ -102,7 +102,8 @@ def parameter_counts(model_id: str, mode: str, num_classes: int = 1,
     Built on the meta device (no weights, no memory); ``mode`` is full | lora | bitfit | linear and
     the LoRA settings are the paper profile's unless ``hparams`` overrides them.
     """
-    from radbench_core.models import create_architecture, get_model, strip_unused_parts
+    from radbench_core.architectures import create_architecture, strip_unused_parts
+    from radbench_core.models import get_model
     from radbench_core.protocols.hparams import PAPER
     if mode not in (*MODES, "linear"):
         raise ConfigError(f"parameter_counts(mode={mode!r})", "unknown mode",
