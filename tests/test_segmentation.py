@@ -421,6 +421,8 @@ def test_per_item_scores_and_summary_match_straightforward_reference():
     ({"decoder": "mlp"}, r"hparams\['decoder'\].*unknown decoder 'mlp'"),
     ({"optimizer": "rmsprop", "epochs": 1}, r"hparams\['optimizer'\].*'sgd' or 'adamw'"),
     ({"decoder": "linear", "lrs": [float("inf")], "epochs": 2}, r"hparams\['lrs'\].*diverged.*smaller"),
+    ({"select_epoch": "middle", "epochs": 1}, r"select_epoch.*'middle'.*\('last', 'best'\)"),
+    ({"select_metric": "auroc", "epochs": 1}, r"select_metric.*'auroc'.*\('dice_study', 'dice'\)"),
 ])
 def test_bad_hparams_name_the_option(index, bad, match):
     with pytest.raises(ConfigError, match=match):

@@ -88,7 +88,9 @@ def run_seg_fewshot(inputs: SegInputs, hparams: dict[str, Any], seed: int) -> Pr
     for k, s in enumerate(seeds):
         chosen = np.sort(np.random.default_rng(s).choice(n_items, size=n, replace=False))
         datasets = dict(inputs.datasets, train=ItemSubset(train, chosen))
-        hp = dict(hparams) if k == 0 else {**hparams, "examples_path": None}
+        # the study retrains the chosen rate on the same n images (no val merge): that is the
+        # selected run itself, so no refit here
+        hp = {**hparams, "refit": False} if k == 0 else {**hparams, "refit": False, "examples_path": None}
         res = _run(inputs, hp, s, _frozen_task(inputs, hparams), datasets)
         res.chosen["train_items"] = chosen.tolist()
         runs.append(res)
@@ -192,6 +194,7 @@ def _run(inputs: SegInputs, hparams: dict[str, Any], seed: int, task: SegTask,
     extra["wall_time_s"] = time.perf_counter() - start
     extra["peak_memory_mb"] = _peak_memory_mb(inputs.device)
     chosen = {"lr": sel.lr, "epoch": sel.epoch, "optimizer": hparams.get("optimizer", "sgd"),
+              "select_metric": hparams.get("select_metric", "dice_study"),
               "refit": bool(hparams.get("refit", False))}
     if task.cacheable:
         chosen["decoder"] = hparams.get("decoder", "unet")
