@@ -497,3 +497,33 @@ def test_refit_set_is_train_plus_an_augmented_twin_of_val(index):
     assert both.parts[1].augment is marker and val.augment is None      # val itself is left alone
     both.set_epoch(5)
     assert train.epochs_seen[-1] == 5 and both.parts[1].epochs_seen[-1] == 5
+
+
+def test_fit_uses_sgd_momentum_and_a_per_step_cosine_to_zero(index, monkeypatch):
+    import math
+
+    from radbench_core.protocols import seg_training
+    made = []
+    real = seg_training.make_optimizer
+
+    def recording(params, hparams, lr):
+        opt = real(params, hparams, lr)
+        seen: list[float] = []
+        opt.register_step_pre_hook(lambda o, args, kwargs: seen.append(o.param_groups[0]["lr"]))
+        made.append((opt, seen))
+        return opt
+    monkeypatch.setattr(seg_training, "make_optimizer", recording)
+    backbone = TinyViTBackbone()
+    task = seg_training.SegTask(make_head=lambda: nn.Conv2d(32, 3, 1), encode=backbone.patch_maps,
+                                apply=lambda head, enc, size: F.interpolate(head(enc[-1]), size=size),
+                                cacheable=True)
+    train = FakeSliceDataset(index, "train")                 # 24 slices: 3 steps of 8 per epoch
+    hparams = {"batch_size": 8, "optimizer": "sgd", "momentum": 0.9, "weight_decay": 0.0}
+    seg_training.fit(task, train, None, 0.05, 2, hparams, 0, resolution=RES, device="cpu")
+    opt, seen = made[0]
+    assert isinstance(opt, torch.optim.SGD)
+    assert opt.defaults["momentum"] == 0.9 and opt.defaults["weight_decay"] == 0.0
+    total = 2 * 3
+    want = [0.05 * (1 + math.cos(math.pi * t / total)) / 2 for t in range(total)]
+    np.testing.assert_allclose(seen, want, rtol=1e-6)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)   # annealed to zero at the end
