@@ -1,7 +1,9 @@
 """The dataset registry: id -> DatasetSpec, resolved from the module that reads that dataset.
 
-Each dataset module exposes its spec as a module attribute; nothing registers itself by import
-side effect. Adding a dataset = one loader module + one line here.
+Each built-in dataset module exposes its spec as a module attribute (imported on first lookup);
+nothing registers itself by import side effect. A user's dataset is registered from their code
+(``pytest_radbench_register``, entry point ``radbench.datasets``); the common case, a folder of
+images with a CSV or masks, needs no module at all (``datasets/generic.py``).
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ import importlib
 from pathlib import Path
 
 from radbench_core.datasets.base import DatasetIndex, DatasetSpec, LoadOptions
-from radbench_core.errors import ConfigError, DatasetError, DatasetMissing
+from radbench_core.errors import DatasetError, DatasetMissing
+from radbench_core.registry import Registry, lazy
 
 # id -> (module, attribute holding its DatasetSpec)
 _SPECS: dict[str, tuple[str, str]] = {
@@ -24,19 +27,22 @@ _SPECS: dict[str, tuple[str, str]] = {
     "msd_heart": ("radbench_core.datasets.msd", "HEART"),
     "brain_tumor": ("radbench_core.datasets.brain_tumor", "SPEC"),
 }
-DATASET_IDS: tuple[str, ...] = tuple(_SPECS)
+DATASET_IDS: tuple[str, ...] = tuple(_SPECS)          # the study's nine, in its order
+DATASETS: Registry[DatasetSpec] = Registry(
+    "dataset", DatasetSpec, "use one of the listed ids (see `radbench list datasets`), or register "
+    "yours with pytest_radbench_register(registry) in conftest.py (docs/extending.md)")
+for _id, (_module, _attr) in _SPECS.items():
+    DATASETS.register(lazy(_id, f"{_module}:{_attr}"))
+DATASETS.freeze_builtins()
 
 
 def get_dataset(dataset_id: str) -> DatasetSpec:
-    if dataset_id not in _SPECS:
-        raise ConfigError(f"dataset {dataset_id!r}", "unknown dataset id",
-                          f"use one of: {', '.join(DATASET_IDS)} (see `radbench list`)")
-    module, attr = _SPECS[dataset_id]
-    return getattr(importlib.import_module(module), attr)
+    """The spec of a dataset id (built-in or registered), or a ConfigError listing the valid ids."""
+    return DATASETS.get_spec(dataset_id)
 
 
 def all_datasets() -> list[DatasetSpec]:
-    return [get_dataset(d) for d in DATASET_IDS]
+    return [get_dataset(d) for d in DATASETS]
 
 
 def open_dataset(spec: DatasetSpec, root: str | Path, options: LoadOptions | None = None) -> DatasetIndex:
@@ -53,5 +59,5 @@ def open_dataset(spec: DatasetSpec, root: str | Path, options: LoadOptions | Non
     return index
 
 
-__all__ = ["DATASET_IDS", "DatasetIndex", "DatasetSpec", "LoadOptions", "all_datasets",
+__all__ = ["DATASETS", "DATASET_IDS", "DatasetIndex", "DatasetSpec", "LoadOptions", "all_datasets",
            "get_dataset", "open_dataset"]

@@ -1,7 +1,8 @@
 """The protocol registry: id -> what it needs as input and the function that runs it.
 
 A protocol is a plain function ``(inputs, hparams, seed) -> ProtocolResult``; adding one is one
-function and one entry here. Functions are resolved lazily so listing protocols imports no torch.
+function and one entry here, or one ``registry.add_protocol(ProtocolSpec(...))`` from user code.
+Functions are resolved lazily so listing protocols imports no torch.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Callable, Literal
 
-from radbench_core.errors import ConfigError
+from radbench_core.registry import Registry
 
 InputKind = Literal["frozen", "live", "seg", "scratch"]
 
@@ -20,18 +21,21 @@ class ProtocolSpec:
     id: str
     task: str                  # "classification" | "segmentation"
     inputs: InputKind          # frozen features | live backbone | frozen backbone + decoder | scratch
-    function: str              # "module:function"
+    function: str | Callable   # "module:function" (imported when the cell runs), or the function
     variant: str = ""          # what "@<variant>" means: "shots" | "resolution" | ""
     fixed: tuple[tuple[str, object], ...] = ()   # hparams this entry pins (e.g. mode="lora")
     description: str = ""
+    hparam_keys: tuple[str, ...] = ()   # keys a profile may set for it beyond the built-in ones
 
     def resolve(self) -> Callable:
+        if callable(self.function):
+            return self.function
         module, name = self.function.split(":")
         return getattr(importlib.import_module(module), name)
 
 
 _P = "radbench_core.protocols."
-PROTOCOLS: dict[str, ProtocolSpec] = {p.id: p for p in (
+_BUILTIN = (
     ProtocolSpec("knn", "classification", "frozen", _P + "knn:run_knn", "resolution",
                  description="weighted kNN (T=0.07) on frozen features; ML-kNN for multi-label"),
     ProtocolSpec("linear", "classification", "frozen", _P + "linear:run_linear", "resolution",
@@ -54,12 +58,16 @@ PROTOCOLS: dict[str, ProtocolSpec] = {p.id: p for p in (
                  (("decoder", "unet"),), "U-Net decoder on n training images, several seeds"),
     ProtocolSpec("scratch", "segmentation", "scratch", _P + "segmentation:run_seg_scratch",
                  "resolution", description="U-Net / TransUNet trained end to end"),
-)}
-PROTOCOL_IDS = tuple(PROTOCOLS)
+)
+PROTOCOLS: Registry[ProtocolSpec] = Registry(
+    "protocol", ProtocolSpec, "use one of the listed ids (see `radbench list protocols`), or register "
+    "yours with pytest_radbench_register(registry) in conftest.py (docs/extending.md)")
+for _spec in _BUILTIN:
+    PROTOCOLS.register(_spec)
+PROTOCOLS.freeze_builtins()
+PROTOCOL_IDS = tuple(PROTOCOLS)        # the built-in ones
 
 
 def get_protocol(protocol_id: str) -> ProtocolSpec:
-    if protocol_id not in PROTOCOLS:
-        raise ConfigError(f"protocol {protocol_id!r}", "unknown protocol id",
-                          f"use one of: {', '.join(PROTOCOL_IDS)} (see `radbench list protocols`)")
-    return PROTOCOLS[protocol_id]
+    """The spec of a protocol id (built-in or registered), or a ConfigError listing the valid ids."""
+    return PROTOCOLS.get_spec(protocol_id)
