@@ -385,6 +385,21 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
+HEADLINE_NOTE = (
+    "Why our segmentation headline differs from the study's metric. We headline (Dice + Jaccard) / 2 "
+    "computed per test volume at its native size, averaged over volumes and then over classes, with "
+    "a bootstrap interval over volumes. The study pooled every test slice at the training resolution. "
+    "A pooled score is dominated by the largest scans and organs, so a small structure missed in "
+    "several patients barely moves it, and it scores masks resized for the network rather than the "
+    "annotation. With torchmetrics' `MulticlassJaccardIndex(ignore_index=0)`, as the study's code "
+    "calls it, every pixel whose true class is background is dropped before counting, so foreground "
+    "predicted on background is never penalised: for a one-class task the study's Jaccard is recall, "
+    "and its (Dice + Jaccard) / 2 rewards over-segmentation. Per-volume native-size scores count "
+    "each patient once and every false-positive voxel. Records keep the study's pooled numbers "
+    "beside ours (`dice_study`, `jaccard_study`, `dice_jaccard_study`), and the study's tables "
+    "compare on those.")
+
+
 def to_markdown() -> str:
     """docs/fidelity.md: every setting with its source, deviations first."""
     def esc(text: str) -> str:
@@ -401,6 +416,7 @@ def to_markdown() -> str:
         if s.deviation:
             lines.append(f"| `{s.deviation}` | {esc(s.area)} | {esc(s.name)} | {esc(s.study)} "
                          f"({esc(s.source)}) | {esc(s.ours)} | {esc(s.why)} |")
+    lines += ["", "## The segmentation metric", "", HEADLINE_NOTE]
     lines += ["", "## Settings run as the study ran them", "",
               "| area | setting | study = ours | source | pinned by |", "|---|---|---|---|---|"]
     for s in SETTINGS:
