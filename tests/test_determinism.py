@@ -8,7 +8,6 @@ parameter counts and the config hash.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 
@@ -73,8 +72,12 @@ def _without_timings(value):
 
 
 def comparable(result: CellResult) -> dict:
-    """Everything a record says about the cell except how long it took and how much memory it used."""
-    return _without_timings(dataclasses.asdict(result))
+    """Everything a stored record says about the cell except how long it took and its memory.
+
+    Compared as stored (``to_dict``: NaN, e.g. the AUROC of a class absent from a tiny test split,
+    becomes None), since NaN != NaN would make two identical records differ.
+    """
+    return _without_timings(result.to_dict())
 
 
 def assert_bit_identical(a: CellResult, b: CellResult) -> None:
