@@ -1,13 +1,17 @@
 """Profiles: which cells run and with which hyperparameters, as plain Python data.
 
 ``demo`` (the default when no data is configured) runs every dataset as a phantom with tiny
-random-init models; ``paper`` is exactly the cells behind the study's Tables 3-9 and Figures 1, 3-5
-with its hyperparameters; ``full`` is every model x every dataset it applies to x every protocol.
-A user profile is one more ``Profile(...)`` instance (see ``load_profile``).
+random-init models; ``smoke`` runs tiny random-init models on the user's real data folder with short
+schedules and capped splits (does the folder, every loader, every split work?); ``paper`` is exactly
+the cells behind the study's Tables 3-9 and Figures 1, 3-5 with its hyperparameters; ``full`` is
+every model x every dataset it applies to x every protocol. A user profile is one more
+``Profile(...)`` instance, usually ``get_profile("demo").extend(...)`` (see ``load_profile``);
+``validate_profile`` checks it at start-up (``profile_checks.py``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +55,32 @@ class Profile:
     phantom_size: str = "small"
     batch_size: int = 64                      # feature extraction batch
     num_workers: int = 2                      # DataLoader workers for extraction
+    # dataset id -> LoadOptions fields, e.g. {"chexpert": {"uncertainty": "ones"}, "amos": {"subset": 150}}
+    load_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    split_files: dict[str, str] = field(default_factory=dict)     # dataset id -> split JSON
+    data: str = ""                            # "" = phantoms iff demo; "user" = the data dir, even if demo
+
+    @property
+    def uses_phantoms(self) -> bool:
+        """Whether cells read phantoms (demo) rather than the user's data folder (smoke, paper, ...)."""
+        return self.demo and self.data != "user"
+
+    def extend(self, name: str, *, description: str | None = None, grids: tuple[Grid, ...] = (),
+               replace_grids: bool = False, hparams: dict[str, dict[str, Any]] | None = None,
+               load_options: dict[str, dict[str, Any]] | None = None,
+               split_files: dict[str, str] | None = None, **changes: Any) -> "Profile":
+        """A new profile starting from this one: grids appended (or replaced), hyperparameters merged
+        per protocol (a key set here wins), load options and split files merged per dataset."""
+        merged = {k: dict(v) for k, v in self.hparams.items()}
+        for protocol, values in (hparams or {}).items():
+            merged.setdefault(protocol, {}).update(values)
+        options = {k: dict(v) for k, v in self.load_options.items()}
+        for dataset, values in (load_options or {}).items():
+            options.setdefault(dataset, {}).update(values)
+        return dataclasses.replace(
+            self, name=name, description=description or f"{self.description} (extended as {name})",
+            grids=tuple(grids) if replace_grids else self.grids + tuple(grids), hparams=merged,
+            load_options=options, split_files={**self.split_files, **(split_files or {})}, **changes)
 
     def cells(self) -> list[Cell]:
         """Unique cells in grid order, keeping only combinations that make sense."""
@@ -198,7 +228,33 @@ def _full() -> Profile:
                    hparams=paper.hparams, cls_resolution=224, batch_size=128, num_workers=8)
 
 
-_BUILDERS = {"demo": _demo, "paper": _paper, "full": _full}
+SMOKE_MAX_ITEMS = {"classification": 48, "segmentation": 6}     # per split: minutes, not hours
+
+
+def _smoke() -> Profile:
+    """Tiny random-init models on the user's data folder: every registered dataset, short schedules.
+
+    A dataset whose folder is absent skips (saying where it was looked for); the others prove the
+    folder, its splits and its loader end to end. Numbers mean nothing: the models are untrained.
+    """
+    from radbench_core.datasets import DATASETS
+    from radbench_core.protocols import get_protocol
+    hparams = _hparams(paper=False)
+    for protocol, values in hparams.items():
+        values["max_items"] = SMOKE_MAX_ITEMS[get_protocol(protocol).task]
+    by_task: dict[str, list[str]] = {"classification": [], "segmentation": []}
+    for dataset_id, spec in DATASETS.items():
+        by_task[spec.task].append(dataset_id)
+    return Profile(
+        name="smoke", description="tiny random-init models on your data folder, capped splits, short "
+        "schedules: checks every dataset's folder, splits and loader (metrics are meaningless)",
+        demo=True, data="user",
+        grids=(Grid(("dinov2_vits14",), tuple(by_task["classification"]), ("knn", "linear")),
+               Grid(("dinov2_vits14",), tuple(by_task["segmentation"]), ("seg_linear@112",))),
+        hparams=hparams, cls_resolution=112, phantom_size="tiny", batch_size=32, num_workers=0)
+
+
+_BUILDERS = {"demo": _demo, "smoke": _smoke, "paper": _paper, "full": _full}
 PROFILE_NAMES = tuple(_BUILDERS)
 
 

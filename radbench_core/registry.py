@@ -30,6 +30,8 @@ class Registry(dict, Generic[T]):
         super().__init__()
         self.kind, self.spec_type, self.hint = kind, spec_type, hint
         self.builtin: tuple[str, ...] = ()
+        # a second registration of a user id replaces the first (pytester runs several sessions per process)
+        self.allow_user_replace = True
 
     def register(self, spec: Any, *, replace: bool = False) -> Any:
         """Add one spec; a bad id, a wrong type or a clash with an existing id is a ConfigError."""
@@ -44,7 +46,7 @@ class Registry(dict, Generic[T]):
             raise ConfigError(f"{self.kind} {spec_id!r}", "ids are lower-case letters, digits and _ only "
                               "(they are parts of cell ids such as model-dataset-protocol@variant)",
                               "rename it, e.g. 'my_vit_b16'")
-        if spec_id in self and not replace:
+        if spec_id in self and not (replace or (self.allow_user_replace and spec_id not in self.builtin)):
             raise ConfigError(f"{self.kind} {spec_id!r}", "is already registered"
                               + (" (a built-in)" if spec_id in self.builtin else ""),
                               "choose another id, or pass replace=True to override it on purpose")

@@ -107,7 +107,7 @@ def load_options_of(dataset_id: str, ctx: RunContext, hparams: dict[str, Any] | 
 def load_index(dataset_id: str, ctx: RunContext, options: LoadOptions | None = None
                ) -> tuple[DatasetIndex, str]:
     spec = get_dataset(dataset_id)
-    root, provenance = dataset_root(spec, demo=ctx.profile.demo, data_dir=ctx.data_dir,
+    root, provenance = dataset_root(spec, demo=ctx.profile.uses_phantoms, data_dir=ctx.data_dir,
                                     cache_dir=ctx.cache_dir, phantom_size=ctx.profile.phantom_size)
     options = options if options is not None else load_options_of(dataset_id, ctx)
     key = (dataset_id, str(root), options)
@@ -171,7 +171,7 @@ def config_hash(cell: Cell, hparams: dict[str, Any], resolution: int, profile: P
     """What must match for two records of a cell to be comparable."""
     parts = {"cell": cell.id, "hparams": hparams,
              "resolution": resolution, "demo": profile.demo, "phantom_size": profile.phantom_size,
-             "phantom": phantom_fingerprint(get_dataset(cell.dataset)) if profile.demo else None,
+             "phantom": phantom_fingerprint(get_dataset(cell.dataset)) if profile.uses_phantoms else None,
              "options": repr(options)}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -223,6 +223,11 @@ def run_cell(cell: Cell, ctx: RunContext, pool: BackbonePool, cache: FeatureCach
     if examples and ctx.run_dir is not None:
         extra["examples"] = os.path.relpath(examples, ctx.run_dir)
     extra.setdefault("n_items", {s: len(index.splits[s]) for s in ("train", "val", "test")})
+    payload = extra.pop("test_predictions", None)          # big arrays: a file, never the record
+    if payload is not None and ctx.run_dir is not None:
+        from radbench_core.predictions import predictions_from_protocol, save_predictions
+        extra["predictions"] = save_predictions(ctx.run_dir, cell.id, predictions_from_protocol(
+            payload, index.split_items("test"), index.spec.label_kind, protocol.task))
     params_total = result.params_total
     if params_total is None and result.params_trainable is not None and protocol.inputs == "frozen":
         # a probe on a frozen backbone: the whole model is backbone + head (Table 9's percentage)
