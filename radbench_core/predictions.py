@@ -135,3 +135,17 @@ def find_predictions(record_extra: dict[str, Any], roots: Sequence[str | Path]) 
         if candidate.is_file():
             return candidate
     return None
+
+
+def predictions_from_protocol(payload: dict[str, Any], test_items: Sequence[Any], label_kind: str,
+                              task: str) -> Predictions:
+    """A protocol's ``extra["test_predictions"]`` with the test items' keys and patients."""
+    ids = [it.key for it in test_items]
+    groups = [it.patient for it in test_items]
+    if task == "segmentation":
+        return Predictions("segmentation", np.asarray(ids), np.asarray(groups),
+                           dice=np.asarray(payload["dice"], np.float64),
+                           jaccard=np.asarray(payload["jaccard"], np.float64),
+                           confmats=np.asarray(payload["confmats"], np.int64))
+    return classification_predictions(ids, groups, payload["labels"], payload["scores"], label_kind,
+                                      runs=bool(payload.get("runs", False)))

@@ -145,7 +145,7 @@ def run_fewshot(inputs: FrozenInputs, hparams: dict[str, Any], seed: int) -> Pro
     configs = head_configs(require(hparams, "lrs", "fewshot"), hparams.get("n_blocks", (1, 4)),
                            hparams.get("avgpool", (False, True)), feats["train"])
     sampler, runs = _samples(inputs, hparams, shots, seed)
-    per_seed, chosen_per_seed, sizes, n_patients = [], [], [], []
+    per_seed, chosen_per_seed, sizes, n_patients, run_scores = [], [], [], [], []
     train_patients = np.asarray(inputs.patients["train"], dtype=object)
     for sub_seed, idx in runs:
         sweep = train_heads(_subset(feats["train"], idx), np.asarray(labels["train"])[idx], configs,
@@ -157,6 +157,7 @@ def run_fewshot(inputs: FrozenInputs, hparams: dict[str, Any], seed: int) -> Pro
         head, epoch = sweep.best_index()
         scores = sweep.scores(feats["test"], head, which="best", device=inputs.device)
         per_seed.append(auroc(labels["test"], scores, kind))
+        run_scores.append(np.asarray(scores, dtype=np.float32))
         cfg = configs[head]
         chosen_per_seed.append({"lr": cfg.lr, "n_blocks": cfg.n_blocks, "avgpool": cfg.avgpool,
                                 "epochs": epoch + 1})
@@ -173,5 +174,7 @@ def run_fewshot(inputs: FrozenInputs, hparams: dict[str, Any], seed: int) -> Pro
         chosen={"shots": shots, "seeds": len(runs), "sampler": sampler},
         extra={"per_seed": values.tolist(), "std": sd, "chosen_per_seed": chosen_per_seed,
                "train_items_per_seed": sizes, "train_patients_per_seed": n_patients,
-               "sampler": sampler},
+               "sampler": sampler,
+               "test_predictions": {"labels": labels["test"], "scores": np.stack(run_scores),
+                                    "runs": True}},
     )

@@ -298,5 +298,6 @@ def run_finetune(inputs: LiveInputs, hparams: dict[str, Any], seed: int) -> Prot
         chosen=chosen, params_trainable=trainable, params_total=total,
         extra={"params_trainable_pct": 100.0 * trainable / total, "train_wall_s": wall,
                "peak_memory_mb": peak, "val_auroc_by_lr": history,
-               "auroc_per_class": auroc_per_class(y_test, test_scores, kind).tolist()},
+               "auroc_per_class": auroc_per_class(y_test, test_scores, kind).tolist(),
+               "test_predictions": {"labels": y_test, "scores": test_scores}},
     )

@@ -227,5 +227,6 @@ def run_knn(inputs: FrozenInputs, hparams: dict[str, Any], seed: int) -> Protoco
         params_trainable=0,
         extra={"val_auroc_by_k": {str(k): v for k, v in val_auroc.items()},
                "test_auroc_by_k": {str(k): v for k, v in test_auroc.items()},
-               "auroc_per_class": auroc_per_class(y_test, test_scores, inputs.label_kind).tolist()},
+               "auroc_per_class": auroc_per_class(y_test, test_scores, inputs.label_kind).tolist(),
+               "test_predictions": {"labels": y_test, "scores": test_scores}},
     )

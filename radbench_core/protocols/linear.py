@@ -327,6 +327,8 @@ def run_linear(inputs: FrozenInputs, hparams: dict[str, Any], seed: int) -> Prot
         params_trainable=w.numel() + b.numel(),
         extra={"n_heads": len(configs),
                "auroc_per_class": auroc_per_class(labels["test"], test_scores, kind).tolist(),
+               # the runner writes these to <run>/predictions/ (paired comparisons) and drops them
+               "test_predictions": {"labels": labels["test"], "scores": test_scores},
                "val_auroc_best_per_head": {c.label(): float(np.nanmax(r)) if np.isfinite(r).any()
                                            else None for c, r in zip(configs, sweep.val_auroc)}},
     )

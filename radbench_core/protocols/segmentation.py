@@ -186,7 +186,10 @@ def _run(inputs: SegInputs, hparams: dict[str, Any], seed: int, task: SegTask,
     total = trainable + (sum(p.numel() for p in inputs.backbone.parameters())
                          if task.cacheable and inputs.backbone is not None else 0)
     extra: dict[str, Any] = {"per_class": per_class, "history": history, "val_dice": sel.val_dice,
-                             "n_test_items": len(preds)}
+                             "n_test_items": len(preds),
+                             # per-item values: the runner writes them to <run>/predictions/
+                             "test_predictions": {"dice": dice[None], "jaccard": jac[None],
+                                                  "confmats": cms[None]}}
     path = hparams.get("examples_path")
     if path:
         extra["examples"] = save_examples(path, int(hparams.get("n_examples", 4)), task, sel.head,
@@ -261,6 +264,8 @@ def _aggregate_seeds(runs: list[ProtocolResult], seeds: list[int], shots: int, s
              "wall_time_s": time.perf_counter() - start, "peak_memory_mb": _peak_memory_mb(device)}
     if "examples" in runs[0].extra:
         extra["examples"] = runs[0].extra["examples"]
+    extra["test_predictions"] = {k: np.concatenate([r.extra["test_predictions"][k] for r in runs])
+                                 for k in ("dice", "jaccard", "confmats")}
     return ProtocolResult(metrics=metrics, chosen={"shots": shots, "seeds": seeds,
                                                    "decoder": runs[0].chosen.get("decoder")},
                           params_trainable=runs[0].params_trainable, params_total=runs[0].params_total,
