@@ -31,6 +31,25 @@ KINDS = ("classification", "segmentation")
 FOLDER = "predictions"
 
 
+class ArrayPayload(dict):
+    """What a protocol leaves in ``extra["test_predictions"]`` for the runner: named arrays that
+    compare by value, so two results of the same seeded protocol still compare equal."""
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, dict) or set(self) != set(other):
+            return False
+        for key, value in self.items():
+            a, b = np.asarray(value), np.asarray(other[key])
+            if a.shape != b.shape or not np.array_equal(a, b, equal_nan=a.dtype.kind == "f"):
+                return False
+        return True
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 @dataclass
 class Predictions:
     """One cell's test-set predictions, aligned with ``ids``."""

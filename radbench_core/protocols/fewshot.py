@@ -27,6 +27,7 @@ from radbench_core.metrics import auroc, metric
 from radbench_core.protocols.base import FrozenInputs, ProtocolResult
 from radbench_core.protocols.hparams import require
 from radbench_core.protocols.linear import head_configs, train_heads
+from radbench_core.predictions import ArrayPayload
 
 
 SAMPLERS = ("study", "seeded")
@@ -175,6 +176,6 @@ def run_fewshot(inputs: FrozenInputs, hparams: dict[str, Any], seed: int) -> Pro
         extra={"per_seed": values.tolist(), "std": sd, "chosen_per_seed": chosen_per_seed,
                "train_items_per_seed": sizes, "train_patients_per_seed": n_patients,
                "sampler": sampler,
-               "test_predictions": {"labels": labels["test"], "scores": np.stack(run_scores),
-                                    "runs": True}},
+               "test_predictions": ArrayPayload(labels=labels["test"], scores=np.stack(run_scores),
+                                                 runs=True)},
     )

@@ -25,6 +25,7 @@ from radbench_core.metrics import auroc, auroc_metric, auroc_per_class, metric
 from radbench_core.protocols.base import LiveInputs, ProtocolResult
 from radbench_core.protocols.hparams import per_key, require
 from radbench_core.protocols.linear import classification_loss, n_outputs, scores_from_logits
+from radbench_core.predictions import ArrayPayload
 
 MODES = ("full", "lora", "bitfit")
 LORA_TARGETS = ("qkv", "fc1", "fc2")            # repo dinov2/eval/classification/linear.py
@@ -299,5 +300,5 @@ def run_finetune(inputs: LiveInputs, hparams: dict[str, Any], seed: int) -> Prot
         extra={"params_trainable_pct": 100.0 * trainable / total, "train_wall_s": wall,
                "peak_memory_mb": peak, "val_auroc_by_lr": history,
                "auroc_per_class": auroc_per_class(y_test, test_scores, kind).tolist(),
-               "test_predictions": {"labels": y_test, "scores": test_scores}},
+               "test_predictions": ArrayPayload(labels=y_test, scores=test_scores)},
     )

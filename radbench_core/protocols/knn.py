@@ -23,6 +23,7 @@ from radbench_core.errors import ConfigError
 from radbench_core.metrics import auroc, auroc_metric, auroc_per_class, metric
 from radbench_core.protocols.base import FrozenInputs, ProtocolResult
 from radbench_core.protocols.hparams import require
+from radbench_core.predictions import ArrayPayload
 
 DEFAULT_TEMPERATURE = 0.07   # DINOv2's kNN evaluation
 DEFAULT_CHUNK = 1024
@@ -228,5 +229,5 @@ def run_knn(inputs: FrozenInputs, hparams: dict[str, Any], seed: int) -> Protoco
         extra={"val_auroc_by_k": {str(k): v for k, v in val_auroc.items()},
                "test_auroc_by_k": {str(k): v for k, v in test_auroc.items()},
                "auroc_per_class": auroc_per_class(y_test, test_scores, inputs.label_kind).tolist(),
-               "test_predictions": {"labels": y_test, "scores": test_scores}},
+               "test_predictions": ArrayPayload(labels=y_test, scores=test_scores)},
     )

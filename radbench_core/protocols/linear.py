@@ -29,6 +29,7 @@ from radbench_core.errors import ConfigError
 from radbench_core.metrics import auroc, auroc_metric, auroc_per_class, metric
 from radbench_core.protocols.base import FrozenInputs, ProtocolResult
 from radbench_core.protocols.hparams import require
+from radbench_core.predictions import ArrayPayload
 
 EVAL_CHUNK = 8192
 FEATURE_SOURCES = ("augmented", "cached")
@@ -328,7 +329,7 @@ def run_linear(inputs: FrozenInputs, hparams: dict[str, Any], seed: int) -> Prot
         extra={"n_heads": len(configs),
                "auroc_per_class": auroc_per_class(labels["test"], test_scores, kind).tolist(),
                # the runner writes these to <run>/predictions/ (paired comparisons) and drops them
-               "test_predictions": {"labels": labels["test"], "scores": test_scores},
+               "test_predictions": ArrayPayload(labels=labels["test"], scores=test_scores),
                "val_auroc_best_per_head": {c.label(): float(np.nanmax(r)) if np.isfinite(r).any()
                                            else None for c, r in zip(configs, sweep.val_auroc)}},
     )

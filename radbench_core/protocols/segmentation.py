@@ -29,6 +29,7 @@ from radbench_core.errors import ConfigError
 from radbench_core.metrics import bootstrap_ci, metric, study_dice, study_jaccard
 from radbench_core.protocols.base import ProtocolResult, SegInputs
 from radbench_core.protocols.decoders import DECODER_KINDS, build_decoder
+from radbench_core.predictions import ArrayPayload
 from radbench_core.protocols.seg_training import (SegTask, mean_dice, per_item_scores, predict_items,
                                                   refit, train_and_select)
 
@@ -188,8 +189,8 @@ def _run(inputs: SegInputs, hparams: dict[str, Any], seed: int, task: SegTask,
     extra: dict[str, Any] = {"per_class": per_class, "history": history, "val_dice": sel.val_dice,
                              "n_test_items": len(preds),
                              # per-item values: the runner writes them to <run>/predictions/
-                             "test_predictions": {"dice": dice[None], "jaccard": jac[None],
-                                                  "confmats": cms[None]}}
+                             "test_predictions": ArrayPayload(dice=dice[None], jaccard=jac[None],
+                                                               confmats=cms[None])}
     path = hparams.get("examples_path")
     if path:
         extra["examples"] = save_examples(path, int(hparams.get("n_examples", 4)), task, sel.head,
@@ -264,8 +265,8 @@ def _aggregate_seeds(runs: list[ProtocolResult], seeds: list[int], shots: int, s
              "wall_time_s": time.perf_counter() - start, "peak_memory_mb": _peak_memory_mb(device)}
     if "examples" in runs[0].extra:
         extra["examples"] = runs[0].extra["examples"]
-    extra["test_predictions"] = {k: np.concatenate([r.extra["test_predictions"][k] for r in runs])
-                                 for k in ("dice", "jaccard", "confmats")}
+    extra["test_predictions"] = ArrayPayload(
+        {k: np.concatenate([r.extra["test_predictions"][k] for r in runs]) for k in ("dice", "jaccard", "confmats")})
     return ProtocolResult(metrics=metrics, chosen={"shots": shots, "seeds": seeds,
                                                    "decoder": runs[0].chosen.get("decoder")},
                           params_trainable=runs[0].params_trainable, params_total=runs[0].params_total,

@@ -42,7 +42,9 @@ def build_report(records: Iterable[CellResult], out_dir: str | Path,
     roots = [out_dir, *(Path(d) for d in run_dirs)]
     atomic_write_text(out_dir / "results.csv", records_frame(records).to_csv(index=False))
 
-    tables = build_tables(headline_frame(records))
+    from radbench_core.stats.report_marks import group_matrices, run_predictions
+    predictions = run_predictions(records, roots)              # issue 17: paired significance
+    tables = build_tables(headline_frame(records), predictions=predictions)
     for key in TABLES:
         for ext in ("md", "csv", "tex"):
             (out_dir / "tables" / f"{key}.{ext}").unlink(missing_ok=True)
@@ -61,7 +63,8 @@ def build_report(records: Iterable[CellResult], out_dir: str | Path,
         rel = Path("cells") / cell_filename(rec.cell_id)
         found = find_file(str(rel), roots)
         links[rec.cell_id] = Path(os.path.relpath(found, out_dir)).as_posix() if found else rel.as_posix()
-    html = render_index(records, tables, figures, manifest, verdicts, links)
+    html = render_index(records, tables, figures, manifest, verdicts, links,
+                        significance=group_matrices(records, predictions) if predictions else None)
     return atomic_write_text(out_dir / "index.html", html)
 
 

@@ -167,10 +167,41 @@ def _cells_html(records: list[CellResult], links: dict[str, str]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+def significance_html(groups: list[dict[str, Any]]) -> str:
+    """The significance view: per (dataset, protocol), row minus column with its Holm p-value;
+    significant cells (p < 0.05) in bold."""
+    if not groups:
+        return '<p class="missing">no two cells with recorded test predictions share a test set</p>'
+    from radbench_core.stats.report_marks import comparison_lookup
+    parts = ["<p>Paired bootstrap of the difference (row − column) over test patients, both cells "
+             "resampled together; p-values Holm-corrected over each block's pairs. "
+             "<strong>Bold</strong>: p &lt; 0.05. Tables mark entries not significantly different "
+             "from their column's best with ≈.</p>"]
+    for g in groups:
+        lookup = comparison_lookup(g["comparisons"])
+        head = "<th>cell</th><th>" + escape(g["metric"]) + "</th>" + "".join(
+            f"<th>{j + 1}</th>" for j in range(len(g["order"])))
+        rows = []
+        for i, a in enumerate(g["order"]):
+            cells = []
+            for b in g["order"]:
+                if a == b:
+                    cells.append("<td>—</td>")
+                    continue
+                diff, p = lookup[(a, b)]
+                text = f"{diff:+.4f} (p={p:.3f})"
+                cells.append(f"<td><strong>{text}</strong></td>" if p < 0.05 else f"<td>{text}</td>")
+            rows.append(f"<tr><td>{i + 1}. {escape(a)}</td><td>{g['values'][a]:.4f}</td>{''.join(cells)}</tr>")
+        parts.append(f"<h3>{escape(g['dataset'])} · {escape(g['protocol'])}</h3>"
+                     f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+    return "".join(parts)
+
+
 def render_index(records: list[CellResult], tables: dict[str, Table], figures: dict[str, list[Path]],
                  manifest: dict[str, Any] | None = None,
                  verdicts: list[dict[str, Any]] | None = None,
-                 links: dict[str, str] | None = None) -> str:
+                 links: dict[str, str] | None = None,
+                 significance: list[dict[str, Any]] | None = None) -> str:
     """The whole page as a string; figure paths are read to embed the PNGs."""
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              "<title>radbench report</title>", f"<style>{_CSS}</style></head><body>"]
@@ -191,6 +222,8 @@ def render_index(records: list[CellResult], tables: dict[str, Table], figures: d
             parts.append(f"<h3>{escape(title)}</h3>{table_html(tables[key])}<p>{files}</p>")
         elif not key.endswith("_extended"):
             parts.append(f'<h3>{escape(title)}</h3><p class="missing">not in this run</p>')
+    if significance is not None:
+        parts.append("<h2>Significance</h2>" + significance_html(significance))
     parts.append("<h2>Figures</h2>")
     for stem, title in FIGURES.items():
         parts.append(f"<h3>{escape(title)}</h3>")

@@ -17,7 +17,8 @@ if TYPE_CHECKING:                                   # tables.py imports this mod
 
 SUBSCRIPT = re.compile(r"_\{([^}]*)\}")
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-        "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+        "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+        "≈": r"$\approx$"}
 
 
 def tex_escape(text: str) -> str:

@@ -28,6 +28,8 @@ DEMO_NOTE = "random-init (demo) weights — not a real result"
 PUBLISHED_NOTE = "these are the study's published numbers (Baharoon et al. 2023), not a run"
 MARKS_NOTE = "Best per column in bold, second best underlined (italic in Markdown)."
 FALLBACK = "†"
+TIED_MARK = "≈"                          # not significantly different from the column's best
+SIGNIFICANCE_ALPHA = 0.05
 PROTOCOL_ORDER = ("knn", "linear", "finetune", "lora", "bitfit", "linear_subset", "seg_linear",
                   "seg_unet", "scratch")
 TABLES = {lay.key: lay.title for lay in LAYOUTS}
@@ -55,6 +57,8 @@ class Entry:
     published: float | None = None       # the study's value of this cell (never for its own records)
     note: str = ""                       # FALLBACK: our headline stands in for the study's metric
     total: float | None = None           # "params" columns: the total the share is taken of
+    cell_id: str = ""                    # the run cell shown (paired significance)
+    metric: str = ""                     # the metric shown (auroc, dice_jaccard_study, ...)
 
     @property
     def inside_ci(self) -> bool | None:
@@ -74,6 +78,13 @@ class Table:
     entries: dict[tuple[int, int], Entry] = field(default_factory=dict)
     extended: bool = False
     missing: int = 0                     # study entries this run lacks
+    # (r, c) -> Holm-adjusted p of the entry vs its column's best (radbench_core.stats.report_marks)
+    vs_best: dict[tuple[int, int], float] = field(default_factory=dict)
+
+    def tied_with_best(self, r: int, c: int) -> bool:
+        """Not significantly different from the column's best (TIED_MARK); False when untested."""
+        p = self.vs_best.get((r, c))
+        return p is not None and math.isfinite(p) and p >= SIGNIFICANCE_ALPHA
 
     def text(self, r: int, c: int, ci: bool = False, compare: bool = True) -> str:
         """One entry as printed: metric to 3 decimals (CI, published comparison), params as the study."""
@@ -86,7 +97,7 @@ class Table:
             return format_count(entry.value) + share
         if kind == "millions":
             return format_count(entry.value)
-        out = f"{entry.value:.3f}{entry.note}"
+        out = f"{entry.value:.3f}{entry.note}{TIED_MARK if self.tied_with_best(r, c) else ''}"
         if ci and _finite(entry.ci_low) and _finite(entry.ci_high):
             out += f" [{entry.ci_low:.3f}, {entry.ci_high:.3f}]"
         if compare and entry.published is not None:
@@ -143,11 +154,13 @@ def _entry(rec: dict, study_metric: bool, published: dict[str, float]) -> Entry:
     if study_metric and rec["task"] == "segmentation":
         if _finite(rec["study_value"]):
             return Entry(float(rec["study_value"]), _num(rec["study_ci_low"]),
-                         _num(rec["study_ci_high"]), True, pub)
+                         _num(rec["study_ci_high"]), True, pub, cell_id=rec["cell_id"],
+                         metric="dice_jaccard_study")
         return Entry(float(rec["value"]), _num(rec["ci_low"]), _num(rec["ci_high"]),
-                     bool(rec["higher_is_better"]), pub, FALLBACK)
+                     bool(rec["higher_is_better"]), pub, FALLBACK, cell_id=rec["cell_id"],
+                     metric=rec["metric"])
     return Entry(float(rec["value"]), _num(rec["ci_low"]), _num(rec["ci_high"]),
-                 bool(rec["higher_is_better"]), pub)
+                 bool(rec["higher_is_better"]), pub, cell_id=rec["cell_id"], metric=rec["metric"])
 
 
 def _params_columns(layout: Layout) -> list[Column]:
@@ -249,9 +262,10 @@ def extended_table(layout: Layout, hf: pd.DataFrame, taken: set[str],
     return table
 
 
-def build_tables(hf: pd.DataFrame) -> dict[str, Table]:
+def build_tables(hf: pd.DataFrame, predictions=None) -> dict[str, Table]:
     """All seven study tables (always), each followed by its extended companion when the run has
-    cells the study table does not take; keyed by file stem."""
+    cells the study table does not take; keyed by file stem. ``predictions`` (cell id -> a loader
+    of its Predictions, see ``stats.report_marks``) adds the TIED_MARK significance marks."""
     index = {rec["cell_id"]: rec for rec in hf.to_dict("records")}
     published = published_index()
     out: dict[str, Table] = {}
@@ -261,4 +275,7 @@ def build_tables(hf: pd.DataFrame) -> dict[str, Table]:
         ext = extended_table(layout, hf, taken, published)
         if ext is not None:
             out[ext.key] = ext
+    if predictions:
+        from radbench_core.stats.report_marks import mark_tables
+        mark_tables(out.values(), predictions)
     return out

@@ -77,22 +77,3 @@ def tied_with_best(best: str, predictions: Mapping[str, object], metric: str, *,
             continue
         others.append(cell)
     return dict(zip(others, holm([r.p_value for r in results])))
-
-
-def matrix_text(comparisons: list[Comparison], order: list[str], values: Mapping[str, float]) -> str:
-    """The compare-models matrix: row - column difference, with * where Holm p < alpha."""
-    by = {(c.a, c.b): c for c in comparisons}
-    width = max([len(x) for x in order] + [12])
-    lines = [" " * width + " | value  | " + " | ".join(f"{i + 1:>14}" for i in range(len(order)))]
-    for i, x in enumerate(order):
-        cells = []
-        for y in order:
-            if x == y:
-                cells.append(f"{'—':>14}")
-                continue
-            c = by.get((x, y)) or by.get((y, x))
-            sign = 1.0 if (x, y) in by else -1.0
-            mark = "*" if c.significant else " "
-            cells.append(f"{sign * c.result.diff:+.4f} p={c.p_holm:.3f}{mark}"[:14].rjust(14))
-        lines.append(f"{i + 1:>2} {x:<{width - 3}} | {values[x]:.4f} | " + " | ".join(cells))
-    return "\n".join(lines)
