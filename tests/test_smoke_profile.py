@@ -50,6 +50,7 @@ def test_smoke_runs_every_dataset_of_a_real_data_folder(pytester, shared_cache, 
     assert {r["dataset"] for r in recs.values()} == set(DATASET_IDS) | {"ward"}
     for rec in recs.values():
         assert rec["profile"] == "smoke" and rec["weights"] == "random-init (demo)"
+        assert rec["extra"]["threads"] >= 1
         assert rec["dataset_provenance"].endswith(str(data / get_dataset(rec["dataset"]).folder)
                                                   if rec["dataset"] != "ward" else str(data / "ward"))
         n = rec["extra"]["n_items"]
