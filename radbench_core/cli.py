@@ -282,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", metavar="DIR", help="weights folder to write MODEL.safetensors into "
                    "(default: RADBENCH_WEIGHTS, else the source's folder)")
     p.set_defaults(func=cmd_convert_weights)
+
+    from radbench_core.cli_stats import add_commands      # compare-models, plan (issue 17)
+    add_commands(sub)
     return parser
 
 

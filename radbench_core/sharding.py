@@ -54,6 +54,23 @@ def select_shard(cell_ids: Sequence[str], i: int, n: int) -> list[str]:
     return [c for c in cell_ids if shard_of(c, n) == i]
 
 
+def balance_shards(costs: dict[str, float], n: int) -> dict[str, int]:
+    """cell id -> 1-based shard, balancing the summed ``costs`` (estimated seconds, ``radbench plan``).
+
+    Longest-processing-time first (Graham 1969): cells in decreasing cost (ties by id, so every
+    machine computes the same partition) each go to the currently lightest shard; the heaviest
+    shard is at most 4/3 of the optimum. Unlike ``shard_of``, adding a cell may move others.
+    """
+    _check_n(n)
+    load = [0.0] * n
+    out: dict[str, int] = {}
+    for cell_id in sorted(costs, key=lambda c: (-float(costs[c]), c)):
+        k = min(range(n), key=lambda j: (load[j], j))
+        load[k] += float(costs[cell_id])
+        out[cell_id] = k + 1
+    return out
+
+
 def merge_runs(run_dirs: Sequence[str | Path]) -> tuple[list[CellResult], dict[str, Any]]:
     """Records and one manifest from several run dirs (shards written to separate folders).
 

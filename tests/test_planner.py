@@ -1,0 +1,124 @@
+"""radbench plan: ViT FLOPs against a hand count and torch's flop counter, the README's measured
+numbers, a cell's hours by hand, calibration files, the paper profile in < 10 s, time-balanced shards."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from radbench_core.cells import Cell
+from radbench_core.cli import main
+from radbench_core.errors import ConfigError
+from radbench_core.planner import estimate_cell, load_calibration, plan
+from radbench_core.planner_data import DATASETS, EFFICIENCY, GPUS
+from radbench_core.planner_flops import backbone_flops, counted_decoder, vit_flops
+from radbench_core.profiles import get_profile
+from radbench_core.sharding import balance_shards
+
+
+def test_vit_flops_by_hand_for_a_one_block_vit():
+    # 28 px, patch 14: 4 patches + cls = 5 tokens, width 8, MLP 4x
+    patch = 4 * 3 * 14 * 14 * 8                    # 18,816 multiply-adds
+    linear = (4 + 2 * 4) * 5 * 8 * 8               # qkv + proj + MLP = 3,840
+    attention = 2 * 5 * 5 * 8                      # scores + weighted sum = 400
+    assert vit_flops(1, 8, 4.0, 14, 28) == 2 * (patch + linear + attention)
+
+
+def test_vit_flops_equal_torch_flop_counter_on_a_timm_vit():
+    import timm
+    from torch.utils.flop_counter import FlopCounterMode
+    model = timm.models.vision_transformer.VisionTransformer(img_size=84, patch_size=14, embed_dim=96,
+                                                             depth=3, num_heads=4, num_classes=0)
+    for block in model.blocks:
+        block.attn.fused_attn = False             # explicit matmuls: the counter sees attention
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.randn(1, 3, 84, 84))
+    assert counter.get_total_flops() == vit_flops(3, 96, 4.0, 14, 84)
+
+
+def test_full_size_costs_match_the_readme_and_scale():
+    assert backbone_flops("dinov2_vitl14", 224) / 1e9 == pytest.approx(162.0, abs=0.5)   # README
+    assert backbone_flops("dinov2_vitl14", 448) / 1e9 == pytest.approx(724.0, abs=1.0)   # README
+    assert backbone_flops("resnet152", 448) == pytest.approx(4 * backbone_flops("resnet152", 224))
+    flops, activations = counted_decoder("unet", 1024, 14, 448)
+    assert flops > 0 and activations > 0
+
+
+def test_a_finetune_cell_by_hand():
+    profile = get_profile("paper")
+    est = estimate_cell(Cell("dinov2_vitg14", "nih", "finetune"), profile, "H200", dict(EFFICIENCY), set())
+    f = backbone_flops("dinov2_vitg14", 224)
+    n = {s: DATASETS["nih"]["items"] * DATASETS["nih"][s] for s in ("train", "val", "test")}
+    flops = 8 * 20 * f * (3 * n["train"] + n["val"]) + f * n["test"]       # 8 rates x 20 epochs
+    assert est.total_pflop == pytest.approx(flops / 1e15)
+    assert est.gpu_hours == pytest.approx(flops / (989.4e12 * EFFICIENCY["finetune"]) / 3600)
+    assert est.path == "finetune" and est.peak_memory_gib < GPUS["H200"]["memory_gib"]
+
+
+def test_frozen_cells_share_one_extraction():
+    profile = get_profile("paper")
+    seen: set = set()
+    knn = estimate_cell(Cell("dinov2_vitl14", "nih", "knn"), profile, "H200", dict(EFFICIENCY), seen)
+    again = estimate_cell(Cell("dinov2_vitl14", "nih", "fewshot", "8"), profile, "H200", dict(EFFICIENCY), seen)
+    assert knn.gpu_hours > 0 and knn.cache_gib > 0
+    assert again.gpu_hours == 0 and again.cache_gib == 0
+
+
+def test_calibration_replaces_assumed_efficiencies(tmp_path):
+    good = tmp_path / "gpu.json"
+    good.write_text(json.dumps({"gpu": "NVIDIA H200", "paths": {"finetune": {"pct_peak": 15.0}}}))
+    assert load_calibration(good) == {"finetune": 0.15}
+    profile = get_profile("paper")
+    cells = [Cell("dinov2_vitg14", "nih", "finetune")]
+    base, calibrated = plan(profile, cells), plan(profile, cells, calibration=good)
+    assert calibrated.total_hours == pytest.approx(2 * base.total_hours)
+    assert "finetune" not in calibrated.assumed and "finetune" in base.assumed
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    with pytest.raises(ConfigError, match="gpu_training.py"):
+        load_calibration(bad)
+    with pytest.raises(ConfigError, match="unknown GPU"):
+        plan(profile, cells, gpu="TPU")
+
+
+def test_plan_of_the_paper_profile_is_fast_and_complete(capsys):
+    start = time.perf_counter()
+    assert main(["plan", "--profile", "paper", "--shards", "4"]) == 0
+    elapsed = time.perf_counter() - start
+    out = capsys.readouterr().out
+    assert elapsed < 10.0, elapsed
+    assert "TOTAL 231 cells on one H200" in out and "dominant cells" in out and "ASSUMED" in out
+    assert out.count("\n") > 231 and "shard 4/4" in out
+
+
+def test_plan_selects_like_pytest(capsys):
+    assert main(["plan", "--profile", "paper", "-k", "vitg14 and finetune", "-m", "xray", "--summary"]) == 0
+    assert "2 cell(s)" in capsys.readouterr().out
+
+
+def test_time_balanced_shards_of_the_demo_grid_are_within_15_percent():
+    profile = get_profile("demo")
+    hours = {e.cell_id: e.gpu_hours for e in plan(profile, profile.cells()).estimates}
+    for n in (2, 3, 4):
+        shards = balance_shards(hours, n)
+        loads = [sum(h for c, h in hours.items() if shards[c] == k) for k in range(1, n + 1)]
+        assert max(loads) <= 1.15 * min(loads), (n, loads)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.floats(0.0, 100.0), min_size=1, max_size=7), st.integers(1, 3))
+def test_longest_first_is_within_four_thirds_of_optimal(costs, n):
+    import itertools
+    named = {f"c{i}": c for i, c in enumerate(costs)}
+    shards = balance_shards(named, n)
+    assert set(shards.values()) <= set(range(1, n + 1)) and set(shards) == set(named)
+    loads = [sum(c for k, c in named.items() if shards[k] == j) for j in range(1, n + 1)]
+    optimum = min(max(sum(c for c, a in zip(costs, assign) if a == j) for j in range(n))
+                  for assign in itertools.product(range(n), repeat=len(costs)))   # brute force
+    assert max(loads) <= (4 / 3 - 1 / (3 * n)) * optimum + 1e-9        # Graham's LPT bound
+    assert balance_shards(named, n) == shards                            # deterministic
