@@ -148,7 +148,7 @@ def test_nih_metadata_indexes_in_native_format(tmp_path):
     assert not (patients["train"] & patients["val"]) and not (patients["train"] & patients["test"])
     assert all(int(p) % 5 == 2 for p in patients["test"]) and len(patients["test"]) == 20
     labels = index.labels("train")
-    assert labels.shape == (len(index.splits["train"]), 14) and 0.02 < labels.mean() < 0.12
+    assert labels.shape == (len(index.splits["train"]), 15) and 0.02 < labels.mean() < 0.12   # 15 study outputs
 
 
 def test_bare_forward_loop_runs_the_same_batches_extraction_sees(tmp_path):

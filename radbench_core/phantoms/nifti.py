@@ -36,6 +36,7 @@ _AMOS_ORGANS = [(6, (0.68, 0.55, 0.50), (0.20, 0.20, 0.40), 130.0),    # liver
 _TASKS: dict[str, dict[str, Any]] = {
     "Task09_Spleen": {"name": "Spleen", "prefix": "spleen", "modality": "CT", "dtype": np.int16,
                       "labels": ("background", "spleen"), "spacing": (0.8, 0.8, 5.0), "ct": True,
+                      "ring": 700.0,     # ribs: the repo windows MSD Spleen per slice (5th-95th pct)
                       "organs": [(0, (0.68, 0.55, 0.5), (0.2, 0.2, 0.4), 120.0),
                                  (1, (0.28, 0.42, 0.5), (0.1, 0.12, 0.35), 240.0)]},
     "Task04_Hippocampus": {"name": "Hippocampus", "prefix": "hippocampus", "modality": "MRI",
@@ -75,13 +76,18 @@ def ellipsoid(shape: tuple[int, int, int], centre: tuple[float, ...], radii: tup
 
 
 def draw_case(rng: np.random.Generator, shape: tuple[int, int, int], organs: list, ct: bool,
-              ) -> tuple[np.ndarray, np.ndarray]:
-    """One case in RAS order: (intensities float32, labels uint8), organs jittered per case."""
+              ring: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One case in RAS order: (intensities float32, labels uint8), organs jittered per case.
+
+    ``ring``: intensity of a bright outer ring (T1 subcutaneous fat; the rib cage on CT). It holds
+    the top 5 % of a slice, so a per-slice 5th-95th percentile window keeps the organs' contrast.
+    """
     body_level, outside = (20.0, -1000.0) if ct else (400.0, 60.0)
     z_body = ellipsoid(shape, (0.5, 0.5, 0.5), (0.45, 0.38, 10.0))
     img = np.where(z_body, body_level, outside).astype(np.float32)
-    if not ct:      # bright subcutaneous fat ring (T1): holds the top 5 % so organs keep contrast
-        img[z_body & ~ellipsoid(shape, (0.5, 0.5, 0.5), (0.38, 0.31, 10.0))] = 1300.0
+    ring = 1300.0 if ring is None and not ct else ring
+    if ring is not None:
+        img[z_body & ~ellipsoid(shape, (0.5, 0.5, 0.5), (0.38, 0.31, 10.0))] = ring
     labels = np.zeros(shape, dtype=np.uint8)
     shift = rng.uniform(-0.03, 0.03, size=3)
     for label, centre, radii, level in organs:
@@ -139,7 +145,7 @@ def write_msd_phantom(root: Path, size: str = "tiny", seed: int = 0, *, task: st
     training, test = [], []
     for n in range(cfg["cases"] + cfg["tests"]):
         name = f"{spec['prefix']}_{2 * n + 1}.nii.gz"
-        img, lab = draw_case(_rng(seed, task, n), shape, spec["organs"], spec["ct"])
+        img, lab = draw_case(_rng(seed, task, n), shape, spec["organs"], spec["ct"], spec.get("ring"))
         if n < cfg["cases"]:
             save_nifti(root / "imagesTr" / name, img, spec["spacing"], spec["dtype"], spec["ct"])
             save_nifti(root / "labelsTr" / name, lab, spec["spacing"], np.uint8, spec["ct"])
