@@ -175,7 +175,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         _out(f"baseline updated: {path} ({len(records)} cells recorded)")
         return 0
     baseline = gating.load_baseline(args.baseline)
-    verdicts = gating.compare(records, baseline, tolerances)
+    verdicts = gating.compare(records, baseline, tolerances, noise_aware=args.noise_aware)
     _out(gating.render_verdicts(verdicts).rstrip("\n"))
     if any(v.verdict != "ok" for v in verdicts):
         _out(f"obtained values written to {gating.write_obtained(args.baseline, records)}")
@@ -258,6 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("baseline", metavar="BASELINE")
     p.add_argument("--fail", metavar="EXPR", help='tolerances, e.g. "auroc:0.01,dice_jaccard:2%%"')
     p.add_argument("--update", action="store_true", help="write/merge the baseline from this run instead")
+    p.add_argument("--noise-aware", action="store_true", help="fail only beyond both the tolerance and "
+                   "the 95%% CI of the difference")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("prepare", help="check that a dataset folder indexes, or write its demo phantom")

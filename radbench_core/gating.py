@@ -17,7 +17,7 @@ from typing import Any, Sequence
 from radbench_core import __version__
 from radbench_core.atomic import atomic_write_text
 from radbench_core.errors import BaselineError
-from radbench_core.results import CellResult
+from radbench_core.results import CellResult, Metric
 
 BASELINE_FORMAT = "radbench-baseline"
 BASELINE_VERSION = 1
@@ -124,6 +124,8 @@ def tolerance_for(metric: str, tolerances: dict[str, Tolerance]) -> Tolerance:
 class BaselineMetric:
     value: float | None
     higher_is_better: bool = True
+    ci_low: float | None = None          # the baseline run's own 95% bootstrap CI (optional)
+    ci_high: float | None = None
 
 
 @dataclass
@@ -192,7 +194,11 @@ def load_baseline(path: str | Path) -> Baseline:
                  f"{where}: value {value!r} is not a number")
             hib = m.get("higher_is_better", True)
             need(isinstance(hib, bool), f"{where}: higher_is_better {hib!r} is not true/false")
-            metrics[name] = BaselineMetric(None if value is None else float(value), hib)
+            ci = [m.get(k) for k in ("ci_low", "ci_high")]
+            need(all(c is None or (isinstance(c, (int, float)) and not isinstance(c, bool)) for c in ci),
+                 f"{where}: ci_low/ci_high {ci!r} are not numbers")
+            metrics[name] = BaselineMetric(None if value is None else float(value), hib,
+                                           *(None if c is None else float(c) for c in ci))
         cells[cell_id] = BaselineCell(entry["config_hash"], metrics)
     return Baseline(path, str(doc["profile"]), str(doc["radbench_version"]), cells)
 
@@ -204,8 +210,28 @@ def _number(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def half_width(low: float | None, high: float | None) -> float | None:
+    """Half the width of a CI, None when it is not a finite interval."""
+    low, high = _number(low), _number(high)
+    return None if low is None or high is None or high < low else (high - low) / 2.0
+
+
+def difference_noise(base: BaselineMetric, now: Metric) -> float | None:
+    """Half-width of the 95% CI of (now - baseline) from the two runs' own bootstrap CIs.
+
+    The runs are independent draws of training noise scored on the same test set, so their
+    half-widths add in quadrature; a baseline without a CI counts as exact (the now-CI alone).
+    """
+    now_hw = half_width(now.ci_low, now.ci_high)
+    if now_hw is None:
+        return None
+    base_hw = half_width(base.ci_low, base.ci_high) or 0.0
+    return math.sqrt(now_hw ** 2 + base_hw ** 2)
+
+
 def _compare_metric(cell_id: str, name: str, base: BaselineMetric, now: float | None,
-                    hib: bool, tol: Tolerance) -> Verdict:
+                    hib: bool, tol: Tolerance, noise: float | None = None,
+                    noise_aware: bool = False) -> Verdict:
     if base.value is None:       # baseline undefined (e.g. AUROC with one class): nothing to lose
         verdict = "ok" if now is None else "improved"
         return Verdict(cell_id, name, None, now, None, str(tol), verdict, "baseline value undefined")
@@ -216,18 +242,27 @@ def _compare_metric(cell_id: str, name: str, base: BaselineMetric, now: float | 
     worse = -delta if hib else delta
     allowed = tol.allowed(base.value)
     eps = 1e-9 * max(1.0, abs(base.value))          # a drop of exactly the tolerance passes
+    note = ""
     if worse > allowed + eps:
         verdict = "regressed"
+        if noise_aware and noise is not None and worse <= noise + eps:
+            verdict, note = "ok", f"drop {worse:.4g} within the noise (95% CI half-width {noise:.4g})"
+        elif noise_aware and noise is None:
+            note = "no CI recorded: tolerance only"
     elif -worse > allowed + eps:
         verdict = "improved"
     else:
         verdict = "ok"
-    return Verdict(cell_id, name, base.value, now, delta, str(tol), verdict)
+    return Verdict(cell_id, name, base.value, now, delta, str(tol), verdict, note)
 
 
 def compare(records: Sequence[CellResult], baseline: Baseline,
-            tolerances: dict[str, Tolerance]) -> list[Verdict]:
-    """One verdict per (cell, metric); a changed config is one 'not comparable' verdict per cell."""
+            tolerances: dict[str, Tolerance], *, noise_aware: bool = False) -> list[Verdict]:
+    """One verdict per (cell, metric); a changed config is one 'not comparable' verdict per cell.
+
+    ``noise_aware`` (opt-in): a drop beyond the tolerance fails only when it is also beyond the
+    half-width of the 95% CI of the difference (:func:`difference_noise`), so noisy cells do not flap.
+    """
     out: list[Verdict] = []
     for rec in sorted(records, key=lambda r: r.cell_id):
         base = baseline.cells.get(rec.cell_id)
@@ -260,7 +295,8 @@ def compare(records: Sequence[CellResult], baseline: Baseline,
                 out.append(Verdict(rec.cell_id, name, b.value, _number(m.value), None, str(tol),
                                    "not comparable", "higher_is_better changed"))
             else:
-                out.append(_compare_metric(rec.cell_id, name, b, _number(m.value), b.higher_is_better, tol))
+                out.append(_compare_metric(rec.cell_id, name, b, _number(m.value), b.higher_is_better,
+                                           tol, difference_noise(b, m), noise_aware))
     return out
 
 
@@ -305,8 +341,15 @@ def render_verdicts(verdicts: Sequence[Verdict]) -> str:
 
 def _cell_entry(rec: CellResult) -> dict[str, Any]:
     return {"config_hash": rec.config_hash,
-            "metrics": {name: {"value": _number(m.value), "higher_is_better": bool(m.higher_is_better)}
-                        for name, m in rec.metrics.items()}}
+            "metrics": {name: _metric_entry(m) for name, m in rec.metrics.items()}}
+
+
+def _metric_entry(m: Metric) -> dict[str, Any]:
+    """Value and direction; the CI too where recorded (what the noise-aware gate reads)."""
+    entry: dict[str, Any] = {"value": _number(m.value), "higher_is_better": bool(m.higher_is_better)}
+    if half_width(m.ci_low, m.ci_high) is not None:
+        entry.update(ci_low=_number(m.ci_low), ci_high=_number(m.ci_high))
+    return entry
 
 
 def _doc(profile: str, cells: dict[str, Any]) -> str:
