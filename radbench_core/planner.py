@@ -63,7 +63,8 @@ def load_calibration(path: str | Path) -> dict[str, float]:
     try:
         data = json.loads(Path(path).read_text())
         paths = data["paths"]
-        out = {k: float(v["pct_peak"]) / 100.0 for k, v in paths.items() if k in EFFICIENCY}
+        out = {k: float(v["pct_peak"]) / 100.0 for k, v in paths.items()
+               if k in EFFICIENCY and v.get("pct_peak") is not None}      # CPU smoke runs: None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"calibration file {path}", f"not a gpu_training.py result ({exc!r})",
                           "pass the JSON written by `python benchmarks/gpu_training.py --out FILE`") from exc

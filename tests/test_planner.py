@@ -122,3 +122,19 @@ def test_longest_first_is_within_four_thirds_of_optimal(costs, n):
                   for assign in itertools.product(range(n), repeat=len(costs)))   # brute force
     assert max(loads) <= (4 / 3 - 1 / (3 * n)) * optimum + 1e-9        # Graham's LPT bound
     assert balance_shards(named, n) == shards                            # deterministic
+
+
+def test_gpu_training_benchmark_runs_tiny_and_feeds_the_planner(tmp_path):
+    import importlib.util
+    from pathlib import Path
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu_training.py"
+    spec = importlib.util.spec_from_file_location("gpu_training", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "tiny.json"
+    assert module.main(["--tiny", "--only", "seg_decoder", "scratch", "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert set(doc["paths"]) == {"seg_decoder", "scratch"}
+    for row in doc["paths"].values():
+        assert row["images_per_s"] > 0 and row["flops_per_step"] > 0
+    assert load_calibration(out) == {}           # CPU: no % of peak, nothing calibrated
