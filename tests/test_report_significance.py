@@ -59,7 +59,8 @@ def test_html_report_has_the_significance_view_and_matrix_text(tmp_path):
     assert len(groups) == 1 and groups[0]["order"][0] == "dinov2_vitg14-nih-linear"
     text = format_matrix(groups[0])
     lines = text.splitlines()
-    assert len(lines) == 5 and "Holm-corrected over the 3 pairs" in lines[-1]
+    assert len(lines) == 6 and "Holm-corrected over the 3 pairs" in lines[-2]
+    assert lines[-1].startswith("DeLong p") and lines[-1].count(" vs ") == 3
     assert "*" in lines[3]                                    # the chance-level cell differs
     assert TIED_MARK in (tmp_path / "tables" / "table3_linear_probing.md").read_text()
 

@@ -154,4 +154,8 @@ def format_matrix(group: dict[str, Any]) -> str:
         lines.append(f"{i + 1:>3} {row:<{width}}  {values[row]:>10.4f}  " + "  ".join(cells))
     lines.append(f"row - column difference of {group['metric']}; p: paired bootstrap over test patients, "
                  f"Holm-corrected over the {len(group['comparisons'])} pairs; * p < {ALPHA}")
+    delong = [c for c in group["comparisons"] if c.delong_p is not None]
+    if delong:
+        lines.append("DeLong p (binary AUROC, items independent, uncorrected): " + "; ".join(
+            f"{order.index(c.a) + 1} vs {order.index(c.b) + 1}: {c.delong_p:.3f}" for c in delong))
     return "\n".join(lines)
