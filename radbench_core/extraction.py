@@ -15,6 +15,8 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from radbench_core import progress as live_progress
+
 FORWARD_BATCHES = 0
 
 
@@ -101,7 +103,8 @@ def extract_split(backbone: torch.nn.Module, dataset, *, device: str, batch_size
     counts = torch.zeros(n_items, dtype=torch.float64)
     channels_last = device.startswith("cuda") and getattr(backbone.spec, "arch", "") == "cnn"
     loader = make_loader(dataset, batch_size=batch_size, num_workers=num_workers, device=device)
-    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False, mininterval=2.0):
+    for i, batch in enumerate(tqdm(loader, desc=desc, disable=not progress, leave=False, mininterval=2.0)):
+        live_progress.detail(i, len(loader), "batch")
         x = batch["image"].to(device, non_blocking=True)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from radbench_core import progress
 from radbench_core.cells import Cell
 from radbench_core.datasets import DatasetIndex, LoadOptions, get_dataset, open_dataset
 from radbench_core.datasource import dataset_root, phantom_fingerprint
@@ -185,6 +186,7 @@ def peak_memory_mb(device: str) -> float:
 def run_cell(cell: Cell, ctx: RunContext, pool: BackbonePool, cache: FeatureCache) -> CellResult:
     from radbench_core.models import get_model
     start = time.perf_counter()
+    progress.start_cell(cell.id, "data")          # the live line (fixtures/progress.py)
     get_model(cell.model)                       # an unknown id fails here, naming the valid ones
     dataset, profile = get_dataset(cell.dataset), ctx.profile
     protocol, hparams, resolution, planned_hash = _plan(cell, ctx)
@@ -199,10 +201,12 @@ def run_cell(cell: Cell, ctx: RunContext, pool: BackbonePool, cache: FeatureCach
         inputs = _seg_inputs(index, None, resolution, ctx, hparams)
         inputs.scratch_model = cell.model
     else:
+        progress.update("backbone")
         backbone = pool.get(cell.model, demo=profile.demo, resolution=resolution,
                             weights_dir=ctx.weights_dir, device=ctx.device)
         weights = backbone.weights
         if protocol.inputs == "frozen":
+            progress.update("features")
             inputs = _frozen_inputs(index, backbone, cell, resolution, ctx, cache,
                                     pool.pooled_forward(ctx.compile))
             if hparams.get("features") == "augmented":   # the study's linear probe: augmented heads
@@ -216,6 +220,7 @@ def run_cell(cell: Cell, ctx: RunContext, pool: BackbonePool, cache: FeatureCach
             inputs = _seg_inputs(index, backbone, resolution, ctx, hparams)
     if protocol.task == "segmentation":
         hparams["examples_path"] = _examples_path(ctx, cell)
+    progress.update("train")
     result: ProtocolResult = protocol.resolve()(inputs, hparams, ctx.seed)
     check_headline(result, protocol.task, cell.id)
     extra = dict(result.extra)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from radbench_core import progress
 from radbench_core.errors import ConfigError
 from radbench_core.finite import check_loss
 from radbench_core.metrics import auroc, auroc_metric, auroc_per_class, metric
@@ -209,7 +210,8 @@ def _train_epoch(backbone: torch.nn.Module, head: torch.nn.Module, loader: DataL
     backbone.train()
     head.train()
     total = torch.zeros((), device=device)
-    for batch in loader:
+    for i, batch in enumerate(loader):
+        progress.detail(i, len(loader), "batch")
         target = y_train[torch.as_tensor(batch["item"], dtype=torch.int64)].to(device, non_blocking=True)
         loss = classification_loss(_forward(backbone, head, batch["image"], device), target, label_kind)
         opt.zero_grad(set_to_none=True)
@@ -277,6 +279,7 @@ def run_finetune(inputs: LiveInputs, hparams: dict[str, Any], seed: int) -> Prot
                                            inputs.num_workers)
                 value = auroc(inputs.labels["val"], val_scores, kind)
                 history[f"{lr:g}"].append(value)
+                progress.update("train", done=lrs.index(lr) * epochs + epoch + 1, total=len(lrs) * epochs)
                 if best["state"] is None or (np.isfinite(value) and value > best["auroc"]):
                     best.update(auroc=value if np.isfinite(value) else -math.inf, lr=lr,
                                 epoch=epoch, state=_snapshot(backbone, head))
@@ -284,6 +287,7 @@ def run_finetune(inputs: LiveInputs, hparams: dict[str, Any], seed: int) -> Prot
     peak = _peak_memory_mb(device)
     backbone.load_state_dict(best["state"][0])
     head.load_state_dict(best["state"][1])
+    progress.update("test")
     test_scores = predict_items(backbone, head, inputs.datasets["test"], len(inputs.labels["test"]),
                                 kind, eval_bs, device, inputs.num_workers)
     y_test = inputs.labels["test"]

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from radbench_core import progress
 from radbench_core.errors import ConfigError
 from radbench_core.metrics import auroc, auroc_metric, auroc_per_class, metric
 from radbench_core.protocols.base import FrozenInputs, ProtocolResult
@@ -241,6 +242,7 @@ def train_heads(train_features: TrainFeatures, train_labels: np.ndarray,
                 val_auroc[h, epoch] = auroc(val_labels, probs[h], label_kind)
                 if np.isfinite(val_auroc[h, epoch]) and val_auroc[h, epoch] > previous:
                     best[h] = _compact(w, b, rows, h)
+        progress.update("train", done=epoch + 1, total=epochs, unit="epoch")
     final = [_compact(w, b, rows, h) for h in range(len(configs))]
     best_weights = [bw if bw is not None else fw for bw, fw in zip(best, final)]
     return HeadSweep(list(configs), label_kind, val_auroc, final, best_weights)

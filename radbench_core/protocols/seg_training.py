@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from radbench_core import progress
 from radbench_core.errors import ConfigError
 from radbench_core.metrics import confusion_matrix, dice_jaccard, study_dice
 
@@ -230,6 +231,7 @@ def fit(task: SegTask, train: Any, cache: Cached | None, lr: float, epochs: int,
         if after_epoch is not None:
             after_epoch(head, epoch, row)
         rows.append(row)
+        progress.update("train", done=epoch + 1, total=epochs, unit="epoch")
     return head, rows
 
 

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, default_collate
 
+from radbench_core import progress
 from radbench_core.atomic import atomic_write_bytes
 from radbench_core.errors import ConfigError
 from radbench_core.metrics import bootstrap_ci, metric, study_dice, study_jaccard
@@ -172,6 +173,7 @@ def _run(inputs: SegInputs, hparams: dict[str, Any], seed: int, task: SegTask,
         history += rows
     sizes = [tuple(t.shape[-2:]) for t in targets["test"]]
     cms = np.zeros((len(sizes), inputs.num_classes, inputs.num_classes), dtype=np.int64)
+    progress.update("test")
     preds = predict_items(task, sel.head, datasets["test"], sizes, inputs.resolution, inputs.device,
                           int(hparams.get("eval_batch_size", hparams["batch_size"])), inputs.num_workers,
                           confmats=cms)
