@@ -197,3 +197,21 @@ def test_bad_input_messages(tmp_path):
 def test_summary_table_reexported():
     text = summary_table(grid()[:1])
     assert "dinov2_vitl14-nih-linear" in text and "0.800" in text and "[0.780, 0.820]" in text
+
+
+def test_demo_cells_are_never_compared_with_the_published_numbers():
+    """A random-init demo value "inside the CI" of a published number would read as a reproduction."""
+    from radbench_core.report.frame import headline_frame
+    from radbench_core.report.html import reproduction_html
+    from radbench_core.report.published import compare_to_published
+    from radbench_core.report.tables import build_tables
+    from radbench_core.results import CellResult, Metric
+    demo = CellResult(cell_id="dinov2_vitl14-nih-linear", model="dinov2_vitl14", dataset="nih",
+                      protocol="linear", variant="", task="classification", modality="xray",
+                      profile="demo", metrics={"auroc": Metric(0.763, True, 0.70, 0.80)})
+    hf = headline_frame([demo])
+    assert compare_to_published(hf).empty
+    table = build_tables(hf)["table3_linear_probing"]
+    assert all(e.published is None for e in table.entries.values())
+    assert "study 0.763" not in "".join(table.text(r, c) for (r, c) in table.entries)
+    assert "not compared with the published" in reproduction_html(compare_to_published(hf), demo_shared=1)

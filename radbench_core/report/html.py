@@ -16,7 +16,7 @@ import pandas as pd
 
 from radbench_core.report.figures import FIGURES
 from radbench_core.report.frame import METRIC_LABEL, PUBLISHED_WEIGHTS, headline, headline_frame
-from radbench_core.report.published import compare_to_published
+from radbench_core.report.published import compare_to_published, published_index
 from radbench_core.report.render import SUBSCRIPT, column_spans, grouped_labels
 from radbench_core.report.tables import TABLES, Table
 from radbench_core.results import CellResult
@@ -64,10 +64,16 @@ def table_html(table: Table, ci: bool = True) -> str:
             f"<table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>")
 
 
-def reproduction_html(comparison: pd.DataFrame) -> str:
-    """How many run cells the study published reproduce (its value inside our 95% CI), and which not."""
+def reproduction_html(comparison: pd.DataFrame, demo_shared: int = 0) -> str:
+    """How many run cells the study published reproduce (its value inside our 95% CI), and which not.
+
+    ``demo_shared``: demo cells whose ids the study published; they are never compared (say so).
+    """
+    demo_note = (f'<p class="missing">{demo_shared} demo cell(s) share cell ids with the study but run '
+                 "random-init weights on phantoms: they are not compared with the published "
+                 "numbers.</p>" if demo_shared else "")
     if comparison.empty:
-        return '<p class="missing">no cell of this run was published by the study</p>'
+        return demo_note or '<p class="missing">no cell of this run was published by the study</p>'
     inside = int((comparison["inside_ci"] == True).sum())            # noqa: E712 - None is neither
     outside = int((comparison["inside_ci"] == False).sum())          # noqa: E712
     no_ci = len(comparison) - inside - outside
@@ -88,7 +94,8 @@ def reproduction_html(comparison: pd.DataFrame) -> str:
                     f"<td>{row['delta']:+.3f}</td><td class=\"{cls}\">{verdict}</td></tr>")
     head = "".join(f"<th>{h}</th>" for h in ("cell", "metric", "ours", "95% CI", "study", "ours − study",
                                              "verdict"))
-    return text + f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    return (demo_note + text
+            + f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
 def deviations_html(records: list[CellResult]) -> str:
@@ -213,7 +220,9 @@ def render_index(records: list[CellResult], tables: dict[str, Table], figures: d
     parts.append(f"<h1>radbench report</h1><p>{len(records)} cell(s), {n_demo} on demo weights.</p>")
     parts.append("<h2>Run manifest</h2>" + _manifest_html(manifest))
     parts.append("<h2>Reproduction of the study's published numbers</h2>"
-                 + reproduction_html(compare_to_published(headline_frame(records))))
+                 + reproduction_html(compare_to_published(headline_frame(records)),
+                                     demo_shared=len({r.cell_id for r in records if r.is_demo}
+                                                     & set(published_index()))))
     parts.append("<h2>Deviations from the study</h2>" + deviations_html(records))
     parts.append("<h2>Tables</h2>")
     for key, title in TABLES.items():

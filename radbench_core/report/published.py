@@ -134,7 +134,11 @@ def published_records(profile: str = "published") -> list[CellResult]:
 
 
 def compare_to_published(hf: pd.DataFrame) -> pd.DataFrame:
-    """Each run cell (not a published record) that the study printed: ours vs theirs.
+    """Each run cell (not a published record, not a demo cell) that the study printed: ours vs theirs.
+
+    Demo cells (random-init weights on phantoms) share the study's cell ids but are never compared:
+    a demo value "inside the CI" of a published number would be a coincidence that looks like a
+    reproduction.
 
     ``hf`` is :func:`radbench_core.report.frame.headline_frame`; for segmentation the study's metric
     (``study_value``) is compared when the record has it, else our headline (``metric`` says which).
@@ -143,7 +147,7 @@ def compare_to_published(hf: pd.DataFrame) -> pd.DataFrame:
     index = published_index()
     rows = []
     for rec in hf.to_dict("records"):
-        if rec.get("is_published") or rec["cell_id"] not in index:
+        if rec.get("is_published") or rec.get("is_demo") or rec["cell_id"] not in index:
             continue
         value, lo, hi, metric = _compared_value(rec)
         pub = index[rec["cell_id"]]

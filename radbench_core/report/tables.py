@@ -150,7 +150,7 @@ def _num(x) -> float | None:
 
 
 def _entry(rec: dict, study_metric: bool, published: dict[str, float]) -> Entry:
-    pub = None if rec["is_published"] else published.get(rec["cell_id"])
+    pub = None if rec["is_published"] or rec["is_demo"] else published.get(rec["cell_id"])
     if study_metric and rec["task"] == "segmentation":
         if _finite(rec["study_value"]):
             return Entry(float(rec["study_value"]), _num(rec["study_ci_low"]),
