@@ -193,9 +193,9 @@ def _run(inputs: SegInputs, hparams: dict[str, Any], seed: int, task: SegTask,
                              # per-item values: the runner writes them to <run>/predictions/
                              "test_predictions": ArrayPayload(dice=dice[None], jaccard=jac[None],
                                                                confmats=cms[None])}
-    path = hparams.get("examples_path")
-    if path:
-        extra["examples"] = save_examples(path, int(hparams.get("n_examples", 4)), task, sel.head,
+    path, n_examples = hparams.get("examples_path"), int(hparams.get("n_examples", 4))
+    if path and n_examples > 0:                  # n_examples=0: no qualitative examples wanted
+        extra["examples"] = save_examples(path, n_examples, task, sel.head,
                                           datasets["test"], targets["test"], inputs, _is_vit(inputs, task))
     extra["wall_time_s"] = time.perf_counter() - start
     extra["peak_memory_mb"] = _peak_memory_mb(inputs.device)
