@@ -103,3 +103,25 @@ def test_submitit_local_shards_merge_to_the_single_process_result(project, monke
     assert all(a[c]["metrics"] == b[c]["metrics"] for c in a)
     assert main(["report", str(project.path / "runs/array"), "--out", str(project.path / "merged")]) == 0
     assert (project.path / "merged" / "index.html").exists()
+
+
+def test_shards_by_estimated_time_partition_the_demo_grid_within_15_percent(project):
+    """--radbench-shard-by time: every demo cell in exactly one shard, shards' estimated time close."""
+    import re
+
+    from radbench_core.planner import plan
+    from radbench_core.profiles import get_profile
+    picked = []
+    for shard in ("1/2", "2/2"):
+        result = run(project, "--radbench-profile=demo", "--co", "-q", f"--radbench-shard={shard}",
+                     "--radbench-shard-by=time")
+        picked.append({m.group(1) for line in result.outlines
+                       if (m := re.search(r"test_cell\[(.+?)\]", line))})
+    demo = get_profile("demo")
+    assert not picked[0] & picked[1]
+    assert picked[0] | picked[1] == {c.id for c in demo.cells()}
+    hours = {e.cell_id: e.gpu_hours for e in plan(demo, demo.cells()).estimates}
+    loads = [sum(hours[c] for c in ids) for ids in picked]
+    assert max(loads) <= 1.15 * min(loads), loads
+    bad = run(project, "--radbench-profile=demo", "--co", "--radbench-shard-by=size")
+    assert "--radbench-shard-by: expected hash or time" in bad.stderr.str()
