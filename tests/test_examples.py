@@ -44,6 +44,9 @@ def test_user_model_dataset_and_protocol_run_and_reach_the_report(examples_proje
     assert {r["dataset"] for r in rows} >= {"ward_cxr"} and {r["protocol"] for r in rows} >= {"centroid"}
     tables = "\n".join(path.read_text() for path in run_dir.rglob("*_extended.md"))
     assert "DeiT-S/16 (ImageNet-1k)" in tables and "SmallCNN (ours)" in tables
+    # the user's dataset and protocol have no study table: they are in "Other cells" by their titles
+    other = (run_dir / "tables" / "other_cells.md").read_text()
+    assert "Ward chest X-rays" in other and "SmallCNN (ours)" in other and "centroid" in other
 
 
 def test_collect_only_lists_the_user_cells_with_their_markers(examples_project) -> None:

@@ -76,7 +76,7 @@ def test_full_report_files_and_content(tmp_path):
         assert needle in html, needle
     assert "<script" not in html and "stylesheet" not in html and "http" not in html
     for key in TABLES:                                   # every study table, even where all "—"
-        if not key.endswith("_extended"):
+        if not key.endswith("_extended") and key != "other_cells":
             assert f'href="tables/{key}.md"' in html, key
     assert html.count("not in this run") == sum(1 for s in FIGURES if not figures_built(tmp_path, s))
     # 8 cells the study published: only ResNet152 on NIH (0.700 [0.680, 0.720] vs 0.718) reproduces
@@ -116,7 +116,8 @@ def test_half_the_cells_missing_still_reports(tmp_path):
     assert (tmp_path / "tables" / "table6_dinov2_vs_scratch.csv").exists()
     half = [r for i, r in enumerate(full) if i not in (1, 2, 5, 6, 8)]      # 6 of 11 cells
     html = build_report(half, tmp_path).read_text()
-    extended = len(list((tmp_path / "tables").glob("*_extended.md")))
+    extended = len(list((tmp_path / "tables").glob("*_extended.md"))) + \
+        (tmp_path / "tables" / "other_cells.md").exists()
     assert "—" in html and html.count("<h3>") == 7 + extended + len(FIGURES)
     t3 = (tmp_path / "tables" / "table3_linear_probing.csv").read_text()
     df = pd.read_csv(io.StringIO(t3), comment="#", dtype=str, keep_default_na=False)
@@ -132,7 +133,8 @@ def test_half_the_cells_missing_still_reports(tmp_path):
     assert (tmp_path / "tables" / "table6_dinov2_vs_scratch.csv").exists()     # study tables stay
     empty = build_report([], tmp_path / "empty").read_text()
     assert "no cell of this run was published by the study" in empty
-    assert all(f"<h3>{title}</h3>" in empty for key, title in TABLES.items() if "extended" not in key)
+    assert all(f"<h3>{title}</h3>" in empty for key, title in TABLES.items()
+               if "extended" not in key and key != "other_cells")
 
 
 def test_deviations_and_published_banner(tmp_path):

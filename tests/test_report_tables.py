@@ -189,3 +189,29 @@ def test_marks_are_column_best_and_second(values):
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(pytest.main([__file__, "-q"]))
+
+
+def test_cells_no_study_table_takes_go_to_the_other_cells_table():
+    """A user's dataset (labelled by its registry title) and few-shot points are never dropped."""
+    from radbench_core.report.frame import headline_frame
+    from radbench_core.report.render import to_markdown
+    from radbench_core.report.tables import OTHER_KEY, build_tables
+    from radbench_core.results import CellResult, Metric
+
+    def rec(cell_id, model, dataset, protocol, variant, task, value):
+        return CellResult(cell_id=cell_id, model=model, dataset=dataset, protocol=protocol,
+                          variant=variant, task=task, modality="xray", profile="mine",
+                          metrics={"auroc": Metric(value, True, value - 0.05, value + 0.05)},
+                          weights="my weights")
+    records = [rec("dinov2_vitl14-nih-fewshot@8", "dinov2_vitl14", "nih", "fewshot", "8",
+                   "classification", 0.71),
+               rec("dinov2_vitl14-mc-knn", "dinov2_vitl14", "mc", "knn", "", "classification", 0.64),
+               rec("dinov2_vitl14-nih-linear", "dinov2_vitl14", "nih", "linear", "", "classification",
+                   0.76)]
+    tables = build_tables(headline_frame(records))
+    other = tables[OTHER_KEY]
+    assert other.heading == "Other cells" and "Table 0" not in to_markdown(other)
+    shown = {e.cell_id for e in other.entries.values()}
+    assert shown == {"dinov2_vitl14-nih-fewshot@8", "dinov2_vitl14-mc-knn"}   # linear is in Table 3
+    assert [c.label for c in other.columns] == ["NIH", "MC"]
+    assert ("DINOv2 ViT-L/14", "Few-shot", "8") in other.rows

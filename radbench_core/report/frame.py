@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from functools import lru_cache
 from typing import Iterable
 
 import pandas as pd
@@ -50,13 +49,13 @@ RESULT_COLUMNS = ("cell_id", "model", "dataset", "protocol", "variant", "task", 
                   "params_trainable", "params_total", "wall_time_s", "seed", "device", "status")
 
 
-@lru_cache(maxsize=None)
 def _registry_labels() -> dict[str, str]:
-    """Labels from the model registry when it imports cleanly; the report never fails on it."""
+    """Labels from the model registry (built-in and user-registered models, read live so a model
+    registered by a conftest hook is labelled too); the report never fails on it."""
     try:
         from radbench_core.models import MODELS  # type: ignore[attr-defined]
         return {k: str(getattr(spec, "label")) for k, spec in dict(MODELS).items()
-                if getattr(spec, "label", None)}
+                if not callable(spec) and getattr(spec, "label", None)}
     except Exception:  # noqa: BLE001 - a broken or missing registry falls back to the study's labels
         return {}
 
@@ -67,8 +66,14 @@ def model_label(model: str) -> str:
 
 
 def dataset_label(dataset: str) -> str:
-    """Short column label for a dataset id (``msd_spleen`` -> ``Spleen``)."""
-    return DATASET_LABELS.get(dataset, dataset)
+    """Short column label for a dataset id (``msd_spleen`` -> ``Spleen``); a user dataset's title."""
+    if dataset in DATASET_LABELS:
+        return DATASET_LABELS[dataset]
+    try:
+        from radbench_core.datasets import get_dataset
+        return str(get_dataset(dataset).title or dataset)
+    except Exception:  # noqa: BLE001 - the report never fails on a label
+        return dataset
 
 
 def order_key(order: tuple[str, ...]):

@@ -60,7 +60,7 @@ def table_html(table: Table, ci: bool = True) -> str:
                          f"<td><u>{text}</u></td>" if r in second[c] else f"<td>{text}</td>")
         body.append("<tr>" + "".join(f"<td>{_label_html(x)}</td>" for x in labels)
                     + "".join(cells) + "</tr>")
-    return (f'<p class="caption"><b>Table {table.number}.</b> {_label_html(table.caption)}</p>'
+    return (f'<p class="caption"><b>{table.heading}.</b> {_label_html(table.caption)}</p>'
             f"<table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>")
 
 
@@ -229,7 +229,7 @@ def render_index(records: list[CellResult], tables: dict[str, Table], figures: d
         if key in tables:
             files = " · ".join(f'<a href="tables/{key}.{ext}">{ext}</a>' for ext in ("md", "csv", "tex"))
             parts.append(f"<h3>{escape(title)}</h3>{table_html(tables[key])}<p>{files}</p>")
-        elif not key.endswith("_extended"):
+        elif not key.endswith("_extended") and key != "other_cells":
             parts.append(f'<h3>{escape(title)}</h3><p class="missing">not in this run</p>')
     if significance is not None:
         parts.append("<h2>Significance</h2>" + significance_html(significance))

@@ -60,7 +60,7 @@ def to_markdown(table: Table, ci: bool = False) -> str:
     def esc(s: str) -> str:
         return SUBSCRIPT.sub(r"<sub>\1</sub>", s.replace("|", "\\|"))
     head = [*table.row_header, *(c.title for c in table.columns)]
-    lines = [f"**Table {table.number}.** {esc(table.caption)}", "",
+    lines = [f"**{table.heading}.** {esc(table.caption)}", "",
              "| " + " | ".join(esc(h) for h in head) + " |",
              "|" + "---|" * len(table.row_header) + "---:|" * len(table.columns)]
     for r, labels in enumerate(grouped_labels(table)):
@@ -73,7 +73,7 @@ def to_markdown(table: Table, ci: bool = False) -> str:
 def to_csv(table: Table) -> str:
     """CSV with every value, its 95% CI and the published comparison; caption as a ``#`` line."""
     buf = io.StringIO()
-    buf.write(f"# Table {table.number}. {table.caption}\n")
+    buf.write(f"# {table.heading}. {table.caption}\n")
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow([*table.row_header, *(c.title for c in table.columns)])
     for r, labels in enumerate(table.rows):
@@ -92,7 +92,7 @@ def to_latex(table: Table, ci: bool = False) -> str:
     """A booktabs table; column groups become \\multicolumn headers; best \\textbf, second \\underline."""
     n, k = len(table.columns), len(table.row_header)
     lines = [r"\begin{table}[t]", r"\centering",
-             rf"\caption{{Table {table.number}. {tex_escape(plain_label(table.caption))}}}",
+             rf"\caption{{{table.heading}. {tex_escape(plain_label(table.caption))}}}",
              rf"\label{{tab:{table.key}}}", r"\begin{tabular}{" + "l" * k + "c" * n + "}", r"\toprule"]
     groups = column_spans([c.group for c in table.columns])
     if any(g for g, _, _ in groups):

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from radbench_core.report.frame import (METRIC_LABEL, MODEL_ORDER, PROTOCOL_LABELS, model_label,
+from radbench_core.report.frame import (DATASET_ORDER, METRIC_LABEL, MODEL_ORDER, PROTOCOL_LABELS,
+                                        dataset_label, model_label,
                                         order_key, variant_key)
 from radbench_core.report.layouts import LAYOUTS, Layout, study_parameter_counts
 from radbench_core.report.published import published_index
@@ -35,6 +36,7 @@ PROTOCOL_ORDER = ("knn", "linear", "finetune", "lora", "bitfit", "linear_subset"
 TABLES = {lay.key: lay.title for lay in LAYOUTS}
 TABLES.update({f"{lay.key}_extended": f"{lay.title} — extended (every cell of the run)"
                for lay in LAYOUTS})
+TABLES["other_cells"] = "Other cells (user datasets and protocols, few-shot points, ...)"
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,11 @@ class Table:
     missing: int = 0                     # study entries this run lacks
     # (r, c) -> Holm-adjusted p of the entry vs its column's best (radbench_core.stats.report_marks)
     vs_best: dict[tuple[int, int], float] = field(default_factory=dict)
+
+    @property
+    def heading(self) -> str:
+        """"Table 4" for the study's tables and their companions; "Other cells" for the rest."""
+        return f"Table {self.number}" if self.number else "Other cells"
 
     def tied_with_best(self, r: int, c: int) -> bool:
         """Not significantly different from the column's best (TIED_MARK); False when untested."""
@@ -262,6 +269,32 @@ def extended_table(layout: Layout, hf: pd.DataFrame, taken: set[str],
     return table
 
 
+OTHER_KEY = "other_cells"
+
+
+def other_cells_table(hf: pd.DataFrame, shown: set[str], published: dict[str, float]) -> Table | None:
+    """Every run cell no study table or companion shows (a user's dataset or protocol, few-shot
+    points, ...): one row per model x protocol x variant, one column per dataset, headline metric."""
+    rest = [rec for rec in hf.to_dict("records") if rec["cell_id"] not in shown]
+    if not rest:
+        return None
+    datasets = sorted({r["dataset"] for r in rest}, key=order_key(DATASET_ORDER))
+    keys = sorted({(r["model"], r["protocol"], r["variant"]) for r in rest},
+                  key=lambda k: (order_key(MODEL_ORDER)(k[0]), order_key(PROTOCOL_ORDER)(k[1]),
+                                 variant_key(k[2])))
+    rows = [(model_label(m), PROTOCOL_LABELS.get(p, p), v or "default") for m, p, v in keys]
+    table = Table(OTHER_KEY, 0, "Every other cell of this run (datasets, protocols or variants no "
+                  "study table takes), headline metric of each cell's task (AUROC or per-volume "
+                  "(Dice + Jaccard) / 2).", ("Model", "Protocol", "Variant"), rows,
+                  [Column("", dataset_label(d)) for d in datasets], extended=True)
+    for rec in rest:
+        r = keys.index((rec["model"], rec["protocol"], rec["variant"]))
+        table.entries[(r, datasets.index(rec["dataset"]))] = _entry(rec, False, published)
+    table.caption += f" {MARKS_NOTE}"
+    _notes(table, rest)
+    return table
+
+
 def build_tables(hf: pd.DataFrame, predictions=None) -> dict[str, Table]:
     """All seven study tables (always), each followed by its extended companion when the run has
     cells the study table does not take; keyed by file stem. ``predictions`` (cell id -> a loader
@@ -275,6 +308,10 @@ def build_tables(hf: pd.DataFrame, predictions=None) -> dict[str, Table]:
         ext = extended_table(layout, hf, taken, published)
         if ext is not None:
             out[ext.key] = ext
+    shown = {e.cell_id for t in out.values() for e in t.entries.values() if e.cell_id}
+    other = other_cells_table(hf, shown, published)
+    if other is not None:
+        out[other.key] = other
     if predictions:
         from radbench_core.stats.report_marks import mark_tables
         mark_tables(out.values(), predictions)
