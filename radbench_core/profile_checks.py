@@ -33,6 +33,15 @@ def known_hparam_keys(protocol_id: str) -> frozenset[str]:
     return frozenset(keys)
 
 
+def declares_its_keys(protocol_id: str) -> bool:
+    """Built-in protocols (and those sharing a built-in's function) know their keys; a user protocol
+    knows them only when its ProtocolSpec lists ``hparam_keys``."""
+    from radbench_core.protocols import PROTOCOLS, get_protocol
+    spec = get_protocol(protocol_id)
+    return bool(spec.hparam_keys) or protocol_id in PROTOCOLS.builtin or any(
+        get_protocol(pid).function == spec.function for pid in PROTOCOLS.builtin)
+
+
 def _where(profile: Any) -> str:
     return f"profile {profile.name!r}"
 
@@ -62,6 +71,8 @@ def validate_profile(profile: Any) -> None:
         if protocol not in PROTOCOLS:
             raise ConfigError(f"{where} hparams[{protocol!r}]", f"unknown protocol; valid ids: {', '.join(PROTOCOLS)}",
                               "fix the protocol id or register the protocol")
+        if not declares_its_keys(protocol):
+            continue                       # a user protocol that declares no keys: nothing to check
         unknown = sorted(set(values) - known_hparam_keys(protocol))
         if unknown:
             raise ConfigError(f"{where} hparams[{protocol!r}]", f"unknown key(s) {unknown}; valid keys: "

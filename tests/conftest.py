@@ -40,7 +40,7 @@ def shared_cache(tmp_path_factory):
 def scratch_project(pytester, cache_dir: Path, *extra_args: str):
     """A project with radbench's plugins and cell modules; ``base_args`` point cache and runs into it."""
     pytester.makeconftest(
-        'pytest_plugins = ["fixtures.options", "fixtures.session", "fixtures.grid", "fixtures.cells"]')
+        'from fixtures import PLUGINS as pytest_plugins')
     bench = pytester.mkdir("benchmarks")
     for name in ("test_classification.py", "test_segmentation.py"):
         shutil.copy(ROOT / "benchmarks" / name, bench / name)

@@ -224,13 +224,15 @@ def test_unknown_model_name():
 def test_unknown_dataset_name():
     with pytest.raises(ConfigError) as info:
         get_dataset("chestxray14")
-    explained(info, "dataset 'chestxray14'", "unknown dataset id", "use one of: nih, chexpert")
+    explained(info, "dataset 'chestxray14'", "unknown dataset id; valid ids: nih, chexpert",
+              "use one of the listed ids (see `radbench list datasets`), or register yours")
 
 
 def test_unknown_protocol_name():
     with pytest.raises(ConfigError) as info:
         get_protocol("lienar")
-    explained(info, "protocol 'lienar'", "unknown protocol id", "use one of: knn, linear")
+    explained(info, "protocol 'lienar'", "unknown protocol id; valid ids: knn, linear",
+              "use one of the listed ids (see `radbench list protocols`), or register yours")
 
 
 # -- weights --------------------------------------------------------------------------------------------
@@ -402,7 +404,7 @@ def usage_error(project, *args) -> str:
 
 @pytest.mark.parametrize("args, expected", [
     (("--radbench-profile=nonsense",),
-     "--radbench-profile: unknown profile 'nonsense'. Fix: use one of demo, paper, full or a .py profile file"),
+     "--radbench-profile: unknown profile 'nonsense'. Fix: use one of demo, smoke, paper, full or a .py profile file"),
     (("--radbench-profile=tiny_profile.py", "--radbench-fail=auroc:-1"),
      "--radbench-fail: a negative tolerance in 'auroc:-1'"),
     (("--radbench-profile=tiny_profile.py", "--radbench-shard=3/2"),

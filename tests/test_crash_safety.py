@@ -255,8 +255,7 @@ def pytest_runtest_logfinish(nodeid, location):
 
 @pytest.mark.skipif(not os.environ.get("RADBENCH_SLOW"), reason="312-cell run (~50 s on one idle core): set RADBENCH_SLOW=1")
 def test_rss_stays_bounded_over_a_300_cell_grid(pytester, tmp_path):
-    pytester.makeconftest('pytest_plugins = ["fixtures.options", "fixtures.session", "fixtures.grid", '
-                          '"fixtures.cells"]\n' + RSS_HOOK)
+    pytester.makeconftest('from fixtures import PLUGINS as pytest_plugins\n' + RSS_HOOK)
     bench = pytester.mkdir("benchmarks")
     shutil.copy(ROOT / "benchmarks" / "test_classification.py", bench / "test_classification.py")
     pytester.makepyfile(memory_profile=MEMORY_PROFILE)

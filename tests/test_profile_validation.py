@@ -115,3 +115,17 @@ def test_demo_refuses_a_data_dir(pytester, shared_cache, tmp_path: Path) -> None
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--radbench-data-dir: profile 'demo' runs synthetic phantoms and would ignore*"
                                  "--radbench-profile smoke*"])
+
+
+def test_a_user_protocol_is_key_checked_only_when_it_declares_its_keys(monkeypatch) -> None:
+    from radbench_core.profile_checks import declares_its_keys
+    from radbench_core.protocols import PROTOCOLS, ProtocolSpec
+    silent = ProtocolSpec("mine", "classification", "frozen", "my_module:run_mine")
+    declared = ProtocolSpec("mine2", "classification", "frozen", "my_module:run_mine2", hparam_keys=("tau",))
+    monkeypatch.setitem(PROTOCOLS, "mine", silent)
+    monkeypatch.setitem(PROTOCOLS, "mine2", declared)
+    assert not declares_its_keys("mine") and declares_its_keys("mine2") and declares_its_keys("knn")
+    grids = (Grid(("dinov2_vits14",), ("nih",), ("mine", "mine2")),)
+    validate_profile(demo_with(grids=grids, hparams={"mine": {"anything": 1}, "mine2": {"tau": 0.1}}))
+    with pytest.raises(ConfigError, match=r"hparams\['mine2'\].*unknown key\(s\) \['tua'\]"):
+        validate_profile(demo_with(grids=grids, hparams={"mine": {}, "mine2": {"tua": 0.1}}))

@@ -104,7 +104,7 @@ def test_entry_points_register_specs_lists_and_factories() -> None:
 
 def test_hook_registration_error_is_one_usage_line(pytester) -> None:
     pytester.makeconftest('''
-pytest_plugins = ["fixtures.options", "fixtures.session", "fixtures.grid", "fixtures.cells"]
+from fixtures import PLUGINS as pytest_plugins
 
 def pytest_radbench_register(registry):
     from radbench_core.models import ModelSpec

@@ -12,7 +12,7 @@ from radbench_core.datasets import DATASET_IDS, get_dataset
 from radbench_core.profiles import SMOKE_MAX_ITEMS, get_profile
 
 USER_CONFTEST = '''
-pytest_plugins = ["fixtures.options", "fixtures.session", "fixtures.grid", "fixtures.cells"]
+from fixtures import PLUGINS as pytest_plugins
 
 def pytest_radbench_register(registry):
     from radbench_core.datasets.generic import csv_dataset

@@ -1,6 +1,6 @@
 """Register the examples with radbench: this hook is all a project needs (no edit to radbench)."""
 
-pytest_plugins = ["fixtures.options", "fixtures.session", "fixtures.grid", "fixtures.cells"]
+from fixtures import PLUGINS as pytest_plugins  # noqa: F401 - radbench's pytest plugin
 
 
 def pytest_radbench_register(registry):
