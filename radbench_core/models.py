@@ -140,12 +140,7 @@ _SPECS = [
               study_params_m=324, drop_prefixes=()),
 ]
 
-MODELS: Registry[ModelSpec] = Registry(
-    "model", ModelSpec, "use one of the listed ids (radbench list shows them with their labels), or "
-    "register yours with pytest_radbench_register(registry) in conftest.py (docs/extending.md)")
-for _spec in _SPECS:
-    MODELS.register(_spec)
-MODELS.freeze_builtins()
+MODELS: Registry[ModelSpec] = Registry.of_builtins("model", ModelSpec, "radbench list models", _SPECS)
 
 
 def get_model(model_id: str | ModelSpec) -> ModelSpec:

@@ -75,6 +75,17 @@ class Registry(dict, Generic[T]):
     def items(self):  # type: ignore[override]
         return [(k, self.get_spec(k)) for k in self]
 
+    @classmethod
+    def of_builtins(cls, kind: str, spec_type: type, listing: str, specs) -> "Registry":
+        """A registry holding radbench's own ``specs`` (frozen as built-ins); ``listing`` is the
+        ``radbench list`` command that shows them, named in the fix of an unknown-id error."""
+        registry = cls(kind, spec_type, f"use one of the listed ids (see `{listing}`), or register "
+                       "yours with pytest_radbench_register(registry) in conftest.py (docs/extending.md)")
+        for spec in specs:
+            registry.register(spec)
+        registry.freeze_builtins()
+        return registry
+
     def freeze_builtins(self) -> None:
         """Remember which ids ship with radbench (user entries are the others)."""
         self.builtin = tuple(self)

@@ -28,12 +28,9 @@ _SPECS: dict[str, tuple[str, str]] = {
     "brain_tumor": ("radbench_core.datasets.brain_tumor", "SPEC"),
 }
 DATASET_IDS: tuple[str, ...] = tuple(_SPECS)          # the study's nine, in its order
-DATASETS: Registry[DatasetSpec] = Registry(
-    "dataset", DatasetSpec, "use one of the listed ids (see `radbench list datasets`), or register "
-    "yours with pytest_radbench_register(registry) in conftest.py (docs/extending.md)")
-for _id, (_module, _attr) in _SPECS.items():
-    DATASETS.register(lazy(_id, f"{_module}:{_attr}"))
-DATASETS.freeze_builtins()
+DATASETS: Registry[DatasetSpec] = Registry.of_builtins(
+    "dataset", DatasetSpec, "radbench list datasets",
+    [lazy(_id, f"{_module}:{_attr}") for _id, (_module, _attr) in _SPECS.items()])
 
 
 def get_dataset(dataset_id: str) -> DatasetSpec:

@@ -59,12 +59,8 @@ _BUILTIN = (
     ProtocolSpec("scratch", "segmentation", "scratch", _P + "segmentation:run_seg_scratch",
                  "resolution", description="U-Net / TransUNet trained end to end"),
 )
-PROTOCOLS: Registry[ProtocolSpec] = Registry(
-    "protocol", ProtocolSpec, "use one of the listed ids (see `radbench list protocols`), or register "
-    "yours with pytest_radbench_register(registry) in conftest.py (docs/extending.md)")
-for _spec in _BUILTIN:
-    PROTOCOLS.register(_spec)
-PROTOCOLS.freeze_builtins()
+PROTOCOLS: Registry[ProtocolSpec] = Registry.of_builtins("protocol", ProtocolSpec,
+                                                         "radbench list protocols", _BUILTIN)
 PROTOCOL_IDS = tuple(PROTOCOLS)        # the built-in ones
 
 
