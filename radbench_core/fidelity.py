@@ -329,8 +329,9 @@ SETTINGS: tuple[Setting, ...] = (
     _s("report:figure5", "panels",
        "NIH few-shot classification and MC few-shot segmentation; top row DINOv2 ViT-L/14 vs CLIP, "
        "OpenCLIP, MAE, MSN; bottom row vs supervised models; x = patients per class", "paper 4.3",
-       "the same 2 x 2 grid (fewshot@N on NIH, seg_fewshot@N on MC); supervised: vit_l16_in21k, "
-       "densenet201, resnet152, vgg19 where run; mean over seeds with a +-1 SD band"),
+       "the same 2 x 2 grid (fewshot@N on NIH; seg_fewshot@N and scratch_fewshot@N on MC); supervised: "
+       "vit_l16_in21k, densenet201, resnet152, vgg19 (NIH) and unet, transunet from scratch (MC), where "
+       "run; mean over seeds with a +-1 SD band"),
     _s("profile", "Table 8 subset", "a subset of NIH and CheXpert, size not stated", "paper 4.2 (Table 8)",
        "at most 2,000 items per split, evenly spaced over each split (systematic)",
        protocols=("linear_subset",), key="max_items", value=2000, deviation="table8_subset_size",
@@ -350,8 +351,9 @@ SETTINGS: tuple[Setting, ...] = (
        "beside seg_unet@448)"),
     _s("profile", "Figure 5 models", "NIH + MC; DINOv2 ViT-L/14 vs CLIP, OpenCLIP, MAE, MSN (top) and "
        "vs supervised models (bottom)", "paper 4.3 (Figure 5)",
-       "NIH: the four supervised classifiers; MC: the supervised ViT-L/16 (IN21k) with the U-Net "
-       "decoder"),
+       "NIH: the four supervised classifiers; MC: U-Net and TransUNet trained from scratch on the same "
+       "n images (scratch_fewshot, the models the study calls 'not pre-trained'), plus the supervised "
+       "ViT-L/16 (IN21k) with the U-Net decoder as a declared extra"),
 )
 
 

@@ -154,7 +154,12 @@ def estimate_cell(cell: Cell, profile, gpu: str, efficiency: dict[str, float],
     elif protocol.inputs == "scratch":
         fm, act = counted_scratch(cell.model, res)
         lrs, sweep, refit = len(hp["lrs"]), int(hp.get("sweep_epochs", hp["epochs"])), int(hp["epochs"])
-        flops = fm * slices * (lrs * sweep * (3 * n["train"] + n["val"])
+        train_items = n["train"]
+        if cell.protocol == "scratch_fewshot":
+            shots = hp.get("shots")
+            train_items = n["train"] if shots == "all" else min(float(shots), n["train"])
+            lrs *= len(hp.get("seeds", [0])) if not isinstance(hp.get("seeds"), int) else int(hp["seeds"])
+        flops = fm * slices * (lrs * sweep * (3 * train_items + n["val"])
                                + (refit * 3 * (n["train"] + n["val"]) if hp.get("refit") else 0) + n["test"])
         path, batch = "scratch", int(hp["batch_size"])
         memory = (_counted_params(cell.model) * TRAIN_BYTES_PER_PARAM + batch * act * 2 * BYTES_BF16) / GIB

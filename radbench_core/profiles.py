@@ -111,7 +111,7 @@ def applicable(cell: Cell) -> bool:
         return False
     if protocol.id in ("lora",) and model.arch not in ("vit", "sam"):
         return False
-    if protocol.id == "seg_fewshot" and cell.dataset != "mc":
+    if protocol.id in ("seg_fewshot", "scratch_fewshot") and cell.dataset != "mc":
         return False
     return dataset.task in model.tasks
 
@@ -150,6 +150,7 @@ def _demo() -> Profile:
             Grid(SCRATCH, SEG_DATASETS, ("scratch@112",)),
             Grid(("dinov2_vitl14", "mae_vitl16", "vit_l16_in21k"), ("mc",),
                  tuple(f"seg_fewshot@{n}" for n in (1, 4, "all"))),
+            Grid(("unet",), ("mc",), tuple(f"scratch_fewshot@{n}" for n in (1, 4, "all"))),
         ),
         hparams=_hparams(paper=False),
         cls_resolution=112,
@@ -164,6 +165,7 @@ WEAKLY_SELF = ("clip_vitl14", "openclip_vith14", "mae_vitl16", "msn_vitl16")
 FIGURE1 = (*WEAKLY_SELF, "dinov2_vitl14", "dinov2_vitg14")
 PATIENTS_PER_CLASS = tuple(f"fewshot@{n}" for n in (1, 2, 4, 8, 16))
 SEG_SHOTS = tuple(f"seg_fewshot@{n}" for n in (1, 2, 4, 8, "all"))
+SCRATCH_SHOTS = tuple(f"scratch_fewshot@{n}" for n in (1, 2, 4, 8, "all"))
 # Table 8: a fixed systematic subset of each split (the study used "a subset", size unstated)
 TABLE8_MAX_ITEMS = 2000
 
@@ -195,6 +197,7 @@ def paper_grids() -> tuple[Grid, ...]:
         # self-supervised models, bottom row vs supervised ones
         Grid(("dinov2_vitl14", *WEAKLY_SELF, *SUPERVISED_CLS), ("nih",), PATIENTS_PER_CLASS),
         Grid(("dinov2_vitl14", *WEAKLY_SELF, "vit_l16_in21k"), ("mc",), SEG_SHOTS),
+        Grid(SCRATCH, ("mc",), SCRATCH_SHOTS),
     )
 
 

@@ -43,6 +43,7 @@ def study_cells() -> set[str]:
         [f"fewshot@{n}" for n in (1, 2, 4, 8, 16)])                                    # Figure 5
     add(("dinov2_vitl14",) + WEAK_SELF + ("vit_l16_in21k",), ("mc",),
         [f"seg_fewshot@{n}" for n in (1, 2, 4, 8, "all")])                             # Figure 5
+    add(("unet", "transunet"), ("mc",), [f"scratch_fewshot@{n}" for n in (1, 2, 4, 8, "all")])
     return ids
 
 
@@ -50,7 +51,7 @@ def test_paper_profile_is_exactly_the_studys_experiments():
     cells = [c.id for c in get_profile("paper").cells()]
     assert len(cells) == len(set(cells))
     assert set(cells) == study_cells()
-    assert len(cells) == 231
+    assert len(cells) == 241
 
 
 def test_docs_fidelity_md_is_the_registry_rendered():

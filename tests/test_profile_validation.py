@@ -24,8 +24,8 @@ def test_built_in_profiles_are_valid(name: str) -> None:
     validate_profile(get_profile(name))
 
 
-def test_paper_profile_keeps_its_231_cells() -> None:
-    assert len(get_profile("paper").cells()) == 231
+def test_paper_profile_keeps_its_241_cells() -> None:
+    assert len(get_profile("paper").cells()) == 241
 
 
 def test_known_keys_are_the_built_in_union_plus_runner_keys() -> None:

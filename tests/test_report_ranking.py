@@ -223,8 +223,8 @@ def test_fidelity_rows_of_the_figures_match_the_code():
     assert len(rows) == 5 and not any(s.deviation or s.key for s in rows.values())
     assert "same six" in rows["report:figure1", "models ranked"].ours and len(FIGURE1_MODELS) == 6
     assert f"seg_unet@{STUDY_SEG_SIZE}" in rows["report:figure1", "cells compared"].ours
-    assert FEWSHOT_REFERENCE == L14 and [c[:2] for c in FEWSHOT_COLUMNS] == [("fewshot", "nih"),
-                                                                           ("seg_fewshot", "mc")]
+    assert FEWSHOT_REFERENCE == L14 and [c[:2] for c in FEWSHOT_COLUMNS] == [
+        (("fewshot",), "nih"), (("seg_fewshot", "scratch_fewshot"), "mc")]
     assert FEWSHOT_ROWS[0][1] == (CLIP, OCLIP, MAE, MSN)
     supervised = rows["report:figure5", "panels"].ours
     assert all(m in supervised for m in FEWSHOT_ROWS[1][1])

@@ -58,6 +58,8 @@ _BUILTIN = (
                  (("decoder", "unet"),), "U-Net decoder on n training images, several seeds"),
     ProtocolSpec("scratch", "segmentation", "scratch", _P + "segmentation:run_seg_scratch",
                  "resolution", description="U-Net / TransUNet trained end to end"),
+    ProtocolSpec("scratch_fewshot", "segmentation", "scratch", _P + "segmentation:run_seg_fewshot",
+                 "shots", description="U-Net / TransUNet from scratch on n training images, several seeds"),
 )
 PROTOCOLS: Registry[ProtocolSpec] = Registry.of_builtins("protocol", ProtocolSpec,
                                                          "radbench list protocols", _BUILTIN)

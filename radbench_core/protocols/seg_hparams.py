@@ -49,6 +49,8 @@ PAPER: dict[str, dict[str, Any]] = {
     # with the same seed and epochs is the selected run itself, so no refit is run
     "seg_fewshot": {**_PAPER_COMMON, "decoder": "unet", "refit": False, "seeds": [0, 1, 2]},
 }
+# Figure 5's supervised MC comparison: the scratch models on the same n images and seeds
+PAPER["scratch_fewshot"] = {**PAPER["scratch"], "refit": False, "seeds": [0, 1, 2]}
 
 # demo: one rate, 10 epochs; the study's decoder (BN + ReLU on its class channels) needs the
 # larger rate to move within the short schedule
@@ -67,3 +69,4 @@ DEMO: dict[str, dict[str, Any]] = {
                 "select_epoch": "last", "select_metric": "dice_study"},
     "seg_fewshot": {**_DEMO_COMMON, "decoder": "unet", "seeds": [0, 1]},
 }
+DEMO["scratch_fewshot"] = {**DEMO["scratch"], "seeds": [0, 1]}

@@ -49,19 +49,24 @@ def run_seg_scratch(inputs: SegInputs, hparams: dict[str, Any], seed: int) -> Pr
     if inputs.scratch_model is None:
         raise ConfigError("SegInputs.scratch_model", "a scratch cell needs a model id",
                           "pass scratch_model='unet' or 'transunet'")
+    return _run(inputs, hparams, seed, _scratch_task(inputs, hparams), inputs.datasets)
+
+
+def _scratch_task(inputs: SegInputs, hparams: dict[str, Any]) -> SegTask:
+    """The whole network trained from scratch: no encoder, the model maps images to logits."""
     from radbench_core.scratch_models import build_scratch_model
 
     def make_head() -> nn.Module:
         return build_scratch_model(inputs.scratch_model, inputs.num_classes,
                                    demo=bool(hparams.get("demo", False)), resolution=inputs.resolution)
 
-    task = SegTask(make_head=make_head, encode=lambda x: [x],
+    return SegTask(make_head=make_head, encode=lambda x: [x],
                    apply=lambda head, enc, size: head(enc[0]), cacheable=False)
-    return _run(inputs, hparams, seed, task, inputs.datasets)
 
 
 def run_seg_fewshot(inputs: SegInputs, hparams: dict[str, Any], seed: int) -> ProtocolResult:
-    """The decoder trained on n training images, repeated over seeds: mean, spread and per seed.
+    """The decoder (or, for a scratch model, the whole network) trained on n training images,
+    repeated over seeds: mean, spread and per seed.
 
     ``hparams["shots"]`` is n (or "all"); ``hparams["seeds"]`` a list of seeds, or a count k meaning
     seed..seed+k-1. Each seed draws its n images and initialises the decoder. Metric values are the
@@ -93,7 +98,8 @@ def run_seg_fewshot(inputs: SegInputs, hparams: dict[str, Any], seed: int) -> Pr
         # the study retrains the chosen rate on the same n images (no val merge): that is the
         # selected run itself, so no refit here
         hp = {**hparams, "refit": False} if k == 0 else {**hparams, "refit": False, "examples_path": None}
-        res = _run(inputs, hp, s, _frozen_task(inputs, hparams), datasets)
+        task = _scratch_task(inputs, hparams) if inputs.scratch_model else _frozen_task(inputs, hparams)
+        res = _run(inputs, hp, s, task, datasets)
         res.chosen["train_items"] = chosen.tolist()
         runs.append(res)
     return _aggregate_seeds(runs, seeds, n, start, inputs.device)

@@ -40,10 +40,10 @@ FIGURES = {  # file stem -> title shown in the HTML report, in the study's order
 }
 FEWSHOT_REFERENCE = "dinov2_vitl14"
 FEWSHOT_ROWS = (("weakly-/self-supervised", ("clip_vitl14", "openclip_vith14", "mae_vitl16", "msn_vitl16")),
-                ("supervised", ("vit_l16_in21k", "densenet201", "resnet152", "vgg19")))
-FEWSHOT_COLUMNS = (  # protocol, dataset, panel title, x label, y label
-    ("fewshot", "nih", "NIH", "Patients per class", METRIC_LABEL["auroc"]),
-    ("seg_fewshot", "mc", "MC", "Training patients", METRIC_LABEL["dice_jaccard"]))
+                ("supervised", ("vit_l16_in21k", "densenet201", "resnet152", "vgg19", "unet", "transunet")))
+FEWSHOT_COLUMNS = (  # protocols, dataset, panel title, x label, y label
+    (("fewshot",), "nih", "NIH", "Patients per class", METRIC_LABEL["auroc"]),
+    (("seg_fewshot", "scratch_fewshot"), "mc", "MC", "Training patients", METRIC_LABEL["dice_jaccard"]))
 DEMO_SUFFIX = "DEMO: random-init weights"
 DEMO_COLOR = "#b00020"
 DEMO_GID = "radbench-demo-watermark"
@@ -232,8 +232,8 @@ def plot_fewshot(hf: pd.DataFrame) -> Figure | None:
     Each point is the mean over seeds with a +-1 SD band (from per_seed); a panel none of whose
     models has a cell says so.
     """
-    columns = [(hf[(hf["protocol"] == protocol) & (hf["dataset"] == dataset)], *rest)
-               for protocol, dataset, *rest in FEWSHOT_COLUMNS]
+    columns = [(hf[hf["protocol"].isin(protocols) & (hf["dataset"] == dataset)], *rest)
+               for protocols, dataset, *rest in FEWSHOT_COLUMNS]
     rows_models = {m for _, models in FEWSHOT_ROWS for m in models} | {FEWSHOT_REFERENCE}
     if not any(c["model"].isin(rows_models).any() for c, *_ in columns):
         return None
