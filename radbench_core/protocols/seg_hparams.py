@@ -69,4 +69,5 @@ DEMO: dict[str, dict[str, Any]] = {
                 "select_epoch": "last", "select_metric": "dice_study"},
     "seg_fewshot": {**_DEMO_COMMON, "decoder": "unet", "seeds": [0, 1]},
 }
-DEMO["scratch_fewshot"] = {**DEMO["scratch"], "seeds": [0, 1]}
+# few images: more epochs for the same order of steps as the full-data cell
+DEMO["scratch_fewshot"] = {**DEMO["scratch"], "seeds": [0, 1], "epochs": 20}
