@@ -9,8 +9,32 @@ from pathlib import Path
 
 import pytest
 
+# Imported once, before any test: pytester restores sys.modules after each test that uses it, and a
+# C extension first imported inside such a test (numpy.fft, scipy through the report, torch's
+# inductor ops through the planner) cannot be loaded a second time in the same process.
+import radbench_core.cli  # noqa: E402,F401
+import radbench_core.planner  # noqa: E402,F401
+import radbench_core.report  # noqa: E402,F401
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _lazy_imports_loaded_before_any_pytester_test():
+    """torch and timm import parts of themselves lazily (torch._dynamo on a model's first build, the
+    flop counter's op libraries). pytester restores sys.modules after each test that uses it, and an
+    op library or C extension first imported inside such a test cannot be loaded a second time in
+    the process, so a later test would fail depending on test order. Load them once, up front."""
+    import torch
+
+    from radbench_core.features import load_backbone
+    from radbench_core.planner import plan
+    from radbench_core.profiles import get_profile
+    demo = get_profile("demo")
+    plan(demo, demo.cells())
+    backbone = load_backbone("dinov2_vits14", demo=True, resolution=56)
+    with torch.no_grad():
+        backbone.pooled(torch.zeros(1, 3, 56, 56))
 
 TINY_PROFILE = '''
 from radbench_core.profiles import Grid, Profile, _hparams

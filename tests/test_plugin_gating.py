@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from conftest import records, run
+from radbench_core.planner import plan
+from radbench_core.profiles import get_profile
 
 LINEAR = "dinov2_vits14-nih-linear"
 
@@ -107,10 +110,6 @@ def test_submitit_local_shards_merge_to_the_single_process_result(project, monke
 
 def test_shards_by_estimated_time_partition_the_demo_grid_within_15_percent(project):
     """--radbench-shard-by time: every demo cell in exactly one shard, shards' estimated time close."""
-    import re
-
-    from radbench_core.planner import plan
-    from radbench_core.profiles import get_profile
     picked = []
     for shard in ("1/2", "2/2"):
         result = run(project, "--radbench-profile=demo", "--co", "-q", f"--radbench-shard={shard}",
