@@ -261,7 +261,7 @@ def _frozen_inputs(index: DatasetIndex, backbone, cell: Cell, resolution: int, c
     transform = _transform(backbone, resolution)
     parts = {"model": cell.model, "weights": backbone.weights, "dataset": cell.dataset,
              "extractor": extractor_fingerprint(),
-             "sources": sources_fingerprint(index.root, index_files(index)),
+             "sources": _sources_of(index),
              "root": str(index.root), "resolution": resolution, "mean": list(backbone.mean),
              "std": list(backbone.std), "demo_arch": repr(getattr(backbone.spec, "demo_kwargs", None))
              if ctx.profile.demo else None,
@@ -283,6 +283,16 @@ def _frozen_inputs(index: DatasetIndex, backbone, cell: Cell, resolution: int, c
         patients={s: index.patients(s) for s in ("train", "val", "test")},
         label_kind=index.spec.label_kind, num_classes=index.spec.num_classes, device=ctx.device,
         dataset=cell.dataset)
+
+
+def _sources_of(index: DatasetIndex) -> str:
+    """The size+mtime fingerprint of the index's files, taken once per index (one stat per file;
+    NIH has 112k): an index lives for the session in ``_INDEXES`` like its items and splits."""
+    fingerprint = getattr(index, "_sources_fingerprint", None)
+    if fingerprint is None:
+        fingerprint = sources_fingerprint(index.root, index_files(index))
+        index._sources_fingerprint = fingerprint
+    return fingerprint
 
 
 def _augmented_features(index: DatasetIndex, backbone, cell: Cell, resolution: int, ctx: RunContext,
