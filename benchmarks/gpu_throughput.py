@@ -22,8 +22,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from radbench_core.extraction import autocast_for, extract_split  # noqa: E402
-from radbench_core.features import load_backbone  # noqa: E402
+from radbench_core.run.extraction import autocast_for, extract_split  # noqa: E402
+from radbench_core.models.features import load_backbone  # noqa: E402
 
 # Dense bf16 tensor-core peaks (no sparsity), from NVIDIA's data sheets.
 PEAK_BF16_TFLOPS = {"H100": 989.4, "H200": 989.4, "A100": 312.0, "L40S": 362.0, "A10": 125.0}
@@ -57,10 +57,10 @@ def time_loop(fn, x: torch.Tensor, iters: int, warmup: int = 3) -> float:
 
 
 def pipeline_rate(backbone, resolution: int, batch: int, device: str, workers: int, size: str) -> dict:
-    from radbench_core.datasets import get_dataset, open_dataset
-    from radbench_core.datasets.torch_data import SliceDataset
-    from radbench_core.datasets.transforms import ModelTransform
-    from radbench_core.datasource import prepare_phantom
+    from radbench_core.data.datasets import get_dataset, open_dataset
+    from radbench_core.data.datasets.torch_data import SliceDataset
+    from radbench_core.data.datasets.transforms import ModelTransform
+    from radbench_core.data.source import prepare_phantom
     cache = Path(tempfile.mkdtemp(prefix="radbench-gpu-"))
     root = prepare_phantom("nih", size, cache)
     index = open_dataset(get_dataset("nih"), root)

@@ -22,9 +22,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from radbench_core.extraction import autocast_for  # noqa: E402
-from radbench_core.features import load_backbone  # noqa: E402
-from radbench_core.planner_data import GPUS  # noqa: E402
+from radbench_core.run.extraction import autocast_for  # noqa: E402
+from radbench_core.models.features import load_backbone  # noqa: E402
+from radbench_core.plan.constants import GPUS  # noqa: E402
 
 
 def peak_tflops(name: str) -> float | None:
@@ -102,7 +102,7 @@ def decoder_step(model_id: str, res: int, batch: int, device: str, tiny: bool):
 
 
 def scratch_step(model_id: str, res: int, batch: int, device: str, tiny: bool):
-    from radbench_core.scratch_models import build_scratch_model
+    from radbench_core.models.scratch_models import build_scratch_model
     net = build_scratch_model(model_id, 2, demo=tiny, resolution=res).to(device).train()
     opt = torch.optim.SGD(net.parameters(), lr=1e-2, momentum=0.9)
     x = torch.randn(batch, 3, res, res, device=device)

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from radbench_core import perf
-from radbench_core.runner import BackbonePool
+import throughput_tools as perf  # benchmarks/throughput_tools.py (benchmark-only helpers)
+from radbench_core.run.runner import BackbonePool
 
 pytestmark = pytest.mark.throughput
 REALISTIC_VIT = dict(embed_dim=384, depth=12, num_heads=6)   # ViT-S/14 geometry, same timm class
@@ -73,14 +73,14 @@ def timed(benchmark, fn, rounds: int = 1, setup=None) -> tuple[float, object]:
 
 
 def _open(dataset_id: str, size: str, cache_dir: Path):
-    from radbench_core.datasets import get_dataset, open_dataset
-    from radbench_core.datasource import prepare_phantom
+    from radbench_core.data.datasets import get_dataset, open_dataset
+    from radbench_core.data.source import prepare_phantom
     spec = get_dataset(dataset_id)
     return open_dataset(spec, prepare_phantom(dataset_id, size, cache_dir))
 
 
 def _backbone(variant: str, resolution: int):
-    from radbench_core.features import load_backbone
+    from radbench_core.models.features import load_backbone
     kwargs = REALISTIC_VIT if variant == "vits14_full" else None
     return load_backbone("dinov2_vits14", demo=True, resolution=resolution, device="cpu", arch_kwargs=kwargs)
 
@@ -89,11 +89,11 @@ def _backbone(variant: str, resolution: int):
 @pytest.mark.parametrize("dataset_id", ["nih", "msd_spleen"])
 def test_extraction_overhead(benchmark, scale, work_dir, dataset_id, variant):
     """radbench's extraction (files -> preprocessing -> DataLoader -> forward -> fp16 cache) vs bare forward."""
-    from radbench_core.datasets.torch_data import SliceDataset
-    from radbench_core.datasets.transforms import ModelTransform
-    from radbench_core.datasets.volumes import VOLUME_CACHE
-    from radbench_core.extraction import extract_split
-    from radbench_core.feature_cache import FeatureCache
+    from radbench_core.data.datasets.torch_data import SliceDataset
+    from radbench_core.data.datasets.transforms import ModelTransform
+    from radbench_core.data.datasets.volumes import VOLUME_CACHE
+    from radbench_core.run.extraction import extract_split
+    from radbench_core.run.feature_cache import FeatureCache
 
     if variant == "vits14_full" and not scale.realistic_vit:
         pytest.skip(f"scale {scale.name}: the full-width ViT-S/14 runs at small/full scale")
@@ -130,9 +130,9 @@ def test_extraction_overhead(benchmark, scale, work_dir, dataset_id, variant):
 
 def test_png_decode_rate(benchmark, scale, work_dir):
     """PNG decode + [0,1] scaling + antialiased resize to the model input, per image."""
-    from radbench_core.datasets.csvtools import read_gray
-    from radbench_core.datasets.transforms import ModelTransform
-    from radbench_core.models import IMAGENET_MEAN, IMAGENET_STD
+    from radbench_core.data.datasets.csvtools import read_gray
+    from radbench_core.data.datasets.transforms import ModelTransform
+    from radbench_core.models.specs import IMAGENET_MEAN, IMAGENET_STD
 
     transform = ModelTransform(scale.resolution, IMAGENET_MEAN, IMAGENET_STD)
     index = _open("nih", scale.phantom_size, work_dir)
@@ -152,10 +152,10 @@ def test_png_decode_rate(benchmark, scale, work_dir):
 
 def test_nifti_slice_cache(benchmark, scale, work_dir):
     """Slices/s served from the per-volume slice cache vs decoding the volume again for every slice."""
-    from radbench_core.datasets.torch_data import SliceDataset
-    from radbench_core.datasets.transforms import ModelTransform
-    from radbench_core.datasets.volumes import VOLUME_CACHE
-    from radbench_core.models import IMAGENET_MEAN, IMAGENET_STD
+    from radbench_core.data.datasets.torch_data import SliceDataset
+    from radbench_core.data.datasets.transforms import ModelTransform
+    from radbench_core.data.datasets.volumes import VOLUME_CACHE
+    from radbench_core.models.specs import IMAGENET_MEAN, IMAGENET_STD
 
     index = _open("msd_spleen", scale.phantom_size, work_dir)
     transform = ModelTransform(scale.resolution, IMAGENET_MEAN, IMAGENET_STD)
@@ -197,10 +197,10 @@ class _FixedPool(BackbonePool):
 
 def test_cache_second_protocol(benchmark, scale, work_dir):
     """run_cell: first frozen protocol (extract + kNN) vs the same cell again on a cache hit."""
-    from radbench_core.cells import Cell
-    from radbench_core.feature_cache import FeatureCache
-    from radbench_core.profiles import get_profile
-    from radbench_core.runner import RunContext, load_index, run_cell
+    from radbench_core.core.cells import Cell
+    from radbench_core.run.feature_cache import FeatureCache
+    from radbench_core.config.profiles import get_profile
+    from radbench_core.run.runner import RunContext, load_index, run_cell
 
     variant = "vits14_full" if scale.realistic_vit else "demo"
     profile = dataclasses.replace(get_profile("demo"), phantom_size=scale.phantom_size,
@@ -221,7 +221,7 @@ def test_cache_second_protocol(benchmark, scale, work_dir):
 
 def test_linear_sweep(benchmark, scale):
     """32 heads (8 lr x n_blocks {1,4} x avgpool) trained together vs one head, one epoch."""
-    from radbench_core.protocols.hparams import LINEAR_LRS
+    from radbench_core.config.hparams import LINEAR_LRS
     from radbench_core.protocols.linear import HeadConfig, head_configs, train_heads
 
     rng = np.random.default_rng(0)
@@ -275,8 +275,8 @@ def test_knn_vs_sklearn(benchmark, scale):
 
 def test_nih_scale_index(benchmark, scale, work_dir):
     """Index NIH-scale metadata (native CSV + official lists, lazy images) and build its splits."""
-    from radbench_core.datasets import get_dataset, open_dataset
-    from radbench_core.datasets.splits import SPLITS_FILENAME
+    from radbench_core.data.datasets import get_dataset, open_dataset
+    from radbench_core.data.datasets.splits import SPLITS_FILENAME
 
     root = perf.write_nih_metadata(work_dir / "nih_scale", scale.nih_rows)
 
@@ -292,7 +292,7 @@ def test_nih_scale_index(benchmark, scale, work_dir):
 
 def test_feature_cache_size(benchmark, scale, work_dir):
     """Cache entries grow as N x values x 2 bytes (fp16); RSS of reading one back, fresh process."""
-    from radbench_core.feature_cache import FeatureCache, cache_key
+    from radbench_core.run.feature_cache import FeatureCache, cache_key
 
     dim, blocks = 384, 4
     cache = FeatureCache(work_dir / "size_cache")

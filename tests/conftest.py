@@ -12,8 +12,8 @@ import pytest
 # Imported once, before any test: pytester restores sys.modules after each test that uses it, and a
 # C extension first imported inside such a test (numpy.fft, scipy through the report, torch's
 # inductor ops through the planner) cannot be loaded a second time in the same process.
-import radbench_core.cli  # noqa: E402,F401
-import radbench_core.planner  # noqa: E402,F401
+import radbench_core.cli.app  # noqa: E402,F401
+import radbench_core.plan.estimate  # noqa: E402,F401
 import radbench_core.report  # noqa: E402,F401
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,9 +27,9 @@ def _lazy_imports_loaded_before_any_pytester_test():
     the process, so a later test would fail depending on test order. Load them once, up front."""
     import torch
 
-    from radbench_core.features import load_backbone
-    from radbench_core.planner import plan
-    from radbench_core.profiles import get_profile
+    from radbench_core.models.features import load_backbone
+    from radbench_core.plan.estimate import plan
+    from radbench_core.config.profiles import get_profile
     demo = get_profile("demo")
     plan(demo, demo.cells())
     backbone = load_backbone("dinov2_vits14", demo=True, resolution=56)
@@ -37,7 +37,7 @@ def _lazy_imports_loaded_before_any_pytester_test():
         backbone.pooled(torch.zeros(1, 3, 56, 56))
 
 TINY_PROFILE = '''
-from radbench_core.profiles import Grid, Profile, _hparams
+from radbench_core.config.profiles import Grid, Profile, _hparams
 from radbench_core.protocols import PROTOCOLS, ProtocolSpec
 
 PROTOCOLS["boom"] = ProtocolSpec("boom", "classification", "frozen", "tiny_profile:boom")

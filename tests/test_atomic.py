@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from radbench_core.atomic import atomic_write_bytes, atomic_write_json
-from radbench_core.errors import StorageError
+from radbench_core.core.atomic import atomic_write_bytes, atomic_write_json
+from radbench_core.core.errors import StorageError
 
 
 def test_write_then_replace_leaves_no_temporaries(tmp_path):
@@ -44,7 +44,7 @@ def test_unwritable_path_as_root_is_named(tmp_path):
 def test_stale_temporaries_are_swept_and_fresh_ones_and_records_kept(tmp_path):
     import time
 
-    from radbench_core.atomic import sweep_stale_temporaries
+    from radbench_core.core.atomic import sweep_stale_temporaries
     record = tmp_path / "cell.json"
     atomic_write_json(record, {"ok": True})
     old_file, fresh_file = tmp_path / ".cell.json.abc.tmp", tmp_path / ".other.json.def.tmp"

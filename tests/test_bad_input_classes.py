@@ -21,13 +21,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from radbench_core.datasets.csvtools import check_mask_geometry, read_raw
-from radbench_core.datasets.volumes import check_geometry, check_pair, load_image
-from radbench_core.errors import DatasetError, NumericalError, RadbenchError, StorageError
-from radbench_core.feature_cache import FeatureCache, index_files, sources_fingerprint
-from radbench_core.finite import (check_features_finite, check_headline, check_loss,
+from radbench_core.data.datasets.csvtools import check_mask_geometry, read_raw
+from radbench_core.data.datasets.volumes import check_geometry, check_pair, load_image
+from radbench_core.core.errors import DatasetError, NumericalError, RadbenchError, StorageError
+from radbench_core.run.feature_cache import FeatureCache, index_files, sources_fingerprint
+from radbench_core.core.finite import (check_features_finite, check_headline, check_loss,
                                   check_state_finite)
-from radbench_core.results import Metric
+from radbench_core.core.results import Metric
 
 AFFINE = np.diag([1.5, 1.5, 3.0, 1.0])
 
@@ -111,7 +111,7 @@ def test_degenerate_volume_is_a_dataset_error(tmp_path, shape):
 
 def test_zero_sized_image_in_a_mat_file_is_a_dataset_error(tmp_path):
     import h5py
-    from radbench_core.datasets.brain_tumor import read_mat
+    from radbench_core.data.datasets.brain_tumor import read_mat
     path = tmp_path / "1.mat"
     with h5py.File(path, "w", userblock_size=512) as f:
         f.create_dataset("cjdata/image", data=np.zeros((0, 0), np.int16))
@@ -142,7 +142,7 @@ def test_non_finite_features_and_loss_fail():
 
 
 def test_extraction_refuses_non_finite_features_naming_the_item(tmp_path):
-    from radbench_core.extraction import extract_splits
+    from radbench_core.run.extraction import extract_splits
 
     class NaNBackbone(torch.nn.Module):
         def pooled(self, x):
@@ -201,7 +201,7 @@ def test_a_source_file_changed_in_place_changes_the_feature_key(tmp_path):
 
 
 def test_index_files_lists_images_and_masks():
-    from radbench_core.datasets.base import Item
+    from radbench_core.data.datasets.base import Item
     ix = type("Ix", (), {"items": [Item("a", "p", ("i/a.png",), masks=("m/a.png",)),
                                    Item("b", "p", ("i/b.png",))]})()
     assert index_files(ix) == ["i/a.png", "m/a.png", "i/b.png"]
@@ -253,7 +253,7 @@ def test_feature_cache_storage_problems_are_one_storage_error(tmp_path, monkeypa
 
 
 def test_an_edited_phantom_is_rewritten(tmp_path):
-    from radbench_core.datasource import prepare_phantom
+    from radbench_core.data.source import prepare_phantom
     root = prepare_phantom("mc", "tiny", tmp_path)
     victim = next(p for p in sorted(root.rglob("*.png")))
     original = victim.read_bytes()
@@ -291,7 +291,7 @@ def test_radbench_errors_round_trip_through_pickle_and_traceback_text(where, pro
     back = pickle.loads(pickle.dumps(err))
     assert type(back) is StorageError and str(back) == str(err)
     wrapped = StorageError(f"Caught StorageError in DataLoader worker process 0.\nOriginal Traceback "
-                           f"(most recent call last):\n  File \"x.py\", line 1\nradbench_core.errors."
+                           f"(most recent call last):\n  File \"x.py\", line 1\nradbench_core.core.errors."
                            f"StorageError: {err}\n")
     assert str(wrapped) == str(err)
     assert isinstance(wrapped, RadbenchError)
@@ -300,7 +300,7 @@ def test_radbench_errors_round_trip_through_pickle_and_traceback_text(where, pro
 # -- 8. reports replaced as a whole ----------------------------------------------------------------
 
 def _record(cell="dinov2_vits14-nih-linear", auroc=0.7):
-    from radbench_core.results import CellResult
+    from radbench_core.core.results import CellResult
     return CellResult(cell_id=cell, model="dinov2_vits14", dataset="nih", protocol="linear", variant="",
                       task="classification", modality="xray", profile="demo",
                       metrics={"auroc": Metric(auroc)}, hparams={}, params_trainable=1, params_total=2,
@@ -310,7 +310,7 @@ def _record(cell="dinov2_vits14-nih-linear", auroc=0.7):
 
 def test_the_report_is_built_aside_and_swapped_in(tmp_path, monkeypatch):
     from fixtures.finish import build_report_swapped
-    from radbench_core.results import RunStore
+    from radbench_core.core.results import RunStore
     run = tmp_path / "run"
     store = RunStore(run)
     store.write_cell(_record())

@@ -21,16 +21,16 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from radbench_core.datasets import get_dataset, open_dataset
-from radbench_core.datasets.base import LoadOptions
-from radbench_core.errors import (BaselineError, ConfigError, DatasetError, DatasetMissing, RadbenchError,
+from radbench_core.data.datasets import get_dataset, open_dataset
+from radbench_core.data.datasets.base import LoadOptions
+from radbench_core.core.errors import (BaselineError, ConfigError, DatasetError, DatasetMissing, RadbenchError,
                                   StorageError, WeightsError, WeightsMissing)
-from radbench_core.feature_cache import FeatureCache, cache_key
-from radbench_core.features import load_backbone
-from radbench_core.gating import load_baseline, parse_tolerances
-from radbench_core.models import get_model
+from radbench_core.run.feature_cache import FeatureCache, cache_key
+from radbench_core.models.features import load_backbone
+from radbench_core.gate.compare import load_baseline, parse_tolerances
+from radbench_core.models.specs import get_model
 from radbench_core.protocols import get_protocol
-from radbench_core.results import CellResult, Metric, RunStore
+from radbench_core.core.results import CellResult, Metric, RunStore
 
 from conftest import scratch_project
 
@@ -379,7 +379,7 @@ def test_corrupt_feature_cache_entry_is_reported_and_recomputed(tmp_path):
 # -- plugin options (usage errors, before any cell runs) --------------------------------------------------
 
 TINY_PROFILE = '''
-from radbench_core.profiles import Grid, Profile, _hparams
+from radbench_core.config.profiles import Grid, Profile, _hparams
 PROFILE = Profile(name="tiny", description="bad-input checks", demo={demo},
                   grids=(Grid({models}, {datasets}, ("knn",)),), hparams=_hparams(paper=False),
                   cls_resolution=56, phantom_size="tiny", batch_size=16, num_workers=0)
@@ -465,7 +465,7 @@ def test_profile_and_results_folder_are_checked_at_start_up(project, case):
 
 def test_bad_inputs_fail_their_cell_only_and_keep_stored_results(project, tmp_path):
     """Real (non-demo) run: good + corrupt data, good + wrong-architecture + corrupt weights."""
-    from radbench_core.architectures import create_architecture, strip_unused_parts
+    from radbench_core.models.architectures import create_architecture, strip_unused_parts
     data, weights = tmp_path / "data", tmp_path / "weights"
     phantom(data, "nih")
     chexpert = phantom(data, "chexpert")

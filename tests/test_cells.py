@@ -1,8 +1,8 @@
 import pytest
 from hypothesis import given, strategies as st
 
-from radbench_core.cells import Cell, parse_cell_id, parse_protocol
-from radbench_core.errors import ConfigError
+from radbench_core.core.cells import Cell, parse_cell_id, parse_protocol
+from radbench_core.core.errors import ConfigError
 
 name = st.from_regex(r"[a-z][a-z0-9_]{0,12}", fullmatch=True)
 

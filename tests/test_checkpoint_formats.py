@@ -17,11 +17,11 @@ import pytest
 import torch
 from torch import nn
 
-from radbench_core.checkpoint_formats import is_torchscript
-from radbench_core.cli import main as cli_main
-from radbench_core.errors import WeightsError
-from radbench_core.features import load_backbone
-from radbench_core.models import get_model
+from radbench_core.models.checkpoint_formats import is_torchscript
+from radbench_core.cli.app import main as cli_main
+from radbench_core.core.errors import WeightsError
+from radbench_core.models.features import load_backbone
+from radbench_core.models.specs import get_model
 
 X = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from radbench_core.cells import Cell
-from radbench_core.fidelity import deviations_in_effect
-from radbench_core.profiles import get_profile
+from radbench_core.core.cells import Cell
+from radbench_core.config.fidelity import deviations_in_effect
+from radbench_core.config.profiles import get_profile
 from radbench_core.protocols import PROTOCOLS
-from radbench_core.runner import cell_hparams
+from radbench_core.run.runner import cell_hparams
 
 
 def _deviations(profile: str, model: str, dataset: str, protocol: str) -> set[str]:

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from radbench_core import submit
-from radbench_core.cli import main
-from radbench_core.datasets import DATASET_IDS
-from radbench_core.gating import load_baseline, update_baseline
-from radbench_core.results import CellResult, Metric, RunStore
+from radbench_core.run import submit
+from radbench_core.cli.app import main
+from radbench_core.data.datasets import DATASET_IDS
+from radbench_core.gate.compare import load_baseline, update_baseline
+from radbench_core.core.results import CellResult, Metric, RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -100,7 +100,7 @@ def test_list_datasets_shows_every_registered_dataset(capsys):
 
 
 @pytest.mark.parametrize("kind, module, attr", [
-    ("models", "radbench_core.models", "MODELS"),
+    ("models", "radbench_core.models.specs", "MODELS"),
     ("protocols", "radbench_core.protocols", "PROTOCOLS"),
 ])
 def test_list_registries_show_every_entry(kind, module, attr, capsys):
@@ -111,7 +111,7 @@ def test_list_registries_show_every_entry(kind, module, attr, capsys):
 
 
 def test_list_profiles_shows_names_and_cell_counts(capsys):
-    profiles = pytest.importorskip("radbench_core.profiles")
+    profiles = pytest.importorskip("radbench_core.config.profiles")
     assert main(["list", "profiles"]) == 0
     lines = capsys.readouterr().out.splitlines()[1:]
     assert [line.split()[0] for line in lines] == list(profiles.PROFILE_NAMES)
@@ -129,7 +129,7 @@ def test_usage_errors_exit_2(capsys):
 
 
 def test_prepare_reports_a_missing_folder_and_indexes_a_demo_phantom(tmp_path, monkeypatch, capsys):
-    pytest.importorskip("radbench_core.datasets.montgomery")
+    pytest.importorskip("radbench_core.data.datasets.montgomery")
     monkeypatch.delenv("RADBENCH_DATA_DIR", raising=False)
     assert main(["prepare", "mc"]) == 2
     assert "--data-dir: no data directory given" in capsys.readouterr().err
@@ -198,7 +198,7 @@ def test_submit_local_runs_shards_and_passes_pytest_args(tmp_path, monkeypatch, 
 
 
 def test_console_entry_point_runs_as_a_module():
-    done = subprocess.run([sys.executable, "-m", "radbench_core.cli", "list", "datasets"], cwd=ROOT,
+    done = subprocess.run([sys.executable, "-m", "radbench_core.cli.app", "list", "datasets"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "nih" in done.stdout
-    assert importlib.util.find_spec("radbench_core.cli") is not None
+    assert importlib.util.find_spec("radbench_core.cli.app") is not None

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from radbench_core.feature_cache import FeatureCache, cache_key
-from radbench_core.results import CellResult, Metric, RunStore
+from radbench_core.run.feature_cache import FeatureCache, cache_key
+from radbench_core.core.results import CellResult, Metric, RunStore
 
 from conftest import scratch_project
 
@@ -32,7 +32,7 @@ PYTHON = sys.executable
 CRASH_PROFILE = '''
 import os, signal, time
 from pathlib import Path
-from radbench_core.profiles import Grid, Profile, _hparams
+from radbench_core.config.profiles import Grid, Profile, _hparams
 from radbench_core.protocols import PROTOCOLS, ProtocolSpec
 from radbench_core.protocols.knn import run_knn
 
@@ -158,7 +158,7 @@ def test_kill_while_writing_a_record_keeps_the_old_one(tmp_path):
     before = path.read_bytes()
     child = _die_in_child(f"""
         import dataclasses, os, signal
-        from radbench_core.results import RunStore
+        from radbench_core.core.results import RunStore
         store = RunStore({str(store.run_dir)!r})
         new = dataclasses.replace(store.read_cell("resnet152-nih-knn"), wall_time_s=99.0)
         os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL)    # die with the new bytes unflushed
@@ -177,7 +177,7 @@ def test_kill_while_storing_features_leaves_no_entry_and_is_recomputed(tmp_path)
     child = _die_in_child(f"""
         import os, signal
         import numpy as np
-        from radbench_core.feature_cache import FeatureCache
+        from radbench_core.run.feature_cache import FeatureCache
         real_save, calls = np.save, []
         def save_then_die(fh, array):
             real_save(fh, array)
@@ -214,7 +214,7 @@ def test_feature_cache_entries_are_memory_mapped_npy_without_pickle(tmp_path):
 # -- memory --------------------------------------------------------------------------------------------
 
 def test_backbone_pool_releases_the_previous_model():
-    from radbench_core.runner import BackbonePool
+    from radbench_core.run.runner import BackbonePool
     pool = BackbonePool()
     first = weakref.ref(pool.get("resnet152", demo=True, resolution=64, weights_dir=None, device="cpu"))
     assert pool.get("resnet152", demo=True, resolution=64, weights_dir=None, device="cpu") is first()
@@ -225,7 +225,7 @@ def test_backbone_pool_releases_the_previous_model():
 
 
 MEMORY_PROFILE = '''
-from radbench_core.profiles import CLS_DATASETS, CLS_MODELS, Grid, Profile, _hparams
+from radbench_core.config.profiles import CLS_DATASETS, CLS_MODELS, Grid, Profile, _hparams
 
 HPARAMS = _hparams(paper=False)
 HPARAMS["knn"].update(bootstrap=20)

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from radbench_core.datasets import get_dataset, open_dataset
-from radbench_core.datasets.amos import SPEC, is_ct_case
-from radbench_core.datasets.base import LoadOptions
-from radbench_core.datasets.volumes import VOLUME_CACHE
-from radbench_core.errors import DatasetError
+from radbench_core.data.datasets import get_dataset, open_dataset
+from radbench_core.data.datasets.amos import SPEC, is_ct_case
+from radbench_core.data.datasets.base import LoadOptions
+from radbench_core.data.datasets.volumes import VOLUME_CACHE
+from radbench_core.core.errors import DatasetError
 
 
 @pytest.fixture(autouse=True)

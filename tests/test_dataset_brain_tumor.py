@@ -9,11 +9,11 @@ import h5py
 import numpy as np
 import pytest
 
-from radbench_core.datasets import get_dataset, open_dataset
-from radbench_core.datasets.base import LoadOptions
-from radbench_core.datasets.brain_tumor import index, read_mat
-from radbench_core.errors import DatasetError
-from radbench_core.phantoms.brain_tumor import write_brain_mat, write_mat73, write_phantom
+from radbench_core.data.datasets import get_dataset, open_dataset
+from radbench_core.data.datasets.base import LoadOptions
+from radbench_core.data.datasets.brain_tumor import index, read_mat
+from radbench_core.core.errors import DatasetError
+from radbench_core.data.phantoms.brain_tumor import write_brain_mat, write_mat73, write_phantom
 
 SPEC = get_dataset("brain_tumor")
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from radbench_core.datasets import get_dataset, open_dataset
-from radbench_core.datasets.base import LoadOptions
-from radbench_core.datasets.chexpert import CLASSES, OBSERVATIONS, TEST_FROM_TRAIN, index
-from radbench_core.errors import ConfigError, DatasetError
-from radbench_core.phantoms.chexpert import FOLDER, HEADER, TEST_HEADER, write_phantom
+from radbench_core.data.datasets import get_dataset, open_dataset
+from radbench_core.data.datasets.base import LoadOptions
+from radbench_core.data.datasets.chexpert import CLASSES, OBSERVATIONS, TEST_FROM_TRAIN, index
+from radbench_core.core.errors import ConfigError, DatasetError
+from radbench_core.data.phantoms.chexpert import FOLDER, HEADER, TEST_HEADER, write_phantom
 
 SPEC = get_dataset("chexpert")
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from radbench_core.datasets import get_dataset, open_dataset
-from radbench_core.datasets.base import LoadOptions
-from radbench_core.datasets.montgomery import LEFT_DIR, RIGHT_DIR, index
-from radbench_core.errors import DatasetError
-from radbench_core.phantoms.montgomery import write_phantom
+from radbench_core.data.datasets import get_dataset, open_dataset
+from radbench_core.data.datasets.base import LoadOptions
+from radbench_core.data.datasets.montgomery import LEFT_DIR, RIGHT_DIR, index
+from radbench_core.core.errors import DatasetError
+from radbench_core.data.phantoms.montgomery import write_phantom
 
 SPEC = get_dataset("mc")
 

@@ -10,13 +10,13 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from radbench_core.datasets import get_dataset, open_dataset
-from radbench_core.datasets.base import LoadOptions
-from radbench_core.datasets.msd import HEART, HIPPOCAMPUS, SPLEEN
-from radbench_core.datasets.preprocess import window_percentile_per_slice
-from radbench_core.datasets.splits import SPLITS_FILENAME
-from radbench_core.datasets.volumes import VOLUME_CACHE
-from radbench_core.errors import DatasetError, DatasetMissing
+from radbench_core.data.datasets import get_dataset, open_dataset
+from radbench_core.data.datasets.base import LoadOptions
+from radbench_core.data.datasets.msd import HEART, HIPPOCAMPUS, SPLEEN
+from radbench_core.data.datasets.preprocess import window_percentile_per_slice
+from radbench_core.data.datasets.splits import SPLITS_FILENAME
+from radbench_core.data.datasets.volumes import VOLUME_CACHE
+from radbench_core.core.errors import DatasetError, DatasetMissing
 
 SPECS = {"msd_spleen": SPLEEN, "msd_hippocampus": HIPPOCAMPUS, "msd_heart": HEART}
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from radbench_core.datasets import get_dataset, open_dataset
-from radbench_core.datasets.base import LoadOptions
-from radbench_core.datasets.nih import CLASSES, STUDY_LABELS, index
-from radbench_core.errors import ConfigError, DatasetError
-from radbench_core.phantoms.nih import HEADER_2017, finding_centers, write_phantom
+from radbench_core.data.datasets import get_dataset, open_dataset
+from radbench_core.data.datasets.base import LoadOptions
+from radbench_core.data.datasets.nih import CLASSES, STUDY_LABELS, index
+from radbench_core.core.errors import ConfigError, DatasetError
+from radbench_core.data.phantoms.nih import HEADER_2017, finding_centers, write_phantom
 from radbench_core.protocols.fewshot import study_fewshot
 
 SPEC = get_dataset("nih")

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from radbench_core.datasets import get_dataset, open_dataset
-from radbench_core.datasets.base import LoadOptions
-from radbench_core.datasets.sarscov2 import index
-from radbench_core.errors import DatasetError
-from radbench_core.phantoms.draw import save_png
-from radbench_core.phantoms.sarscov2 import write_phantom
+from radbench_core.data.datasets import get_dataset, open_dataset
+from radbench_core.data.datasets.base import LoadOptions
+from radbench_core.data.datasets.sarscov2 import index
+from radbench_core.core.errors import DatasetError
+from radbench_core.data.phantoms.draw import save_png
+from radbench_core.data.phantoms.sarscov2 import write_phantom
 
 SPEC = get_dataset("sarscov2")
 

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from radbench_core.errors import ConfigError
-from radbench_core.models import get_model
+from radbench_core.core.errors import ConfigError
+from radbench_core.models.specs import get_model
 from radbench_core.protocols.decoders import (LinearDecoder, UNetDecoder, build_decoder, parameter_counts,
                                               unet_widths)
 
@@ -178,7 +178,7 @@ def test_wrong_maps_are_rejected_with_a_fix():
 
 
 def test_demo_backbone_gives_its_last_five_blocks_to_both_decoders():
-    from radbench_core.features import load_backbone
+    from radbench_core.models.features import load_backbone
     backbone = load_backbone("dinov2_vitl14", demo=True, resolution=112).frozen()
     depth = len(backbone.model.blocks)
     x = torch.randn(1, 3, 112, 112, generator=torch.Generator().manual_seed(0))

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from radbench_core import runner
-from radbench_core.cells import Cell
-from radbench_core.feature_cache import FeatureCache
-from radbench_core.profiles import Grid, Profile, _hparams
-from radbench_core.results import CellResult
+from radbench_core.run import runner
+from radbench_core.core.cells import Cell
+from radbench_core.run.feature_cache import FeatureCache
+from radbench_core.config.profiles import Grid, Profile, _hparams
+from radbench_core.core.results import CellResult
 
 FROZEN_KNN = Cell("dinov2_vits14", "nih", "knn")
 FROZEN_LINEAR = Cell("resnet152", "nih", "linear")

@@ -3,8 +3,8 @@
 import numpy as np
 import torch
 
-from radbench_core import extraction
-from radbench_core.extraction import extract_split, extract_splits
+from radbench_core.run import extraction
+from radbench_core.run.extraction import extract_split, extract_splits
 
 
 class Slices(torch.utils.data.Dataset):

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from radbench_core.feature_cache import FeatureCache, cache_key
+from radbench_core.run.feature_cache import FeatureCache, cache_key
 
 
 def features(seed=0):

@@ -10,10 +10,10 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from radbench_core.errors import ConfigError
-from radbench_core.features import Backbone, load_backbone, spread_blocks
-from radbench_core.models import MODELS, count_parameters
-from radbench_core.results import DEMO_WEIGHTS
+from radbench_core.core.errors import ConfigError
+from radbench_core.models.features import Backbone, load_backbone, spread_blocks
+from radbench_core.models.specs import MODELS, count_parameters
+from radbench_core.core.results import DEMO_WEIGHTS
 
 BACKBONES = sorted(m for m, s in MODELS.items() if s.arch != "seg_scratch")
 _CACHE: dict[tuple[str, int], Backbone] = {}
@@ -126,7 +126,7 @@ def test_demo_weights_are_seeded_by_id_and_leave_global_rng_alone() -> None:
 
 
 def test_demo_weights_are_identical_in_another_process() -> None:
-    code = ("import torch; from radbench_core.features import load_backbone; "
+    code = ("import torch; from radbench_core.models.features import load_backbone; "
             "print(float(sum(p.detach().double().sum() for p in load_backbone('sam_vitl16', demo=True).parameters())))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])

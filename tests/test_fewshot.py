@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import pandas as pd
 
-from radbench_core.errors import ConfigError, DatasetError
+from radbench_core.core.errors import ConfigError, DatasetError
 from radbench_core.protocols.base import FrozenInputs
 from synthetic import frozen_features
 from radbench_core.protocols.fewshot import run_fewshot, sample_fewshot, study_fewshot

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from radbench_core import fidelity
-from radbench_core.cells import Cell
-from radbench_core.fidelity import Setting, deviations_in_effect
-from radbench_core.profiles import get_profile
+from radbench_core.config import fidelity
+from radbench_core.core.cells import Cell
+from radbench_core.config.fidelity import Setting, deviations_in_effect
+from radbench_core.config.profiles import get_profile
 from radbench_core.protocols import PROTOCOLS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,7 +56,7 @@ def test_paper_profile_is_exactly_the_studys_experiments():
 
 def test_docs_fidelity_md_is_the_registry_rendered():
     doc = (ROOT / "docs" / "fidelity.md").read_text(encoding="utf-8")
-    assert doc == fidelity.to_markdown(), "regenerate: python -m radbench_core.fidelity > docs/fidelity.md"
+    assert doc == fidelity.to_markdown(), "regenerate: python -m radbench_core.config.fidelity > docs/fidelity.md"
 
 
 def test_every_setting_has_a_source_and_every_deviation_a_reason():
@@ -105,9 +105,9 @@ def test_deviations_in_effect_follow_the_cell_and_its_hparams(monkeypatch):
 
 
 def test_every_record_carries_the_deviations_in_effect(tmp_path):
-    from radbench_core.feature_cache import FeatureCache
-    from radbench_core.profiles import Grid, Profile, _hparams
-    from radbench_core.runner import BackbonePool, RunContext, cell_hparams, run_cell
+    from radbench_core.run.feature_cache import FeatureCache
+    from radbench_core.config.profiles import Grid, Profile, _hparams
+    from radbench_core.run.runner import BackbonePool, RunContext, cell_hparams, run_cell
     profile = Profile(name="tiny", description="test", demo=True,
                       grids=(Grid(("dinov2_vits14",), ("nih",), ("knn", "linear")),),
                       hparams=_hparams(paper=False), cls_resolution=56, phantom_size="tiny",
@@ -134,7 +134,7 @@ def test_a_data_dependent_deviation_needs_the_loaders_report(monkeypatch):
 
 
 def test_table8_resolution_is_whole_patches_and_declared():
-    from radbench_core.runner import fit_to_patches, resolution_of
+    from radbench_core.run.runner import fit_to_patches, resolution_of
     paper = get_profile("paper")
     spec = PROTOCOLS["linear_subset"]
     assert resolution_of(Cell("dinov2_vitl14", "nih", "linear_subset", "1024"), spec, paper) == 1022

@@ -12,7 +12,7 @@ import torch
 from timm.models.vision_transformer import VisionTransformer
 from torch.utils.data import Dataset
 
-from radbench_core.errors import ConfigError
+from radbench_core.core.errors import ConfigError
 from radbench_core.protocols.base import LiveInputs
 from radbench_core.protocols.finetune import (configure_trainable, count_parameters, predict_items,
                                               run_finetune)
@@ -184,8 +184,8 @@ STUDY_SCHEDULE = {"optimizer": "sgd", "momentum": 0.9, "weight_decay": 0.0, "sch
 @pytest.mark.parametrize("protocol", ["finetune", "lora", "bitfit"])
 def test_paper_profile_trains_as_the_study(protocol: str) -> None:
     """Drift of optimizer, schedule, epochs, batch, rates or LoRA settings fails here."""
-    from radbench_core.profiles import get_profile
-    from radbench_core.protocols.hparams import per_key
+    from radbench_core.config.profiles import get_profile
+    from radbench_core.protocols.base import per_key
     hp = get_profile("paper").hparams_for(protocol)
     assert {k: hp[k] for k in STUDY_SCHEDULE} == STUDY_SCHEDULE
     assert per_key(hp["epochs"], "nih", "epochs") == 20
@@ -258,21 +258,22 @@ def test_lora_on_a_swiglu_vit_reaches_only_qkv_as_in_the_study() -> None:
 
 def test_table9_parameter_counts_of_dinov2_vitg14() -> None:
     """Study (Table 9): 1,100M (100 %), linear 1,500, LoRA 8M (0.7 %), BitFit 0.8M (0.07 %)."""
+    from radbench_core.config.hparams import PAPER
     from radbench_core.protocols.finetune import parameter_counts
     full, total = parameter_counts("dinov2_vitg14", "full")
     assert full == total and abs(total - 1_100e6) / 1_100e6 < 0.10
     linear, linear_total = parameter_counts("dinov2_vitg14", "linear")
     assert linear == 1536 + 1 and linear_total == total and abs(linear - 1_500) / 1_500 < 0.10
     assert 100 * linear / total == pytest.approx(1.4e-4, rel=0.1)
-    bitfit, bitfit_total = parameter_counts("dinov2_vitg14", "bitfit")
+    bitfit, bitfit_total = parameter_counts("dinov2_vitg14", "bitfit", hparams=PAPER["bitfit"])
     assert bitfit_total == total and abs(bitfit - 0.8e6) / 0.8e6 < 0.10
     assert 100 * bitfit / total == pytest.approx(0.07, rel=0.1)
     # biases: patch embed + 40 x (norm1, qkv, proj, norm2, fc1 (SwiGLU, 2 x 4096), fc2) + norm; head
     assert bitfit == 1536 + 40 * (1536 + 4608 + 1536 + 1536 + 8192 + 1536) + 1536 + (1536 + 1)
-    lora, lora_total = parameter_counts("dinov2_vitg14", "lora")
+    lora, lora_total = parameter_counts("dinov2_vitg14", "lora", hparams=PAPER["lora"])
     # the repo's targets reach only qkv in ViT-g (its FFN is w12/w3): r (in + out) + qkv bias
     adapters = 40 * 48 * (1536 + 4608)
     assert lora == adapters + 40 * 4608 + 1537 and lora_total == total + adapters
     # 12.0M (1.05 %): above the printed 8M (0.7 %), which no count of r=48 adapters on these
     # targets gives; with fc1/fc2 as well (timm's names) it would be 41M
-    assert parameter_counts("dinov2_vitg14", "lora", hparams={"lora_swiglu_ffn": True})[0] > 40e6
+    assert parameter_counts("dinov2_vitg14", "lora", hparams={**PAPER["lora"], "lora_swiglu_ffn": True})[0] > 40e6

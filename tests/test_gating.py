@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from radbench_core.errors import BaselineError
-from radbench_core.gating import (
+from radbench_core.core.errors import BaselineError
+from radbench_core.gate.compare import (
     DEFAULT_TOLERANCES,
     Tolerance,
     check_tolerance_names,
@@ -25,7 +25,7 @@ from radbench_core.gating import (
     update_baseline,
     write_obtained,
 )
-from radbench_core.results import CellResult, Metric
+from radbench_core.core.results import CellResult, Metric
 
 
 def rec(cell_id: str = "dinov2_vits14-nih-linear", *, config_hash: str = "abc123", profile: str = "demo",

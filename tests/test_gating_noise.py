@@ -10,10 +10,10 @@ import math
 import numpy as np
 import pytest
 
-from radbench_core.errors import BaselineError
-from radbench_core.gating import (compare, difference_noise, has_regressions, load_baseline,
+from radbench_core.core.errors import BaselineError
+from radbench_core.gate.compare import (compare, difference_noise, has_regressions, load_baseline,
                                   parse_tolerances, update_baseline)
-from radbench_core.results import CellResult, Metric
+from radbench_core.core.results import CellResult, Metric
 
 TOL = parse_tolerances("auroc:0.01")
 

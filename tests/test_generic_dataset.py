@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from radbench_core.datasets import open_dataset
-from radbench_core.datasets.generic import csv_dataset, mask_dataset
-from radbench_core.errors import ConfigError, DatasetError
+from radbench_core.data.datasets import open_dataset
+from radbench_core.data.datasets.generic import csv_dataset, mask_dataset
+from radbench_core.core.errors import ConfigError, DatasetError
 
 
 def png(path: Path, arr: np.ndarray) -> None:
@@ -52,7 +52,7 @@ def test_multilabel_blanks_are_unknown_and_bad_values_name_the_column(tmp_path: 
     assert spec.label_kind == "multilabel" and spec.class_names == ("a", "b")
     (tmp_path / "labels.csv").write_text("image,a,b\n0.png,yes,0\n")
     with pytest.raises(DatasetError, match="column 'a' holds 'yes'"):
-        spec.index(tmp_path, __import__("radbench_core.datasets", fromlist=["LoadOptions"]).LoadOptions())
+        spec.index(tmp_path, __import__("radbench_core.data.datasets", fromlist=["LoadOptions"]).LoadOptions())
 
 
 def test_unknown_class_and_bad_config_are_errors(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from radbench_core.errors import ConfigError
+from radbench_core.core.errors import ConfigError
 from radbench_core.protocols.base import FrozenInputs
 from synthetic import frozen_features
 from radbench_core.protocols.knn import (_drop_self, knn_neighbors, mlknn_fit, mlknn_posterior,
@@ -139,7 +139,7 @@ def test_bad_knn_inputs_name_the_problem() -> None:
 # --- the study's settings: k picked on test, an item its own ML-kNN neighbour -----------------------
 
 def test_paper_knn_settings() -> None:
-    from radbench_core.profiles import get_profile
+    from radbench_core.config.profiles import get_profile
     hp = get_profile("paper").hparams_for("knn")
     assert tuple(hp["ks"]) == (100, 200, 400, 800, 1000)
     assert (hp["temperature"], hp["smoothing"]) == (0.07, 1.0)
@@ -172,7 +172,7 @@ def _repo_mlknn_proba(bank: np.ndarray, y: np.ndarray, queries: np.ndarray, k: i
 
 
 def test_the_studys_knn_equals_the_repos_mlknn_with_k_picked_on_test() -> None:
-    from radbench_core.metrics import auroc
+    from radbench_core.eval.metrics import auroc
     inputs = frozen_features(60, 0.6, "multilabel", 3, seed=4, dim=8)
     hp = {"ks": (3, 5, 9), "bootstrap": 50, "k_selection": "test", "mlknn_self_neighbour": True}
     result = run_knn(inputs, hp, seed=0)

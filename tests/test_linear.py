@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from radbench_core.errors import ConfigError
-from radbench_core.metrics import auroc
+from radbench_core.core.errors import ConfigError
+from radbench_core.eval.metrics import auroc
 from radbench_core.protocols.base import FrozenInputs
 from synthetic import frozen_features
 from radbench_core.protocols.linear import (HeadConfig, classification_loss, head_configs,
@@ -157,7 +157,7 @@ def test_a_diverging_head_is_never_selected_and_leaves_the_others_alone() -> Non
 
 
 def test_missing_hyperparameters_and_the_profiles_are_usable() -> None:
-    from radbench_core.protocols.hparams import DEMO, PAPER
+    from radbench_core.config.hparams import DEMO, PAPER
     inputs = synthetic(40, 1.0, "binary", 2)
     with pytest.raises(ConfigError, match=r"hparams\['epochs'\] of protocol 'linear': missing value"
                                           r".*PAPER\['linear'\]"):
@@ -173,7 +173,7 @@ def test_missing_hyperparameters_and_the_profiles_are_usable() -> None:
 # --- the study's settings and its augmented head training ------------------------------------------
 
 def test_paper_linear_probe_is_the_studys_and_the_demo_uses_cached_features() -> None:
-    from radbench_core.profiles import get_profile
+    from radbench_core.config.profiles import get_profile
     hp = get_profile("paper").hparams_for("linear")
     assert hp["lrs"] == (1e-1, 5e-2, 1e-2, 5e-3, 1e-3, 5e-4, 1e-4, 1e-5)
     assert (tuple(hp["n_blocks"]), tuple(hp["avgpool"])) == ((1, 4), (False, True))

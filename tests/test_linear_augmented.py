@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from radbench_core import extraction
-from radbench_core.cells import Cell
-from radbench_core.feature_cache import FeatureCache
-from radbench_core.profiles import Grid, Profile, _hparams
-from radbench_core.runner import BackbonePool, RunContext, _augmented_features, load_index, run_cell
+from radbench_core.run import extraction
+from radbench_core.core.cells import Cell
+from radbench_core.run.feature_cache import FeatureCache
+from radbench_core.config.profiles import Grid, Profile, _hparams
+from radbench_core.run.runner import BackbonePool, RunContext, _augmented_features, load_index, run_cell
 
 
 def profile(features: str, epochs: int = 3) -> Profile:

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
-from radbench_core.errors import ConfigError
-from radbench_core.metrics import (HIGHER_IS_BETTER, auroc, auroc_metric, auroc_per_class,
+from radbench_core.core.errors import ConfigError
+from radbench_core.eval.metrics import (HIGHER_IS_BETTER, auroc, auroc_metric, auroc_per_class,
                                    bootstrap_ci, confusion_matrix, dice_jaccard, metric, study_dice,
                                    study_jaccard)
 

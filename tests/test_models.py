@@ -6,9 +6,9 @@ import pytest
 import timm
 import torch
 
-from radbench_core.errors import ConfigError
-from radbench_core.architectures import create_architecture, reference_parameter_count
-from radbench_core.models import MODELS, PARADIGMS, ModelSpec, count_parameters, demo_seed, get_model, preprocessing
+from radbench_core.core.errors import ConfigError
+from radbench_core.models.architectures import create_architecture, reference_parameter_count
+from radbench_core.models.specs import MODELS, PARADIGMS, ModelSpec, count_parameters, demo_seed, get_model, preprocessing
 
 STUDY_IDS = {"dinov2_vits14", "dinov2_vitb14", "dinov2_vitl14", "dinov2_vitg14", "clip_vitl14", "openclip_vith14",
              "mae_vitl16", "msn_vitl16", "sam_vitl16", "vit_l16_in21k", "densenet201", "resnet152", "vgg19",

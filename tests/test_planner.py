@@ -11,14 +11,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from radbench_core.cells import Cell
-from radbench_core.cli import main
-from radbench_core.errors import ConfigError
-from radbench_core.planner import estimate_cell, load_calibration, plan
-from radbench_core.planner_data import DATASETS, EFFICIENCY, GPUS
-from radbench_core.planner_flops import backbone_flops, counted_decoder, vit_flops
-from radbench_core.profiles import get_profile
-from radbench_core.sharding import balance_shards
+from radbench_core.core.cells import Cell
+from radbench_core.cli.app import main
+from radbench_core.core.errors import ConfigError
+from radbench_core.plan.estimate import estimate_cell, load_calibration, plan
+from radbench_core.plan.constants import DATASETS, EFFICIENCY, GPUS
+from radbench_core.plan.flops import backbone_flops, counted_decoder, vit_flops
+from radbench_core.config.profiles import get_profile
+from radbench_core.run.sharding import balance_shards
 
 
 def test_vit_flops_by_hand_for_a_one_block_vit():

@@ -14,7 +14,7 @@ def test_k_and_m_select_exactly_the_intended_cells(project):
                                           *project.base_args)
     ids = sorted(line.split("[", 1)[1].rstrip("]") for line in result.outlines if "::test_cell[" in line)
     assert ids and all(i.startswith("dinov2_") and "-nih-" in i for i in ids)
-    from radbench_core.profiles import get_profile
+    from radbench_core.config.profiles import get_profile
     expected = sorted(c.id for c in get_profile("demo").cells()
                       if c.model.startswith("dinov2") and c.dataset == "nih")
     assert ids == expected

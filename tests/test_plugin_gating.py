@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from conftest import records, run
-from radbench_core.planner import plan
-from radbench_core.profiles import get_profile
+from radbench_core.plan.estimate import plan
+from radbench_core.config.profiles import get_profile
 
 LINEAR = "dinov2_vits14-nih-linear"
 
@@ -96,7 +96,7 @@ def test_submitit_local_shards_merge_to_the_single_process_result(project, monke
     profile = project.write_profile()
     single = run(project, f"--radbench-profile={profile}", "--radbench-run-dir=runs/single")
     single.assert_outcomes(passed=4, skipped=1)
-    from radbench_core.cli import main
+    from radbench_core.cli.app import main
     monkeypatch.chdir(project.path)
     status = main(["submit", "--shards", "2", "--local", "--run-dir", str(project.path / "runs/array"),
                    "--", f"--radbench-profile={profile}", *project.base_args])

@@ -18,7 +18,7 @@ from conftest import ROOT, run
 SLOW_PROFILE = '''
 import time
 from pathlib import Path
-from radbench_core.profiles import Grid, Profile, _hparams
+from radbench_core.config.profiles import Grid, Profile, _hparams
 from radbench_core.protocols import PROTOCOLS, ProtocolSpec
 
 PROTOCOLS["slow"] = ProtocolSpec("slow", "classification", "frozen", "slow_profile:slow")
@@ -93,7 +93,7 @@ def test_a_gate_that_compares_nothing_fails_unless_allowed(project):
 
 def test_a_user_profile_with_a_syntax_error_is_one_usage_line(project):
     bad = project.path / "broken_profile.py"
-    bad.write_text("from radbench_core.profiles import Profile\nPROFILE = Profile(name='x',\n")
+    bad.write_text("from radbench_core.config.profiles import Profile\nPROFILE = Profile(name='x',\n")
     result = run(project, f"--radbench-profile={bad}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: --radbench-profile: {bad}:*: the profile file has a syntax "

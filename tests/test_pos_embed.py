@@ -16,10 +16,10 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from timm.layers import resample_abs_pos_embed
 
-from radbench_core.errors import ConfigError
-from radbench_core.features import Backbone, load_backbone
-from radbench_core.models import MODELS, get_model
-from radbench_core.pos_embed import RULES, OfficialPosEmbedViT, resize_pos_embed, rule_for
+from radbench_core.core.errors import ConfigError
+from radbench_core.models.features import Backbone, load_backbone
+from radbench_core.models.specs import MODELS, get_model
+from radbench_core.models.pos_embed import RULES, OfficialPosEmbedViT, resize_pos_embed, rule_for
 
 
 def table(grid: int, dim: int = 24, prefix: int = 1, seed: int = 0) -> torch.Tensor:

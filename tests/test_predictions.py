@@ -8,14 +8,14 @@ import json
 import numpy as np
 import pytest
 
-from radbench_core.cells import Cell
-from radbench_core.errors import ConfigError, StorageError
-from radbench_core.feature_cache import FeatureCache
-from radbench_core.predictions import (Predictions, classification_predictions, find_predictions,
+from radbench_core.core.cells import Cell
+from radbench_core.core.errors import ConfigError, StorageError
+from radbench_core.run.feature_cache import FeatureCache
+from radbench_core.eval.predictions import (Predictions, classification_predictions, find_predictions,
                                        load_predictions, predictions_path, save_predictions)
-from radbench_core.profiles import Grid, Profile, _hparams
-from radbench_core.runner import BackbonePool, RunContext, run_cell
-from radbench_core.stats import paired_bootstrap, weighted_values
+from radbench_core.config.profiles import Grid, Profile, _hparams
+from radbench_core.run.runner import BackbonePool, RunContext, run_cell
+from radbench_core.eval import paired_bootstrap, weighted_values
 
 
 def test_round_trip_keeps_every_array(tmp_path):

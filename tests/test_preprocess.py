@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from radbench_core.datasets.preprocess import check_finite, to_unit, window_ct, window_mri
-from radbench_core.errors import DatasetError
+from radbench_core.data.datasets.preprocess import check_finite, to_unit, window_ct, window_mri
+from radbench_core.core.errors import DatasetError
 
 
 def test_window_ct_hand_computed():
@@ -86,14 +86,14 @@ def test_a_subnormal_intensity_range_still_maps_into_the_unit_interval():
 
 # --------------------------------------------------------------------------- the study's windows
 def test_ct_window_is_the_studys_minus_1024_to_600() -> None:
-    from radbench_core.datasets.preprocess import CT_WINDOW_HU
+    from radbench_core.data.datasets.preprocess import CT_WINDOW_HU
     assert CT_WINDOW_HU == (-1024.0, 600.0)
     hu = np.array([-2000.0, -1024.0, -212.0, 600.0, 3000.0])
     np.testing.assert_allclose(window_ct(hu), [0.0, 0.0, 812 / 1624, 1.0, 1.0], rtol=1e-6)
 
 
 def test_msd_slices_are_clipped_each_to_its_own_percentiles() -> None:
-    from radbench_core.datasets.preprocess import window_percentile_per_slice
+    from radbench_core.data.datasets.preprocess import window_percentile_per_slice
     rng = np.random.default_rng(0)
     vol = np.stack([rng.normal(0, 1, (8, 9)), rng.normal(500, 50, (8, 9)), np.full((8, 9), 7.0)])
     out = window_percentile_per_slice(vol)
@@ -110,11 +110,11 @@ def test_msd_slices_are_clipped_each_to_its_own_percentiles() -> None:
 
 @pytest.mark.parametrize("dataset_id", ["msd_spleen", "msd_heart"])
 def test_msd_volumes_load_through_the_per_slice_window(dataset_id, tmp_path) -> None:
-    from radbench_core.datasets import get_dataset, open_dataset
-    from radbench_core.datasets.base import LoadOptions
-    from radbench_core.datasets.preprocess import window_percentile_per_slice
-    from radbench_core.datasets.volumes import _decode
-    from radbench_core.datasource import prepare_phantom
+    from radbench_core.data.datasets import get_dataset, open_dataset
+    from radbench_core.data.datasets.base import LoadOptions
+    from radbench_core.data.datasets.preprocess import window_percentile_per_slice
+    from radbench_core.data.datasets.volumes import _decode
+    from radbench_core.data.source import prepare_phantom
     root = prepare_phantom(dataset_id, "small", tmp_path)
     index = open_dataset(get_dataset(dataset_id), root, LoadOptions())
     item = index.split_items("test")[0]

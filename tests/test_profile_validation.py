@@ -8,11 +8,11 @@ from types import SimpleNamespace
 import pytest
 
 from conftest import scratch_project
-from radbench_core.errors import ConfigError
-from radbench_core.profile_checks import known_hparam_keys, validate_profile
-from radbench_core.profiles import Grid, Profile, get_profile
-from radbench_core.protocols import hparams as cls_h
-from radbench_core.protocols import seg_hparams as seg_h
+from radbench_core.core.errors import ConfigError
+from radbench_core.config.checks import known_hparam_keys, validate_profile
+from radbench_core.config.profiles import Grid, Profile, get_profile
+from radbench_core.config import hparams as cls_h
+from radbench_core.config import seg_hparams as seg_h
 
 
 def demo_with(grids=(Grid(("dinov2_vits14",), ("nih",), ("knn",)),), **changes) -> Profile:
@@ -98,7 +98,7 @@ def test_bad_load_option_is_a_usage_error(pytester, shared_cache, value: str, me
 def test_unknown_key_in_a_user_profile_fails_before_any_cell(pytester, shared_cache) -> None:
     project = scratch_project(pytester, shared_cache)
     pytester.makepyfile(typo_profile='''
-from radbench_core.profiles import Grid, get_profile
+from radbench_core.config.profiles import Grid, get_profile
 PROFILE = get_profile("demo").extend("typo", grids=(Grid(("dinov2_vits14",), ("nih",), ("linear",)),),
                                      replace_grids=True, hparams={"linear": {"lr": [0.1]}})
 ''')
@@ -118,7 +118,7 @@ def test_demo_refuses_a_data_dir(pytester, shared_cache, tmp_path: Path) -> None
 
 
 def test_a_user_protocol_is_key_checked_only_when_it_declares_its_keys(monkeypatch) -> None:
-    from radbench_core.profile_checks import declares_its_keys
+    from radbench_core.config.checks import declares_its_keys
     from radbench_core.protocols import PROTOCOLS, ProtocolSpec
     silent = ProtocolSpec("mine", "classification", "frozen", "my_module:run_mine")
     declared = ProtocolSpec("mine2", "classification", "frozen", "my_module:run_mine2", hparam_keys=("tau",))

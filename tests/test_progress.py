@@ -12,8 +12,8 @@ from _pytest._io import TerminalWriter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from radbench_core import progress
-from radbench_core.progress import (Reporter, Status, eta_seconds, format_duration, read_statuses,
+from radbench_core.core import progress
+from radbench_core.core.progress import (Reporter, Status, eta_seconds, format_duration, read_statuses,
                                     status_line)
 
 
@@ -277,8 +277,8 @@ def test_plain_lines_wait_for_a_long_cell_then_come_on_phase_change_and_every_in
 SLOW_PROFILE = '''
 import time
 
-from radbench_core import progress
-from radbench_core.profiles import Grid, Profile, _hparams
+from radbench_core.core import progress
+from radbench_core.config.profiles import Grid, Profile, _hparams
 from radbench_core.protocols import PROTOCOLS, ProtocolSpec
 
 PROTOCOLS["slow"] = ProtocolSpec("slow", "classification", "frozen", "slow_profile:slow")

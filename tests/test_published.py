@@ -16,7 +16,7 @@ from radbench_core.report.layouts import LAYOUTS
 from radbench_core.report.published import (PUBLISHED_WEIGHTS, compare_to_published,
                                             published_index, published_records)
 from radbench_core.report.tables import DEMO_NOTE, build_tables
-from radbench_core.results import CellResult, Metric
+from radbench_core.core.results import CellResult, Metric
 
 CSV = pd.read_csv(resources.files("radbench_core.report").joinpath("published_tables.csv").open(),
                   comment="#", dtype={"value": str})

@@ -10,9 +10,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from radbench_core.errors import ConfigError
-from radbench_core.extensions import Registries, load_entry_points
-from radbench_core.models import MODELS, ModelSpec, get_model
+from radbench_core.core.errors import ConfigError
+from radbench_core.config.extensions import Registries, load_entry_points
+from radbench_core.models.specs import MODELS, ModelSpec, get_model
 from radbench_core.protocols import PROTOCOLS, ProtocolSpec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,9 +44,9 @@ def lazy_imports(module: Path) -> set[str]:
 
 
 def test_importing_the_registries_imports_no_builder() -> None:
-    code = ("import sys, radbench_core.models, radbench_core.datasets, radbench_core.protocols;"
-            "print(sorted(m for m in sys.modules if m.startswith(('timm', 'radbench_core.features', "
-            "'radbench_core.architectures', 'radbench_core.datasets.nih'))))")
+    code = ("import sys, radbench_core.models.specs, radbench_core.data.datasets, radbench_core.protocols;"
+            "print(sorted(m for m in sys.modules if m.startswith(('timm', 'radbench_core.models.features', "
+            "'radbench_core.models.architectures', 'radbench_core.data.datasets.nih'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -107,7 +107,7 @@ def test_hook_registration_error_is_one_usage_line(pytester) -> None:
 from fixtures import PLUGINS as pytest_plugins
 
 def pytest_radbench_register(registry):
-    from radbench_core.models import ModelSpec
+    from radbench_core.models.specs import ModelSpec
     registry.add_model(ModelSpec(id="Bad-Id", label="x", paradigm="supervised", family="x", arch="vit",
                                  timm_name="vit_small_patch16_224", patch_size=16, native_resolution=224,
                                  tasks=("classification",)))

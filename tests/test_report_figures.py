@@ -15,7 +15,7 @@ from radbench_core.report.figures import (build_figures, plot_decoders, plot_few
 from radbench_core.report.figures_examples import pca_rgb, plot_masks_from, plot_pca_from
 from radbench_core.report.frame import headline_frame, model_label
 from radbench_core.report.ranking import rank_models
-from radbench_core.results import CellResult, Metric
+from radbench_core.core.results import CellResult, Metric
 
 SEG = {"mc": "xray", "amos": "ct", "msd_hippocampus": "mri"}
 PNG = b"\x89PNG\r\n\x1a\n"

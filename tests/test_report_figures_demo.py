@@ -13,7 +13,7 @@ from radbench_core.report.figures import (DEMO_GID, DEMO_SUFFIX, build_figures, 
                                           plot_linear_bars, plot_ranking)
 from radbench_core.report.frame import headline_frame
 from radbench_core.report.ranking import DEMO_TEXT, rank_models
-from radbench_core.results import DEMO_WEIGHTS, CellResult
+from radbench_core.core.results import DEMO_WEIGHTS, CellResult
 from tests.test_report_figures import full_records
 
 A, B = "dinov2_vitl14", "clip_vitl14"

@@ -10,13 +10,13 @@ from html import escape
 import pandas as pd
 import pytest
 
-from radbench_core.errors import ConfigError, StorageError
+from radbench_core.core.errors import ConfigError, StorageError
 from radbench_core.report import build_report, summary_table
 from radbench_core.report.frame import model_label
 from radbench_core.report.figures import FIGURES
 from radbench_core.report.html import DEMO_BANNER
 from radbench_core.report.tables import TABLES
-from radbench_core.results import DEMO_WEIGHTS, CellResult, Metric, RunStore
+from radbench_core.core.results import DEMO_WEIGHTS, CellResult, Metric, RunStore
 
 SEG = {"mc": "xray", "amos": "ct"}
 
@@ -138,7 +138,7 @@ def test_half_the_cells_missing_still_reports(tmp_path):
 
 
 def test_deviations_and_published_banner(tmp_path):
-    from radbench_core.fidelity import deviations
+    from radbench_core.config.fidelity import deviations
     from radbench_core.report.html import PUBLISHED_BANNER
     from radbench_core.report.published import published_records
     dev = sorted(deviations())[0]
@@ -207,7 +207,7 @@ def test_demo_cells_are_never_compared_with_the_published_numbers():
     from radbench_core.report.html import reproduction_html
     from radbench_core.report.published import compare_to_published
     from radbench_core.report.tables import build_tables
-    from radbench_core.results import CellResult, Metric
+    from radbench_core.core.results import CellResult, Metric
     demo = CellResult(cell_id="dinov2_vitl14-nih-linear", model="dinov2_vitl14", dataset="nih",
                       protocol="linear", variant="", task="classification", modality="xray",
                       profile="demo", metrics={"auroc": Metric(0.763, True, 0.70, 0.80)})

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from radbench_core.report.ranking import (CSV_COLUMNS, FIGURE1_MODELS, RANK_COLUMNS, figure1_cells,
                                           figure1_csv, rank_figure1, rank_models)
-from radbench_core.results import DEMO_WEIGHTS, CellResult, Metric
+from radbench_core.core.results import DEMO_WEIGHTS, CellResult, Metric
 
 CLIP, OCLIP, MAE, MSN, L14, G14 = FIGURE1_MODELS
 # The study's published values (T3/T4 linear AUROC; T5 U-Net decoder (Dice + Jaccard)/2), typed in.
@@ -216,7 +216,7 @@ def test_rank_properties(table, rnd):
 
 
 def test_fidelity_rows_of_the_figures_match_the_code():
-    from radbench_core.fidelity import SETTINGS
+    from radbench_core.config.fidelity import SETTINGS
     from radbench_core.report.figures import FEWSHOT_COLUMNS, FEWSHOT_REFERENCE, FEWSHOT_ROWS
     from radbench_core.report.ranking import STUDY_SEG_SIZE
     rows = {(s.area, s.name): s for s in SETTINGS if s.area.startswith("report:figure")}

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from radbench_core.predictions import classification_predictions, save_predictions
+from radbench_core.eval.predictions import classification_predictions, save_predictions
 from radbench_core.report import build_report
 from radbench_core.report.frame import headline_frame
 from radbench_core.report.tables import TIED_MARK, build_tables, to_latex, to_markdown
-from radbench_core.results import CellResult, Metric
-from radbench_core.stats.report_marks import format_matrix, group_matrices, run_predictions
+from radbench_core.core.results import CellResult, Metric
+from radbench_core.report.marks import format_matrix, group_matrices, run_predictions
 
 
 def _cells(run_dir, n=400, seed=0) -> list[CellResult]:

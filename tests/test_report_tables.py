@@ -15,7 +15,7 @@ from radbench_core.report.frame import headline_frame, model_label, summary_tabl
 from radbench_core.report.layouts import LAYOUT_BY_KEY
 from radbench_core.report.tables import (DEMO_NOTE, build_tables, format_count, tex_escape, to_csv,
                                          to_latex, to_markdown)
-from radbench_core.results import DEMO_WEIGHTS, CellResult, Metric
+from radbench_core.core.results import DEMO_WEIGHTS, CellResult, Metric
 
 LAYOUT_KEYS = tuple(LAYOUT_BY_KEY)
 SEG = {"mc": "xray", "amos": "ct", "msd_spleen": "ct", "msd_hippocampus": "mri", "msd_heart": "mri"}
@@ -196,7 +196,7 @@ def test_cells_no_study_table_takes_go_to_the_other_cells_table():
     from radbench_core.report.frame import headline_frame
     from radbench_core.report.render import to_markdown
     from radbench_core.report.tables import OTHER_KEY, build_tables
-    from radbench_core.results import CellResult, Metric
+    from radbench_core.core.results import CellResult, Metric
 
     def rec(cell_id, model, dataset, protocol, variant, task, value):
         return CellResult(cell_id=cell_id, model=model, dataset=dataset, protocol=protocol,

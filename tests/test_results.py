@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from radbench_core.errors import StorageError
-from radbench_core.results import DEMO_WEIGHTS, CellResult, Metric, RunStore, cell_filename
+from radbench_core.core.errors import StorageError
+from radbench_core.core.results import DEMO_WEIGHTS, CellResult, Metric, RunStore, cell_filename
 
 
 def make(cell_id="dinov2_vits14-nih-linear", value=0.8):

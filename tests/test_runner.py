@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from radbench_core import extraction
-from radbench_core.cells import Cell
-from radbench_core.feature_cache import FeatureCache
-from radbench_core.profiles import Grid, Profile, _hparams, get_profile
+from radbench_core.run import extraction
+from radbench_core.core.cells import Cell
+from radbench_core.run.feature_cache import FeatureCache
+from radbench_core.config.profiles import Grid, Profile, _hparams, get_profile
 from radbench_core.protocols.base import FrozenInputs
 from radbench_core.protocols.linear import run_linear
-from radbench_core.results import DEMO_WEIGHTS
-from radbench_core.runner import BackbonePool, RunContext, planned_config_hash, run_cell
+from radbench_core.core.results import DEMO_WEIGHTS
+from radbench_core.run.runner import BackbonePool, RunContext, planned_config_hash, run_cell
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def test_linear_probe_on_the_nih_phantom_beats_chance_and_noise_does_not(cache_d
     auroc = rec.metrics["auroc"]
     assert auroc.value > 0.6 and auroc.ci_low > 0.5, auroc
     # the same labels with features that carry no signal stay near chance
-    from radbench_core.runner import load_index
+    from radbench_core.run.runner import load_index
     index, _ = load_index("nih", ctx)
     rng = np.random.default_rng(0)
     noise = FrozenInputs(
@@ -86,7 +86,7 @@ def test_fine_tuning_head_rate_is_the_linear_probe_choice(cache_dir, tmp_path):
 
 
 def test_a_frozen_probe_records_the_whole_model_as_its_total(cache_dir, tmp_path):
-    from radbench_core.features import load_backbone
+    from radbench_core.models.features import load_backbone
     ctx = RunContext(profile=tiny_profile(), cache_dir=cache_dir, run_dir=tmp_path, progress=False)
     rec = run_cell(Cell("dinov2_vits14", "nih", "linear"), ctx, BackbonePool(), FeatureCache(cache_dir / "features"))
     backbone = sum(p.numel() for p in load_backbone("dinov2_vits14", demo=True, resolution=56).parameters())

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
-from radbench_core.cells import Cell
-from radbench_core.feature_cache import FeatureCache
-from radbench_core.profiles import Grid, Profile, applicable, get_profile
-from radbench_core.runner import BackbonePool, RunContext, run_cell
+from radbench_core.core.cells import Cell
+from radbench_core.run.feature_cache import FeatureCache
+from radbench_core.config.profiles import Grid, Profile, applicable, get_profile
+from radbench_core.run.runner import BackbonePool, RunContext, run_cell
 
 
 def test_scratch_fewshot_applies_to_scratch_models_on_mc_only():

@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 
-from radbench_core.errors import ConfigError
-from radbench_core.models import count_parameters
+from radbench_core.core.errors import ConfigError
+from radbench_core.models.specs import count_parameters
 from radbench_core.protocols.seg_training import dice_loss
-from radbench_core.scratch_models import TransUNet, UNet, build_scratch_model, parameter_counts
+from radbench_core.models.scratch_models import TransUNet, UNet, build_scratch_model, parameter_counts
 
 
 def images(n: int, resolution: int, seed: int = 0) -> torch.Tensor:

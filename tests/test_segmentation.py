@@ -21,8 +21,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from radbench_core.datasets.base import Item
-from radbench_core.errors import ConfigError
+from radbench_core.data.datasets.base import Item
+from radbench_core.core.errors import ConfigError
 from radbench_core.protocols.base import SegInputs
 from radbench_core.protocols.seg_training import (SegTask, dice_loss, mean_dice, per_item_scores,
                                                   predict_items, reassemble)
@@ -248,15 +248,15 @@ def test_maps_are_cached_only_without_augmentation(index):
 @pytest.fixture
 def scratch_calls(monkeypatch) -> list[tuple]:
     """The real scratch_models builder, wrapped to record how the protocol calls it."""
-    import radbench_core.scratch_models as real
+    import radbench_core.models.scratch_models as real
     calls: list[tuple] = []
-    mod = types.ModuleType("radbench_core.scratch_models")
+    mod = types.ModuleType("radbench_core.models.scratch_models")
 
     def recording(model_id, num_classes, *, demo, resolution):
         calls.append((model_id, num_classes, demo, resolution))
         return real.build_scratch_model(model_id, num_classes, demo=demo, resolution=resolution)
     mod.build_scratch_model = recording
-    monkeypatch.setitem(sys.modules, "radbench_core.scratch_models", mod)
+    monkeypatch.setitem(sys.modules, "radbench_core.models.scratch_models", mod)
     return calls
 
 
@@ -475,7 +475,7 @@ def test_study_metrics_are_recorded_beside_ours(index):
 
 
 def test_study_metrics_pool_item_confusion_matrices():
-    from radbench_core.metrics import study_dice, study_jaccard
+    from radbench_core.eval.metrics import study_dice, study_jaccard
     from radbench_core.protocols.segmentation import study_metrics
     cms = np.array([[[5, 1], [0, 2]], [[4, 0], [2, 2]], [[6, 2], [1, 1]]])
     out = study_metrics(cms, resamples=200, seed=0)

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from radbench_core.errors import ConfigError
-from radbench_core.results import CellResult, Metric, RunStore
-from radbench_core.sharding import merge_runs, parse_shard, select_shard, shard_of
+from radbench_core.core.errors import ConfigError
+from radbench_core.core.results import CellResult, Metric, RunStore
+from radbench_core.run.sharding import merge_runs, parse_shard, select_shard, shard_of
 
 ROOT = Path(__file__).resolve().parents[1]
 cell_ids = st.lists(st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)),
@@ -47,7 +47,7 @@ def test_shard_of_is_sha256_mod_n_one_based():
 
 def test_shard_of_is_stable_across_processes():
     ids = ["a", "dinov2_vits14-nih-linear", "sam_vitb-msd_heart-seg_linear@224", "ünïcode"]
-    code = ("import sys, json; from radbench_core.sharding import shard_of; "
+    code = ("import sys, json; from radbench_core.run.sharding import shard_of; "
             "print(json.dumps([shard_of(c, 5) for c in json.loads(sys.argv[1])]))")
     out = subprocess.run([sys.executable, "-c", code, json.dumps(ids)], capture_output=True, text=True,
                          check=True, env={"PYTHONHASHSEED": "12345", "PATH": ""}, cwd=ROOT).stdout

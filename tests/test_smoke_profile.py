@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 
 from conftest import only_run, records, scratch_project
-from radbench_core.datasets import DATASET_IDS, get_dataset
-from radbench_core.profiles import SMOKE_MAX_ITEMS, get_profile
+from radbench_core.data.datasets import DATASET_IDS, get_dataset
+from radbench_core.config.profiles import SMOKE_MAX_ITEMS, get_profile
 
 USER_CONFTEST = '''
 from fixtures import PLUGINS as pytest_plugins
 
 def pytest_radbench_register(registry):
-    from radbench_core.datasets.generic import csv_dataset
+    from radbench_core.data.datasets.generic import csv_dataset
     registry.add_dataset(csv_dataset("ward", "Ward X-rays", folder="ward", label_column="dx",
                                      classes=("a", "b"), patient_column="pid"))
 '''
@@ -38,7 +38,7 @@ def test_smoke_runs_every_dataset_of_a_real_data_folder(pytester, shared_cache, 
         spec.write_phantom(data / spec.folder, size="tiny", seed=3)
     project = scratch_project(pytester, shared_cache)
     pytester.makeconftest(USER_CONFTEST)
-    from radbench_core.datasets.generic import csv_dataset
+    from radbench_core.data.datasets.generic import csv_dataset
     ward = csv_dataset("ward", "Ward X-rays", folder="ward", label_column="dx", classes=("a", "b"),
                        patient_column="pid")
     (data / "ward").mkdir()

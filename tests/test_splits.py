@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from radbench_core.datasets import splits as splits_mod
-from radbench_core.datasets.base import Item
-from radbench_core.datasets.splits import (SPLITS_FILENAME, cap_splits, computed_splits_path,
+from radbench_core.data.datasets import splits as splits_mod
+from radbench_core.data.datasets.base import Item
+from radbench_core.data.datasets.splits import (SPLITS_FILENAME, cap_splits, computed_splits_path,
                                            keys_by_group, load_or_create_splits, missing_classes,
                                            natural_key, patient_split, report_missing_classes,
                                            restrict_items, subset_splits)
-from radbench_core.errors import ConfigError, DatasetError, StorageError
+from radbench_core.core.errors import ConfigError, DatasetError, StorageError
 
 patients_lists = st.lists(st.sampled_from([f"p{i}" for i in range(40)]), min_size=1, max_size=80)
 fraction_sets = st.sampled_from([(0.7, 0.1, 0.2), (0.6, 0.2, 0.2), (0.5, 0.25, 0.25),

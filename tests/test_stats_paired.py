@@ -12,14 +12,14 @@ from hypothesis import strategies as st
 from scipy.stats import binom
 from sklearn.metrics import roc_auc_score
 
-from radbench_core.errors import ConfigError
-from radbench_core.metrics import auroc, study_dice, study_jaccard
-from radbench_core.predictions import Predictions, classification_predictions
+from radbench_core.core.errors import ConfigError
+from radbench_core.eval.metrics import auroc, study_dice, study_jaccard
+from radbench_core.eval.predictions import Predictions, classification_predictions
 from radbench_core.protocols.seg_training import mean_dice
-from radbench_core.stats import (cluster_weights, delong_per_class, delong_test, holm,
+from radbench_core.eval import (cluster_weights, delong_per_class, delong_test, holm,
                                  paired_bootstrap, tied_with_best, weighted_auroc,
                                  weighted_binary_auroc, weighted_values)
-from radbench_core.stats.delong import delong_covariance, structural_components
+from radbench_core.eval.delong import delong_covariance, structural_components
 
 
 @settings(max_examples=60, deadline=None)

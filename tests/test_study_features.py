@@ -7,9 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from radbench_core.features import Backbone, load_backbone
-from radbench_core.architectures import create_architecture, strip_unused_parts
-from radbench_core.models import VGG_DROPOUT, get_model
+from radbench_core.models.features import Backbone, load_backbone
+from radbench_core.models.architectures import create_architecture, strip_unused_parts
+from radbench_core.models.specs import VGG_DROPOUT, get_model
 
 
 def images(n: int, pixels: int, seed: int = 0) -> torch.Tensor:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from radbench_core import submit
-from radbench_core.errors import ConfigError
+from radbench_core.run import submit
+from radbench_core.core.errors import ConfigError
 
 WRITE_SHARD = ("import os, sys; i, n, run = sys.argv[1:4]; "
                "open(os.path.join(run, f'shard{i}.txt'), 'w').write(f'{i}/{n} cwd={os.getcwd()}'); "

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from radbench_core import perf
-from radbench_core.errors import ConfigError
+from benchmarks import throughput_tools as perf
+from radbench_core.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -138,7 +138,7 @@ def test_fresh_process_failure_carries_the_child_traceback():
 
 
 def test_nih_metadata_indexes_in_native_format(tmp_path):
-    from radbench_core.datasets import get_dataset, open_dataset
+    from radbench_core.data.datasets import get_dataset, open_dataset
     root = perf.write_nih_metadata(tmp_path / "nih", 400)
     header = (root / "Data_Entry_2017.csv").read_text().splitlines()[0]
     assert header.startswith("Image Index,Finding Labels,Follow-up #,Patient ID") and header.endswith(",")
@@ -152,10 +152,10 @@ def test_nih_metadata_indexes_in_native_format(tmp_path):
 
 
 def test_bare_forward_loop_runs_the_same_batches_extraction_sees(tmp_path):
-    from radbench_core.datasets import get_dataset, open_dataset
-    from radbench_core.datasets.torch_data import SliceDataset
-    from radbench_core.datasets.transforms import ModelTransform
-    from radbench_core.features import load_backbone
+    from radbench_core.data.datasets import get_dataset, open_dataset
+    from radbench_core.data.datasets.torch_data import SliceDataset
+    from radbench_core.data.datasets.transforms import ModelTransform
+    from radbench_core.models.features import load_backbone
 
     spec = get_dataset("msd_spleen")
     spec.write_phantom(tmp_path / "spleen", size="tiny", seed=0)

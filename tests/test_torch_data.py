@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from radbench_core.datasets import get_dataset, open_dataset
-from radbench_core.datasets.torch_data import SliceDataset
-from radbench_core.datasets.transforms import (ClassificationAugment, ModelTransform,
+from radbench_core.data.datasets import get_dataset, open_dataset
+from radbench_core.data.datasets.torch_data import SliceDataset
+from radbench_core.data.datasets.transforms import (ClassificationAugment, ModelTransform,
                                                SegmentationAugment)
-from radbench_core.errors import DatasetError
+from radbench_core.core.errors import DatasetError
 
 T = ModelTransform(24, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
 

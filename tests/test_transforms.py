@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from radbench_core.datasets.transforms import (ClassificationAugment, ModelTransform,
+from radbench_core.data.datasets.transforms import (ClassificationAugment, ModelTransform,
                                                SegmentationAugment, mask_to, resize_image)
-from radbench_core.errors import ConfigError
+from radbench_core.core.errors import ConfigError
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 

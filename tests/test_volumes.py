@@ -9,10 +9,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from radbench_core.datasets import volumes
-from radbench_core.datasets.volumes import (VOLUME_CACHE, VolumeCache, axial_shape, check_pair,
+from radbench_core.data.datasets import volumes
+from radbench_core.data.datasets.volumes import (VOLUME_CACHE, VolumeCache, axial_shape, check_pair,
                                             load_image, load_label)
-from radbench_core.errors import DatasetError
+from radbench_core.core.errors import DatasetError
 
 
 def identity(x: np.ndarray) -> np.ndarray:

@@ -9,10 +9,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from radbench_core.errors import WeightsError, WeightsMissing
-from radbench_core.features import Backbone, load_backbone
-from radbench_core.models import MODELS, get_model
-from radbench_core.weights import (WEIGHTS_ENV, describe_mismatch, expected_filenames, file_digest, find_weights,
+from radbench_core.core.errors import WeightsError, WeightsMissing
+from radbench_core.models.features import Backbone, load_backbone
+from radbench_core.models.specs import MODELS, get_model
+from radbench_core.models.weights import (WEIGHTS_ENV, describe_mismatch, expected_filenames, file_digest, find_weights,
                                    unwrap_state_dict)
 
 BACKBONES = sorted(m for m, s in MODELS.items() if s.arch != "seg_scratch")

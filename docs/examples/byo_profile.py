@@ -1,6 +1,6 @@
 """A profile that starts from the built-in demo and compares the user's entries with the study's."""
 
-from radbench_core.profiles import Grid, get_profile
+from radbench_core.config.profiles import Grid, get_profile
 
 PROFILE = get_profile("demo").extend(
     "byo", description="a timm model, an nn.Module, a CSV dataset and a protocol beside DINOv2",

@@ -4,7 +4,7 @@
     <data dir>/ward_cxr/images/0001.png  0001.png,effusion,P0007
 """
 
-from radbench_core.datasets.generic import csv_dataset
+from radbench_core.data.datasets.generic import csv_dataset
 
 WARD_CXR = csv_dataset("ward_cxr", "Ward chest X-rays", folder="ward_cxr", images_dir="images",
                        label_column="finding", classes=("normal", "effusion", "pneumothorax"),

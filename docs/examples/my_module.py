@@ -7,7 +7,7 @@ caches the features and runs every classification protocol on them.
 import torch
 from torch import nn
 
-from radbench_core.models import ModelSpec
+from radbench_core.models.specs import ModelSpec
 
 
 class SmallCNN(nn.Module):

@@ -6,7 +6,7 @@ scores test; the AUROC comes from radbench's metric, with its bootstrap confiden
 
 import numpy as np
 
-from radbench_core.metrics import auroc_metric
+from radbench_core.eval.metrics import auroc_metric
 from radbench_core.protocols import ProtocolSpec
 from radbench_core.protocols.base import FrozenInputs, ProtocolResult
 

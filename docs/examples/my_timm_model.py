@@ -4,7 +4,7 @@ Real runs load its weights from the Hugging Face cache (``huggingface-cli downlo
 or ``<weights dir>/deit_s16.safetensors``; the demo profile builds the tiny ``demo_kwargs`` variant.
 """
 
-from radbench_core.models import ModelSpec
+from radbench_core.models.specs import ModelSpec
 
 DEIT_S16 = ModelSpec(
     id="deit_s16", label="DeiT-S/16 (ImageNet-1k)", paradigm="supervised", family="deit", arch="vit",

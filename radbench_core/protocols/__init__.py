@@ -11,7 +11,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Callable, Literal
 
-from radbench_core.registry import Registry
+from radbench_core.core.registry import Registry
 
 InputKind = Literal["frozen", "live", "seg", "scratch"]
 

@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from radbench_core.results import Metric
+from radbench_core.core.errors import ConfigError
+from radbench_core.core.results import Metric
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from radbench_core.datasets.base import DatasetIndex
+    from radbench_core.data.datasets.base import DatasetIndex
 
 
 @dataclass
@@ -44,7 +45,7 @@ class FrozenInputs:
 @dataclass
 class LiveInputs:
     """A trainable copy of the backbone and slice datasets (the protocol may modify the backbone)."""
-    backbone: "torch.nn.Module"            # a radbench_core.features.Backbone
+    backbone: "torch.nn.Module"            # a radbench_core.models.features.Backbone
     datasets: dict[str, Any]               # split -> SliceDataset (items' slices, item position)
     labels: dict[str, np.ndarray]          # item-level labels, as in FrozenInputs
     label_kind: str
@@ -74,3 +75,28 @@ class ProtocolResult:
     params_trainable: int | None = None
     params_total: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)         # per-class values, per-seed, files
+
+
+def require(hparams: dict[str, Any], key: str, protocol: str) -> Any:
+    """``hparams[key]``, or a ConfigError that names the protocol and where the value comes from."""
+    if key not in hparams:
+        raise ConfigError(f"hparams[{key!r}] of protocol {protocol!r}", "missing value",
+                          f"add {key!r} to the profile's {protocol!r} hyperparameters "
+                          f"(see radbench_core/config/hparams.py PAPER[{protocol!r}])")
+    return hparams[key]
+
+
+def per_key(value: Any, key: str, what: str) -> Any:
+    """A per-dataset or per-architecture setting (a dict, ``"*"`` = any other) resolved for ``key``.
+
+    A plain value applies to every key. The study sets epochs per dataset (20 on NIH, 10 on
+    CheXpert) and batch size per architecture (128 for CNNs, 32 for ViTs).
+    """
+    if not isinstance(value, dict):
+        return value
+    if key in value:
+        return value[key]
+    if "*" in value:
+        return value["*"]
+    raise ConfigError(f"hparams[{what!r}]", f"no value for {key!r} (has {sorted(value)})",
+                      f"add {key!r} or a default '*' entry to hparams[{what!r}]")

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from radbench_core.errors import ConfigError
+from radbench_core.core.errors import ConfigError
 
 DECODER_KINDS = ("linear", "unet")
 UNET_MAPS = 5          # the bottleneck (last block) + 4 skips (the four blocks before it)
@@ -134,9 +134,9 @@ def parameter_counts(model_id: str, decoder: str, resolution: int, num_classes: 
     count does not depend on ``resolution`` (checked only): positional embeddings keep their native
     size and are interpolated per forward.
     """
-    from radbench_core.features import Backbone, _check_resolution
-    from radbench_core.architectures import create_architecture, strip_unused_parts
-    from radbench_core.models import get_model
+    from radbench_core.models.features import Backbone, _check_resolution
+    from radbench_core.models.architectures import create_architecture, strip_unused_parts
+    from radbench_core.models.specs import get_model
     spec = get_model(model_id)
     _check_resolution(spec, resolution)
     if spec.arch not in ("vit", "sam"):

@@ -21,13 +21,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from radbench_core.datasets.splits import natural_key
-from radbench_core.errors import ConfigError, DatasetError
-from radbench_core.metrics import auroc, metric
+from radbench_core.data.datasets.splits import natural_key
+from radbench_core.core.errors import ConfigError, DatasetError
+from radbench_core.eval.metrics import auroc, metric
 from radbench_core.protocols.base import FrozenInputs, ProtocolResult
-from radbench_core.protocols.hparams import require
+from radbench_core.protocols.base import require
 from radbench_core.protocols.linear import head_configs, train_heads
-from radbench_core.predictions import ArrayPayload
+from radbench_core.eval.predictions import ArrayPayload
 
 
 SAMPLERS = ("study", "seeded")

@@ -19,14 +19,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from radbench_core import progress
-from radbench_core.errors import ConfigError
-from radbench_core.finite import check_loss
-from radbench_core.metrics import auroc, auroc_metric, auroc_per_class, metric
+from radbench_core.core import progress
+from radbench_core.core.errors import ConfigError
+from radbench_core.core.finite import check_loss
+from radbench_core.eval.metrics import auroc, auroc_metric, auroc_per_class, metric
 from radbench_core.protocols.base import LiveInputs, ProtocolResult
-from radbench_core.protocols.hparams import per_key, require
+from radbench_core.protocols.base import per_key, require
 from radbench_core.protocols.linear import classification_loss, n_outputs, scores_from_logits
-from radbench_core.predictions import ArrayPayload
+from radbench_core.eval.predictions import ArrayPayload
 
 MODES = ("full", "lora", "bitfit")
 LORA_TARGETS = ("qkv", "fc1", "fc2")            # repo dinov2/eval/classification/linear.py
@@ -102,11 +102,11 @@ def parameter_counts(model_id: str, mode: str, num_classes: int = 1,
     """(trainable, total) of the full-size model + a ``num_classes``-output head, as Table 9 counts.
 
     Built on the meta device (no weights, no memory); ``mode`` is full | lora | bitfit | linear and
-    the LoRA settings are the paper profile's unless ``hparams`` overrides them.
+    ``hparams`` are the protocol's settings (LoRA rank, targets, ...): callers pass the profile's,
+    e.g. the paper profile's for Table 9.
     """
-    from radbench_core.architectures import create_architecture, strip_unused_parts
-    from radbench_core.models import get_model
-    from radbench_core.protocols.hparams import PAPER
+    from radbench_core.models.architectures import create_architecture, strip_unused_parts
+    from radbench_core.models.specs import get_model
     if mode not in (*MODES, "linear"):
         raise ConfigError(f"parameter_counts(mode={mode!r})", "unknown mode",
                           "use 'full', 'lora', 'bitfit' or 'linear'")
@@ -119,7 +119,7 @@ def parameter_counts(model_id: str, mode: str, num_classes: int = 1,
         if mode == "linear":
             holder.requires_grad_(False)
         else:
-            configure_trainable(holder, mode, {**PAPER.get(mode, {}), **(hparams or {})})
+            configure_trainable(holder, mode, dict(hparams or {}))
     return count_parameters(holder, head)
 
 
@@ -249,7 +249,7 @@ def run_finetune(inputs: LiveInputs, hparams: dict[str, Any], seed: int) -> Prot
     head_lr = require(hparams, "head_lr", mode)
     if not isinstance(head_lr, (int, float)):
         raise ConfigError(f"hparams['head_lr'] of protocol {mode!r}", f"got {head_lr!r}, expected a number",
-                          "run the cell through radbench_core.runner.run_cell, which turns 'linear' into "
+                          "run the cell through radbench_core.run.runner.run_cell, which turns 'linear' into "
                           "the linear probe's selected rate, or pass a number")
     head_lr = float(head_lr)
     y_train = torch.as_tensor(np.asarray(inputs.labels["train"]))

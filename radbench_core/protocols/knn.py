@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from radbench_core.errors import ConfigError
-from radbench_core.metrics import auroc, auroc_metric, auroc_per_class, metric
+from radbench_core.core.errors import ConfigError
+from radbench_core.eval.metrics import auroc, auroc_metric, auroc_per_class, metric
 from radbench_core.protocols.base import FrozenInputs, ProtocolResult
-from radbench_core.protocols.hparams import require
-from radbench_core.predictions import ArrayPayload
+from radbench_core.protocols.base import require
+from radbench_core.eval.predictions import ArrayPayload
 
 DEFAULT_TEMPERATURE = 0.07   # DINOv2's kNN evaluation
 DEFAULT_CHUNK = 1024

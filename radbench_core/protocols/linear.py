@@ -25,12 +25,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from radbench_core import progress
-from radbench_core.errors import ConfigError
-from radbench_core.metrics import auroc, auroc_metric, auroc_per_class, metric
+from radbench_core.core import progress
+from radbench_core.core.errors import ConfigError
+from radbench_core.eval.metrics import auroc, auroc_metric, auroc_per_class, metric
 from radbench_core.protocols.base import FrozenInputs, ProtocolResult
-from radbench_core.protocols.hparams import require
-from radbench_core.predictions import ArrayPayload
+from radbench_core.protocols.base import require
+from radbench_core.eval.predictions import ArrayPayload
 
 EVAL_CHUNK = 8192
 FEATURE_SOURCES = ("augmented", "cached")
@@ -286,7 +286,7 @@ def training_features(inputs: FrozenInputs, hparams: dict[str, Any]) -> tuple[Tr
     if not aug or "train" not in aug or "val" not in aug:
         raise ConfigError("FrozenInputs.augmented", "hparams['features']='augmented' but no augmented "
                           "train/val features were provided",
-                          "run the cell through radbench_core.runner.run_cell, or set features='cached'")
+                          "run the cell through radbench_core.run.runner.run_cell, or set features='cached'")
     return aug["train"], _merged_per_epoch(aug["train"], aug["val"])
 
 

@@ -24,9 +24,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from radbench_core import progress
-from radbench_core.errors import ConfigError
-from radbench_core.metrics import confusion_matrix, dice_jaccard, study_dice
+from radbench_core.core import progress
+from radbench_core.core.errors import ConfigError
+from radbench_core.eval.metrics import confusion_matrix, dice_jaccard, study_dice
 
 Encoded = list[torch.Tensor]
 

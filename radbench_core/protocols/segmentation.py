@@ -8,7 +8,7 @@ Metrics (our headline): per foreground class, Dice, Jaccard and (Dice + Jaccard)
 VOLUME at its native size, averaged over test items (classes absent from both prediction and truth
 are excluded), then over classes; 95% percentile bootstrap over test items (seeded). Beside them the
 study's own metric (``*_study``): torchmetrics-style Dice / Jaccard pooled over all test slices at the
-training resolution (see :func:`radbench_core.metrics.study_jaccard` for its quirk).
+training resolution (see :func:`radbench_core.eval.metrics.study_jaccard` for its quirk).
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, default_collate
 
-from radbench_core import progress
-from radbench_core.atomic import atomic_write_bytes
-from radbench_core.errors import ConfigError
-from radbench_core.metrics import bootstrap_ci, metric, study_dice, study_jaccard
+from radbench_core.core import progress
+from radbench_core.core.atomic import atomic_write_bytes
+from radbench_core.core.errors import ConfigError
+from radbench_core.eval.metrics import bootstrap_ci, metric, study_dice, study_jaccard
 from radbench_core.protocols.base import ProtocolResult, SegInputs
 from radbench_core.protocols.decoders import DECODER_KINDS, build_decoder
-from radbench_core.predictions import ArrayPayload
+from radbench_core.eval.predictions import ArrayPayload
 from radbench_core.protocols.seg_training import (SegTask, mean_dice, per_item_scores, predict_items,
                                                   refit, train_and_select)
 
@@ -54,7 +54,7 @@ def run_seg_scratch(inputs: SegInputs, hparams: dict[str, Any], seed: int) -> Pr
 
 def _scratch_task(inputs: SegInputs, hparams: dict[str, Any]) -> SegTask:
     """The whole network trained from scratch: no encoder, the model maps images to logits."""
-    from radbench_core.scratch_models import build_scratch_model
+    from radbench_core.models.scratch_models import build_scratch_model
 
     def make_head() -> nn.Module:
         return build_scratch_model(inputs.scratch_model, inputs.num_classes,

@@ -11,14 +11,14 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from radbench_core.atomic import atomic_write_text
+from radbench_core.core.atomic import atomic_write_text
 from radbench_core.report.figures import FIGURES, build_figures
 from radbench_core.report.figures_examples import find_file
 from radbench_core.report.frame import headline_frame, merge_records, records_frame, summary_table
 from radbench_core.report.html import render_index
 from radbench_core.report.tables import TABLES, build_tables, to_csv, to_latex, to_markdown
-from radbench_core.errors import ConfigError, StorageError
-from radbench_core.results import CellResult, cell_filename
+from radbench_core.core.errors import ConfigError, StorageError
+from radbench_core.core.results import CellResult, cell_filename
 
 __all__ = ["build_report", "summary_table"]
 VERDICT_KEYS = ("cell_id", "metric", "baseline", "now", "delta", "verdict", "tolerance")
@@ -42,7 +42,7 @@ def build_report(records: Iterable[CellResult], out_dir: str | Path,
     roots = [out_dir, *(Path(d) for d in run_dirs)]
     atomic_write_text(out_dir / "results.csv", records_frame(records).to_csv(index=False))
 
-    from radbench_core.stats.report_marks import group_matrices, run_predictions
+    from radbench_core.report.marks import group_matrices, run_predictions
     predictions = run_predictions(records, roots)              # issue 17: paired significance
     tables = build_tables(headline_frame(records), predictions=predictions)
     for key in TABLES:

@@ -19,15 +19,15 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from radbench_core.atomic import atomic_write_bytes, atomic_write_text
+from radbench_core.core.atomic import atomic_write_bytes, atomic_write_text
 from radbench_core.report.frame import (DATASET_ORDER, METRIC_LABEL, MODEL_ORDER, dataset_label,
                                         headline_frame, model_label, order_key, variant_key)
 from radbench_core.report.ranking import (DEMO_TEXT, RULE_TEXT, Figure1Ranking, figure1_csv,
                                           rank_models)
-from radbench_core.results import CellResult
+from radbench_core.core.results import CellResult
+from radbench_core.report.figure_style import DEMO_COLOR, DEMO_GID, DEMO_SUFFIX, mark_demo, new_figure
 
 FIGURES = {  # file stem -> title shown in the HTML report, in the study's order
     "fig1_ranking": "Figure 1. Classification vs segmentation rank of the six weakly-/self-supervised "
@@ -44,16 +44,6 @@ FEWSHOT_ROWS = (("weakly-/self-supervised", ("clip_vitl14", "openclip_vith14", "
 FEWSHOT_COLUMNS = (  # protocols, dataset, panel title, x label, y label
     (("fewshot",), "nih", "NIH", "Patients per class", METRIC_LABEL["auroc"]),
     (("seg_fewshot", "scratch_fewshot"), "mc", "MC", "Training patients", METRIC_LABEL["dice_jaccard"]))
-DEMO_SUFFIX = "DEMO: random-init weights"
-DEMO_COLOR = "#b00020"
-DEMO_GID = "radbench-demo-watermark"
-
-
-def new_figure(width: float, height: float) -> Figure:
-    """A Figure bound to the Agg canvas: no pyplot state, no display needed."""
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
 
 
 def model_color(model: str):
@@ -80,24 +70,6 @@ def save_figure(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
 
 def _any_demo(cells: pd.DataFrame) -> bool:
     return "is_demo" in cells and bool(cells["is_demo"].fillna(False).astype(bool).any())
-
-
-def mark_demo(fig: Figure) -> Figure:
-    """Stamp a demo figure in the image itself: a diagonal watermark and a title suffix.
-
-    Figures get copied into slides without their captions, so the marking cannot live only in
-    the HTML around them.
-    """
-    width, height = fig.get_size_inches()      # bold glyphs ~0.62 em wide; 28 deg fits the diagonal
-    length = min(0.9 * 72 * width, 1.7 * 72 * height)
-    size = max(8.0, length / (0.62 * len(DEMO_TEXT)))
-    fig.text(0.5, 0.5, DEMO_TEXT, rotation=28, ha="center", va="center", fontsize=size,
-             fontweight="bold", color=DEMO_COLOR, alpha=0.3, zorder=1000, gid=DEMO_GID,
-             in_layout=False)
-    title = fig.get_suptitle()
-    fig.suptitle(f"{title} [{DEMO_SUFFIX}]" if title else DEMO_SUFFIX, color=DEMO_COLOR,
-                 fontsize=10, fontweight="bold")
-    return fig
 
 
 def plot_ranking(ranking: Figure1Ranking) -> Figure | None:

@@ -3,7 +3,7 @@
 A cell's ``extra["examples"]`` names an ``.npz`` (relative to its run directory) holding ``image``
 (n,R,R) in [0,1], ``truth`` and ``pred`` (n,R,R) int, and optionally ``features`` (n,h,w,D), the last
 patch-token map. A missing or unreadable file skips the figure (with a warning), never the report.
-A figure drawn from a demo cell carries the demo watermark (``figures.mark_demo``).
+A figure drawn from a demo cell carries the demo watermark (``figure_style.mark_demo``).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from matplotlib.figure import Figure
 
 from radbench_core.report.frame import (MODEL_ORDER, dataset_label, model_label, order_key,
                                         variant_key)
-from radbench_core.report.figures import mark_demo, new_figure
-from radbench_core.results import CellResult
+from radbench_core.report.figure_style import mark_demo, new_figure
+from radbench_core.core.results import CellResult
 
 MODALITY_ORDER = ("xray", "ct", "mri")
 

@@ -12,7 +12,7 @@ from typing import Iterable
 
 import pandas as pd
 
-from radbench_core.results import CellResult, Metric
+from radbench_core.core.results import CellResult, Metric
 
 PUBLISHED_WEIGHTS = "published (Baharoon et al. 2023)"   # weights of records made from the study
 HEADLINE_METRIC = {"classification": "auroc", "segmentation": "dice_jaccard"}
@@ -21,7 +21,7 @@ METRIC_LABEL = {"auroc": "AUROC", "dice_jaccard": "(Dice + Jaccard) / 2",
                 "dice_jaccard_study": "(Dice + Jaccard) / 2 as the study computed it", "dice": "Dice",
                 "jaccard": "Jaccard"}
 
-# The study's display labels; radbench_core.models.MODELS (spec.label) wins where it exists.
+# The study's display labels; radbench_core.models.specs.MODELS (spec.label) wins where it exists.
 _MODEL_LABELS = {
     "dinov2_vits14": "DINOv2 ViT-S/14", "dinov2_vitb14": "DINOv2 ViT-B/14",
     "dinov2_vitl14": "DINOv2 ViT-L/14", "dinov2_vitg14": "DINOv2 ViT-g/14",
@@ -53,7 +53,7 @@ def _registry_labels() -> dict[str, str]:
     """Labels from the model registry (built-in and user-registered models, read live so a model
     registered by a conftest hook is labelled too); the report never fails on it."""
     try:
-        from radbench_core.models import MODELS  # type: ignore[attr-defined]
+        from radbench_core.models.specs import MODELS  # type: ignore[attr-defined]
         return {k: str(getattr(spec, "label")) for k, spec in dict(MODELS).items()
                 if not callable(spec) and getattr(spec, "label", None)}
     except Exception:  # noqa: BLE001 - a broken or missing registry falls back to the study's labels
@@ -70,7 +70,7 @@ def dataset_label(dataset: str) -> str:
     if dataset in DATASET_LABELS:
         return DATASET_LABELS[dataset]
     try:
-        from radbench_core.datasets import get_dataset
+        from radbench_core.data.datasets import get_dataset
         return str(get_dataset(dataset).title or dataset)
     except Exception:  # noqa: BLE001 - the report never fails on a label
         return dataset

@@ -19,7 +19,7 @@ from radbench_core.report.frame import METRIC_LABEL, PUBLISHED_WEIGHTS, headline
 from radbench_core.report.published import compare_to_published, published_index
 from radbench_core.report.render import SUBSCRIPT, column_spans, grouped_labels
 from radbench_core.report.tables import TABLES, Table
-from radbench_core.results import CellResult
+from radbench_core.core.results import CellResult
 
 DEMO_BANNER = ("Demo profile: random-init weights on synthetic phantom data — these numbers say "
                "nothing about the models")
@@ -100,7 +100,7 @@ def reproduction_html(comparison: pd.DataFrame, demo_shared: int = 0) -> str:
 
 def deviations_html(records: list[CellResult]) -> str:
     """The named deviations from the study in effect in this run, with the study's value and source."""
-    from radbench_core.fidelity import deviations
+    from radbench_core.config.fidelity import deviations
     counts: dict[str, int] = {}
     for rec in records:
         for dev in getattr(rec, "deviations", None) or []:
@@ -139,7 +139,7 @@ def _manifest_html(manifest: dict[str, Any] | None) -> str:
     return f"<table>{''.join(rows)}</table>"
 
 
-FAILING = ("regressed", "missing", "fail", "failed")   # radbench_core.gating fails on the first two
+FAILING = ("regressed", "missing", "fail", "failed")   # radbench_core.gate.compare fails on the first two
 
 
 def _verdicts_html(verdicts: list[dict[str, Any]]) -> str:
@@ -179,7 +179,7 @@ def significance_html(groups: list[dict[str, Any]]) -> str:
     significant cells (p < 0.05) in bold."""
     if not groups:
         return '<p class="missing">no two cells with recorded test predictions share a test set</p>'
-    from radbench_core.stats.report_marks import comparison_lookup
+    from radbench_core.report.marks import comparison_lookup
     parts = ["<p>Paired bootstrap of the difference (row − column) over test patients, both cells "
              "resampled together; p-values Holm-corrected over each block's pairs. "
              "<strong>Bold</strong>: p &lt; 0.05. Tables mark entries not significantly different "

@@ -157,9 +157,11 @@ def _counts(kind: str, model: str, variant: str) -> tuple[int, int]:
         from radbench_core.protocols.decoders import parameter_counts
         trainable, total = parameter_counts(model, "unet", int(variant), num_classes=1)
     elif kind == "scratch":
-        from radbench_core.scratch_models import parameter_counts
+        from radbench_core.models.scratch_models import parameter_counts
         trainable, total = parameter_counts(model, num_classes=1)
     else:
+        from radbench_core.config.hparams import PAPER
         from radbench_core.protocols.finetune import parameter_counts
-        trainable, total = parameter_counts(model, kind.partition(":")[2], num_classes=1)
+        mode = kind.partition(":")[2]
+        trainable, total = parameter_counts(model, mode, num_classes=1, hparams=PAPER.get(mode, {}))
     return int(trainable), int(total)

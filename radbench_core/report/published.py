@@ -18,9 +18,9 @@ from importlib import resources
 
 import pandas as pd
 
-from radbench_core.errors import DatasetError
+from radbench_core.core.errors import DatasetError
 from radbench_core.report.frame import PUBLISHED_WEIGHTS
-from radbench_core.results import CellResult, Metric
+from radbench_core.core.results import CellResult, Metric
 
 STUDY_SEG_METRIC = "dice_jaccard_study"      # the study's (Dice + Jaccard) / 2, pooled test slices
 DATA_FILE = "published_tables.csv"

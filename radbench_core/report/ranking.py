@@ -36,7 +36,7 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from radbench_core.report.frame import DATASET_ORDER, headline, model_label, order_key, variant_key
-from radbench_core.results import CellResult
+from radbench_core.core.results import CellResult
 
 FIGURE1_MODELS = ("clip_vitl14", "openclip_vith14", "mae_vitl16", "msn_vitl16", "dinov2_vitl14",
                   "dinov2_vitg14")

@@ -10,10 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:                                   # tables.py imports this module
-    from radbench_core.report.tables import Table
+from radbench_core.report.table import Table
 
 SUBSCRIPT = re.compile(r"_\{([^}]*)\}")
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",

@@ -1,0 +1,60 @@
+"""The dataset registry: id -> DatasetSpec, resolved from the module that reads that dataset.
+
+Each built-in dataset module exposes its spec as a module attribute (imported on first lookup);
+nothing registers itself by import side effect. A user's dataset is registered from their code
+(``pytest_radbench_register``, entry point ``radbench.datasets``); the common case, a folder of
+images with a CSV or masks, needs no module at all (``datasets/generic.py``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from radbench_core.data.datasets.base import DatasetIndex, DatasetSpec, LoadOptions
+from radbench_core.core.errors import DatasetError, DatasetMissing
+from radbench_core.core.registry import Registry, lazy
+
+# id -> (module, attribute holding its DatasetSpec)
+_SPECS: dict[str, tuple[str, str]] = {
+    "nih": ("radbench_core.data.datasets.nih", "SPEC"),
+    "chexpert": ("radbench_core.data.datasets.chexpert", "SPEC"),
+    "mc": ("radbench_core.data.datasets.montgomery", "SPEC"),
+    "sarscov2": ("radbench_core.data.datasets.sarscov2", "SPEC"),
+    "amos": ("radbench_core.data.datasets.amos", "SPEC"),
+    "msd_spleen": ("radbench_core.data.datasets.msd", "SPLEEN"),
+    "msd_hippocampus": ("radbench_core.data.datasets.msd", "HIPPOCAMPUS"),
+    "msd_heart": ("radbench_core.data.datasets.msd", "HEART"),
+    "brain_tumor": ("radbench_core.data.datasets.brain_tumor", "SPEC"),
+}
+DATASET_IDS: tuple[str, ...] = tuple(_SPECS)          # the study's nine, in its order
+DATASETS: Registry[DatasetSpec] = Registry.of_builtins(
+    "dataset", DatasetSpec, "radbench list datasets",
+    [lazy(_id, f"{_module}:{_attr}") for _id, (_module, _attr) in _SPECS.items()])
+
+
+def get_dataset(dataset_id: str) -> DatasetSpec:
+    """The spec of a dataset id (built-in or registered), or a ConfigError listing the valid ids."""
+    return DATASETS.get_spec(dataset_id)
+
+
+def all_datasets() -> list[DatasetSpec]:
+    return [get_dataset(d) for d in DATASETS]
+
+
+def open_dataset(spec: DatasetSpec, root: str | Path, options: LoadOptions | None = None) -> DatasetIndex:
+    """Index a dataset folder; a missing folder is DatasetMissing (the cell skips, saying why)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetMissing(root, f"{spec.title} was not found", spec.download_hint)
+    index = spec.index(root, options or LoadOptions())
+    for split in ("train", "val", "test"):
+        if not index.splits.get(split):
+            raise DatasetError(root, f"the {split!r} split of {spec.title} is empty",
+                               "check that the folder holds the whole dataset, or pass a split file "
+                               "that lists items for train, val and test")
+    return index
+
+
+__all__ = ["DATASETS", "DATASET_IDS", "DatasetIndex", "DatasetSpec", "LoadOptions", "all_datasets",
+           "get_dataset", "open_dataset"]

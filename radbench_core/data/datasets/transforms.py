@@ -1,0 +1,134 @@
+"""From a [0, 1] slice to what a backbone eats, and the study's training augmentations.
+
+``ModelTransform`` does the model-specific part of preprocessing (grayscale -> 3 channels, bilinear
+antialiased resize to the model's resolution, the model's own mean/std). Augmentations act on the
+slice at its original size before that, with an explicit ``torch.Generator`` so a (seed, epoch,
+index) triple always gives the same sample; the mask gets exactly the same geometry (nearest).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from radbench_core.core.errors import ConfigError
+
+Pair = tuple[torch.Tensor, "torch.Tensor | None"]
+
+
+def _as_2d(x: "np.ndarray | torch.Tensor", dtype: torch.dtype) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).to(dtype)
+    if t.ndim != 2:
+        raise ValueError(f"expected a 2D (H, W) slice, got shape {tuple(t.shape)}")
+    return t
+
+
+def resize_image(image: "np.ndarray | torch.Tensor", resolution: int) -> torch.Tensor:
+    """(H, W) float -> (R, R) float32 by bilinear interpolation with antialiasing (as PIL does)."""
+    t = _as_2d(image, torch.float32)
+    if tuple(t.shape) == (resolution, resolution):
+        return t.clone()
+    out = F.interpolate(t[None, None], size=(resolution, resolution), mode="bilinear",
+                        align_corners=False, antialias=True)
+    return out[0, 0]
+
+
+def mask_to(mask: "np.ndarray | torch.Tensor", resolution: int) -> torch.Tensor:
+    """(H, W) integer class map -> (R, R) int64 by nearest-neighbour (pixel centres, as PIL does)."""
+    t = _as_2d(mask, torch.int64)
+    if tuple(t.shape) == (resolution, resolution):
+        return t.clone()
+    out = F.interpolate(t[None, None].float(), size=(resolution, resolution), mode="nearest-exact")
+    return out[0, 0].round().long()
+
+
+class ModelTransform:
+    """Slice in [0, 1] -> normalised (3, R, R) float32 tensor for one backbone."""
+
+    def __init__(self, resolution: int, mean: Sequence[float], std: Sequence[float]):
+        if not isinstance(resolution, int) or resolution < 1:
+            raise ConfigError("ModelTransform(resolution)", f"resolution {resolution!r} is not a "
+                                                            "positive integer", "pass e.g. 224")
+        if len(mean) != 3 or len(std) != 3 or any(s <= 0 for s in std):
+            raise ConfigError("ModelTransform(mean, std)", f"mean {tuple(mean)} / std {tuple(std)} "
+                                                           "must be 3 values each, std > 0",
+                              "pass the model's RGB normalisation, e.g. the ImageNet mean and std")
+        self.resolution = resolution
+        self.mean = torch.tensor([float(m) for m in mean], dtype=torch.float32).view(3, 1, 1)
+        self.std = torch.tensor([float(s) for s in std], dtype=torch.float32).view(3, 1, 1)
+
+    def __call__(self, image: "np.ndarray | torch.Tensor") -> torch.Tensor:
+        resized = resize_image(image, self.resolution)
+        return (resized.expand(3, -1, -1) - self.mean) / self.std
+
+    def mask(self, mask: "np.ndarray | torch.Tensor") -> torch.Tensor:
+        return mask_to(mask, self.resolution)
+
+    def __repr__(self) -> str:
+        return (f"ModelTransform(resolution={self.resolution}, mean={tuple(self.mean.flatten().tolist())}, "
+                f"std={tuple(self.std.flatten().tolist())})")
+
+
+def _uniform(gen: torch.Generator, lo: float, hi: float) -> float:
+    return lo + (hi - lo) * float(torch.rand((), generator=gen))
+
+
+def _coin(gen: torch.Generator, p: float) -> bool:
+    return float(torch.rand((), generator=gen)) < p
+
+
+class ClassificationAugment:
+    """Random square-ratio crop covering a [0.75, 1] fraction of the area, then horizontal flip p=0.5.
+
+    The crop is returned at its own size; ModelTransform's resize then scales it up, which is the
+    "random scale" of the study with one interpolation instead of two.
+    """
+
+    def __init__(self, scale: tuple[float, float] = (0.75, 1.0), flip_p: float = 0.5):
+        if not 0 < scale[0] <= scale[1] <= 1 or not 0 <= flip_p <= 1:
+            raise ConfigError("ClassificationAugment", f"scale {scale} / flip_p {flip_p} out of range",
+                              "use 0 < scale_lo <= scale_hi <= 1 and 0 <= flip_p <= 1")
+        self.scale, self.flip_p = scale, flip_p
+
+    def __call__(self, image: torch.Tensor, mask: "torch.Tensor | None", gen: torch.Generator) -> Pair:
+        h, w = image.shape[-2:]
+        side = math.sqrt(_uniform(gen, *self.scale))
+        ch, cw = max(1, round(h * side)), max(1, round(w * side))
+        top = int(torch.randint(0, h - ch + 1, (), generator=gen))
+        left = int(torch.randint(0, w - cw + 1, (), generator=gen))
+        image = image[..., top:top + ch, left:left + cw]
+        mask = None if mask is None else mask[..., top:top + ch, left:left + cw]
+        if _coin(gen, self.flip_p):
+            image = image.flip(-1)
+            mask = None if mask is None else mask.flip(-1)
+        return image, mask
+
+
+class SegmentationAugment:
+    """Horizontal and vertical flips (p=0.25 each) and a rotation in [-90, 90] degrees, applied
+    identically to image (bilinear) and mask (nearest); uncovered corners are 0 (background)."""
+
+    def __init__(self, flip_p: float = 0.25, max_degrees: float = 90.0):
+        if not 0 <= flip_p <= 1 or max_degrees < 0:
+            raise ConfigError("SegmentationAugment", f"flip_p {flip_p} / max_degrees {max_degrees} "
+                                                     "out of range",
+                              "use 0 <= flip_p <= 1 and max_degrees >= 0")
+        self.flip_p, self.max_degrees = flip_p, max_degrees
+
+    def __call__(self, image: torch.Tensor, mask: "torch.Tensor | None", gen: torch.Generator) -> Pair:
+        from torchvision.transforms.v2 import InterpolationMode
+        from torchvision.transforms.v2.functional import rotate
+
+        for dim in (-1, -2):
+            if _coin(gen, self.flip_p):
+                image = image.flip(dim)
+                mask = None if mask is None else mask.flip(dim)
+        angle = _uniform(gen, -self.max_degrees, self.max_degrees)
+        image = rotate(image[None], angle, interpolation=InterpolationMode.BILINEAR, fill=0.0)[0]
+        if mask is not None:
+            mask = rotate(mask[None], angle, interpolation=InterpolationMode.NEAREST, fill=0)[0]
+        return image, mask
