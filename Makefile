@@ -25,6 +25,7 @@ bench: $(STAMP)
 # against benchmarks/baselines/demo.json; any metric 0.05 below its baseline fails the run.
 GATE_CELLS ?= nih or mc
 test: $(STAMP)
+	$(BIN)/lint-imports            # the layers of radbench_core (pyproject.toml [tool.importlinter])
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests -n $(JOBS) -p no:cacheprovider $(ARGS)
 	$(BIN)/python -m pytest benchmarks -m "not throughput" -k "$(GATE_CELLS)" -n $(JOBS) --dist loadgroup \
 	    -p no:cacheprovider -q --radbench-baseline benchmarks/baselines/demo.json --radbench-fail "*:0.05"

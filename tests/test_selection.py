@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from radbench_core.core.errors import ConfigError
 from radbench_core.run.selection import matches
 
-WORDS = ("dinov2", "amos", "nih", "knn", "seg_unet@448", "mc")
+WORDS = ("dinov2", "amos", "nih", "knn", "seg_unet", "mc", "x.y/z")
 
 
 @st.composite
@@ -35,6 +35,7 @@ def test_same_verdict_as_pytest(expression, true_words):
 def test_cell_ids_as_keywords():
     cell = "dinov2_vitl14-amos-seg_unet@448"
     assert matches("dinov2 and amos", lambda s: s in cell)
+    assert matches("seg_unet and not (nih or mc)", lambda s: s in cell)
     assert not matches("dinov2 and not amos", lambda s: s in cell)
     assert matches("", lambda s: False)
 
