@@ -55,19 +55,16 @@ def matches(expression: str, predicate: Callable[[str], bool]) -> bool:
         pos += 1
         return tok
 
-    def expr() -> bool:
-        value = and_expr()
-        while peek() == "or":
+    def chain(keyword: str, operand: Callable[[], bool]) -> bool:
+        """``operand (keyword operand)*``; every operand is parsed (no short-circuit of the syntax)."""
+        values = [operand()]
+        while peek() == keyword:
             take()
-            value = and_expr() or value
-        return value
+            values.append(operand())
+        return any(values) if keyword == "or" else all(values)
 
-    def and_expr() -> bool:
-        value = not_expr()
-        while peek() == "and":
-            take()
-            value = not_expr() and value
-        return value
+    def expr() -> bool:
+        return chain("or", lambda: chain("and", not_expr))
 
     def not_expr() -> bool:
         tok = peek()
