@@ -135,10 +135,10 @@ def index() -> FakeIndex:
     return FakeIndex({"train": 8, "val": 3, "test": 4})
 
 
-def seg_inputs(index: FakeIndex, backbone=None, scratch=None) -> SegInputs:
+def seg_inputs(index: FakeIndex, backbone=None, scratch=None, examples_path=None) -> SegInputs:
     datasets = {s: FakeSliceDataset(index, s) for s in ("train", "val", "test")}
     return SegInputs(index=index, datasets=datasets, num_classes=3, resolution=RES, backbone=backbone,
-                     scratch_model=scratch)
+                     scratch_model=scratch, examples_path=examples_path)
 
 
 def hp(**kw) -> dict:
@@ -161,8 +161,8 @@ def test_unet_decoder_learns_phantoms_and_backbone_stays_frozen(index, tmp_path)
     backbone = TinyViTBackbone()
     before = state_snapshot(backbone)
     examples = tmp_path / "ex" / "cell.npz"
-    res = run_seg_decoder(seg_inputs(index, backbone), hp(lrs=[2e-1], epochs=15, n_examples=3,
-                                                          examples_path=str(examples)), seed=0)
+    res = run_seg_decoder(seg_inputs(index, backbone, examples_path=str(examples)),
+                          hp(lrs=[2e-1], epochs=15, n_examples=3), seed=0)
     after = backbone.state_dict()
     assert before.keys() == after.keys()
     assert all(torch.equal(before[k], after[k]) for k in before), "frozen backbone changed"

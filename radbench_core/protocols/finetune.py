@@ -247,10 +247,12 @@ def run_finetune(inputs: LiveInputs, hparams: dict[str, Any], seed: int) -> Prot
     trainable, total = count_parameters(backbone, head)
     eval_bs = int(hparams.get("eval_batch_size", batch_size))
     head_lr = require(hparams, "head_lr", mode)
+    if head_lr == "linear" and inputs.linear_probe_lr is not None:
+        head_lr = inputs.linear_probe_lr        # the study: the linear probe's selected rate
     if not isinstance(head_lr, (int, float)):
         raise ConfigError(f"hparams['head_lr'] of protocol {mode!r}", f"got {head_lr!r}, expected a number",
-                          "run the cell through radbench_core.run.runner.run_cell, which turns 'linear' into "
-                          "the linear probe's selected rate, or pass a number")
+                          "run the cell through radbench_core.run.runner.run_cell, which gives 'linear' "
+                          "the linear probe's selected rate (LiveInputs.linear_probe_lr), or pass a number")
     head_lr = float(head_lr)
     y_train = torch.as_tensor(np.asarray(inputs.labels["train"]))
     train_set = inputs.datasets["train"]
