@@ -20,7 +20,6 @@ import numpy as np
 import torch
 
 from radbench_core.config.fidelity import deviations_in_effect
-from radbench_core.config.profiles import Profile
 from radbench_core.core import progress
 from radbench_core.core.cells import Cell
 from radbench_core.core.finite import check_headline
@@ -31,7 +30,8 @@ from radbench_core.protocols.base import ProtocolResult
 from radbench_core.run.context import (  # noqa: F401  (re-exported: the plugin and scripts import them here)
     _INDEXES, BackbonePool, RunContext, load_index, load_options_of)
 from radbench_core.run.feature_cache import FeatureCache
-from radbench_core.run.identity import config_hash
+from radbench_core.run.identity import (  # noqa: F401  (re-exported)
+    cell_hparams, config_hash, fit_to_patches, resolution_of)
 from radbench_core.run.inputs import BUILDERS, BuiltInputs, CellSetup
 
 
@@ -48,37 +48,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
-
-
-def resolution_of(cell: Cell, protocol: ProtocolSpec, profile: Profile) -> int:
-    if protocol.variant == "resolution" and cell.variant:
-        return fit_to_patches(cell.model, int(cell.variant))
-    if protocol.task == "segmentation":
-        seg_default = profile.hparams_for(protocol.id).get("resolution")
-        return int(seg_default or profile.cls_resolution)
-    return profile.cls_resolution
-
-
-def fit_to_patches(model_id: str, resolution: int) -> int:
-    """A ViT's input must be whole patches: 1024 px (Table 8) is 1022 px (73 patches) at patch 14.
-
-    The official DINOv2 patch embedding asserts divisibility too, so the study cannot have fed it
-    1024 px exactly; the fidelity registry declares this (``table8_patch14_at_1022px``).
-    """
-    from radbench_core.models.specs import get_model
-    spec = get_model(model_id)
-    if spec.arch in ("vit", "sam") and resolution % spec.patch_size:
-        return resolution // spec.patch_size * spec.patch_size
-    return resolution
-
-
-def cell_hparams(cell: Cell, protocol: ProtocolSpec, profile: Profile) -> dict[str, Any]:
-    hparams = profile.hparams_for(protocol.id)
-    hparams.update(dict(protocol.fixed))
-    if protocol.variant == "shots" and cell.variant:
-        hparams["shots"] = cell.variant if cell.variant == "all" else int(cell.variant)
-    hparams["demo"] = profile.demo
-    return hparams
 
 
 def plan_cell(cell: Cell, ctx: RunContext) -> CellPlan:
