@@ -457,7 +457,7 @@ def test_study_rule_final_state_on_pooled_val_dice_then_refit_on_train_and_val(i
     assert [h["val_dice_study"] is not None for h in sweep] == [False, False, True] * 2
     finals = {h["lr"]: h["val_dice_study"] for h in sweep if h["epoch"] == 2}
     assert res.chosen["lr"] == max(finals, key=finals.get) and res.chosen["epoch"] == 2
-    assert res.chosen["refit"] is True and res.extra["val_dice"] == pytest.approx(max(finals.values()))
+    assert res.chosen["refit"] is True and res.extra["val_score"] == pytest.approx(max(finals.values()))
     # slices through the backbone: sweep 2 rates x 3 epochs x 24 train, 2 x 9 val, refit 4 x (24 + 9),
     # test 12: the refit trains on train + val
     assert backbone.images_seen == 2 * 3 * 24 + 2 * 9 + 4 * 33 + 12

@@ -196,7 +196,7 @@ def _run(inputs: SegInputs, hparams: dict[str, Any], seed: int, task: SegTask,
     trainable = sum(p.numel() for p in sel.head.parameters())
     total = trainable + (sum(p.numel() for p in inputs.backbone.parameters())
                          if task.cacheable and inputs.backbone is not None else 0)
-    extra: dict[str, Any] = {"per_class": per_class, "history": history, "val_dice": sel.val_dice,
+    extra: dict[str, Any] = {"per_class": per_class, "history": history, "val_score": sel.val_score,
                              "n_test_items": len(preds),
                              # per-item values: the runner writes them to <run>/predictions/
                              "test_predictions": ArrayPayload(dice=dice[None], jaccard=jac[None],
