@@ -277,3 +277,16 @@ def test_table9_parameter_counts_of_dinov2_vitg14() -> None:
     # 12.0M (1.05 %): above the printed 8M (0.7 %), which no count of r=48 adapters on these
     # targets gives; with fc1/fc2 as well (timm's names) it would be 41M
     assert parameter_counts("dinov2_vitg14", "lora", hparams={**PAPER["lora"], "lora_swiglu_ffn": True})[0] > 40e6
+
+
+def test_head_lr_linear_takes_the_probe_rate_from_the_inputs():
+    """'linear' means the rate the runner's linear probe chose (LiveInputs.linear_probe_lr): the same
+    run as that number given directly; without it the cell fails naming the fix."""
+    import dataclasses
+    hp = {**FAST, "mode": "full", "head_lr": "linear"}
+    from_probe = run_finetune(dataclasses.replace(easy_task(30, 1.0), linear_probe_lr=1e-2), hp, seed=0)
+    given = run_finetune(easy_task(30, 1.0), {**hp, "head_lr": 1e-2}, seed=0)
+    assert from_probe.chosen["head_lr"] == given.chosen["head_lr"] == 1e-2
+    assert from_probe.metrics["auroc"].value == given.metrics["auroc"].value
+    with pytest.raises(ConfigError, match=r"hparams\['head_lr'\].*'linear'.*LiveInputs.linear_probe_lr"):
+        run_finetune(easy_task(30, 1.0), hp, seed=0)

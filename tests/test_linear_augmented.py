@@ -8,7 +8,8 @@ from radbench_core.run import extraction
 from radbench_core.core.cells import Cell
 from radbench_core.run.feature_cache import FeatureCache
 from radbench_core.config.profiles import Grid, Profile, _hparams
-from radbench_core.run.runner import BackbonePool, RunContext, _augmented_features, load_index, run_cell
+from radbench_core.run.inputs import augmented_features
+from radbench_core.run.runner import BackbonePool, RunContext, load_index, run_cell
 
 
 def profile(features: str, epochs: int = 3) -> Profile:
@@ -43,7 +44,7 @@ def test_each_epoch_is_a_new_reproducible_augmentation_draw(tmp_path):
     ctx = RunContext(profile=profile("augmented"), cache_dir=tmp_path / "cache", progress=False)
     index, _ = load_index("nih", ctx)
     backbone = BackbonePool().get("dinov2_vits14", demo=True, resolution=56, weights_dir=None, device="cpu")
-    draws = _augmented_features(index, backbone, Cell("dinov2_vits14", "nih", "linear"), 56, ctx)
+    draws = augmented_features(index, backbone, Cell("dinov2_vits14", "nih", "linear"), 56, ctx)
     first, again, second = draws["train"](0), draws["train"](0), draws["train"](1)
     assert first["cls"].shape == (len(index.splits["train"]), 4, backbone.embed_dim)
     np.testing.assert_array_equal(first["cls"], again["cls"])

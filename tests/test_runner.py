@@ -92,3 +92,36 @@ def test_a_frozen_probe_records_the_whole_model_as_its_total(cache_dir, tmp_path
     backbone = sum(p.numel() for p in load_backbone("dinov2_vits14", demo=True, resolution=56).parameters())
     assert rec.params_trainable > 0
     assert rec.params_total == backbone + rec.params_trainable
+
+
+def test_every_input_kind_has_one_builder():
+    from typing import get_args
+
+    from radbench_core.protocols import PROTOCOLS, InputKind
+    from radbench_core.run.inputs import BUILDERS
+    assert set(BUILDERS) == set(get_args(InputKind))
+    assert {PROTOCOLS.get_spec(p).inputs for p in PROTOCOLS} <= set(BUILDERS)
+
+
+def test_the_protocol_receives_exactly_the_hashed_hparams(cache_dir, tmp_path, monkeypatch):
+    """No side channel: the linear probe's rate arrives as LiveInputs.linear_probe_lr, and the
+    hyperparameters the protocol sees are the ones the config hash was taken from."""
+    from radbench_core.protocols import finetune, get_protocol
+    from radbench_core.run.runner import cell_hparams
+    seen = []
+
+    def recording(inputs, hparams, seed):
+        seen.append((inputs, dict(hparams)))
+        return real(inputs, hparams, seed)
+    real = finetune.run_finetune
+    monkeypatch.setattr(finetune, "run_finetune", recording)
+    profile = tiny_profile()
+    ctx = RunContext(profile=profile, cache_dir=cache_dir, run_dir=tmp_path, progress=False)
+    pool, cache = BackbonePool(), FeatureCache(cache_dir / "features")
+    linear = run_cell(Cell("dinov2_vits14", "nih", "linear"), ctx, pool, cache)
+    cell = Cell("dinov2_vits14", "nih", "finetune")
+    full = run_cell(cell, ctx, pool, cache)
+    (inputs, hparams), = seen
+    assert hparams == cell_hparams(cell, get_protocol("finetune"), profile)
+    assert hparams["head_lr"] == "linear"
+    assert inputs.linear_probe_lr == linear.hparams["lr"] == full.hparams["head_lr"]

@@ -135,10 +135,10 @@ def index() -> FakeIndex:
     return FakeIndex({"train": 8, "val": 3, "test": 4})
 
 
-def seg_inputs(index: FakeIndex, backbone=None, scratch=None) -> SegInputs:
+def seg_inputs(index: FakeIndex, backbone=None, scratch=None, examples_path=None) -> SegInputs:
     datasets = {s: FakeSliceDataset(index, s) for s in ("train", "val", "test")}
     return SegInputs(index=index, datasets=datasets, num_classes=3, resolution=RES, backbone=backbone,
-                     scratch_model=scratch)
+                     scratch_model=scratch, examples_path=examples_path)
 
 
 def hp(**kw) -> dict:
@@ -161,8 +161,8 @@ def test_unet_decoder_learns_phantoms_and_backbone_stays_frozen(index, tmp_path)
     backbone = TinyViTBackbone()
     before = state_snapshot(backbone)
     examples = tmp_path / "ex" / "cell.npz"
-    res = run_seg_decoder(seg_inputs(index, backbone), hp(lrs=[2e-1], epochs=15, n_examples=3,
-                                                          examples_path=str(examples)), seed=0)
+    res = run_seg_decoder(seg_inputs(index, backbone, examples_path=str(examples)),
+                          hp(lrs=[2e-1], epochs=15, n_examples=3), seed=0)
     after = backbone.state_dict()
     assert before.keys() == after.keys()
     assert all(torch.equal(before[k], after[k]) for k in before), "frozen backbone changed"
@@ -457,7 +457,7 @@ def test_study_rule_final_state_on_pooled_val_dice_then_refit_on_train_and_val(i
     assert [h["val_dice_study"] is not None for h in sweep] == [False, False, True] * 2
     finals = {h["lr"]: h["val_dice_study"] for h in sweep if h["epoch"] == 2}
     assert res.chosen["lr"] == max(finals, key=finals.get) and res.chosen["epoch"] == 2
-    assert res.chosen["refit"] is True and res.extra["val_dice"] == pytest.approx(max(finals.values()))
+    assert res.chosen["refit"] is True and res.extra["val_score"] == pytest.approx(max(finals.values()))
     # slices through the backbone: sweep 2 rates x 3 epochs x 24 train, 2 x 9 val, refit 4 x (24 + 9),
     # test 12: the refit trains on train + val
     assert backbone.images_seen == 2 * 3 * 24 + 2 * 9 + 4 * 33 + 12

@@ -14,7 +14,7 @@ from typing import Any
 from radbench_core.core.errors import ConfigError
 
 # keys the runner itself puts into (or reads from) a cell's hyperparameters
-RUNNER_KEYS = frozenset({"demo", "shots", "examples_path", "mode", "decoder", "max_items", "resolution",
+RUNNER_KEYS = frozenset({"demo", "shots", "mode", "decoder", "max_items", "resolution",
                          "features", "head_lr"})
 
 

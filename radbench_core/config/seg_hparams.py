@@ -21,7 +21,7 @@ Keys read by radbench_core.protocols.segmentation / seg_training:
   augment            whether the runner should build the train SliceDataset with augmentation
                      (flips p=0.25 + rotation up to 90 degrees); maps are only cached without it
   bootstrap_resamples  test-item bootstrap resamples for the 95% CI
-  n_examples, examples_path   qualitative predictions saved as .npz (path set per cell by the runner)
+  n_examples         qualitative predictions saved as .npz (the runner gives SegInputs.examples_path)
   demo               scratch models: build the tiny demo variant
   shots, seeds       few-shot: training images (int or "all", set from the cell's variant) and seeds
 """

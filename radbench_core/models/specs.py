@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Callable
-
-import torch
+from typing import TYPE_CHECKING, Any, Callable
 
 from radbench_core.core.errors import ConfigError
 from radbench_core.core.registry import Registry
+
+if TYPE_CHECKING:  # pragma: no cover  (plain data: listing or planning models imports no torch)
+    import torch
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

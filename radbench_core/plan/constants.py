@@ -1,4 +1,6 @@
-"""Numbers the planner multiplies: GPUs, the study's dataset sizes, architectures, efficiencies.
+"""Numbers the planner multiplies: GPUs, architectures, efficiencies, bytes and passes per step.
+
+Dataset sizes are not here: each dataset's spec declares them beside its loader (``DatasetSpec.size``).
 
 Every entry says where it comes from. Values marked ASSUMED are ours and are printed as such by
 ``radbench plan``; a calibration JSON from ``benchmarks/gpu_training.py`` replaces them.
@@ -26,21 +28,6 @@ ASSUMED = frozenset({"finetune", "peft", "seg_decoder", "scratch"})
 # for ViT-L/14; the planner's activation constant is fitted to the 224 px value.
 MEASURED_EXTRACT_GIB = {224: 2.6, 448: 6.8}
 
-# The study's Table 1 (# images / volumes used). Split fractions and slices per 3D item are ours
-# (ESTIMATES: the study's split files are not in the paper); CheXpert's test is the official 518
-# frontal images and its val the official 234 (repo), the rest train.
-DATASETS: dict[str, dict[str, float]] = {
-    "nih":             {"items": 112_120, "slices": 1,   "train": 0.70, "val": 0.10, "test": 0.20},
-    "chexpert":        {"items": 161_792, "slices": 1,   "train": 0.9954, "val": 0.0015, "test": 0.0031},
-    "mc":              {"items": 138,     "slices": 1,   "train": 0.70, "val": 0.10, "test": 0.20},
-    "sarscov2":        {"items": 210,     "slices": 60,  "train": 0.70, "val": 0.10, "test": 0.20},
-    "amos":            {"items": 150,     "slices": 100, "train": 0.70, "val": 0.10, "test": 0.20},
-    "msd_spleen":      {"items": 40,      "slices": 90,  "train": 0.70, "val": 0.10, "test": 0.20},
-    "msd_hippocampus": {"items": 260,     "slices": 36,  "train": 0.70, "val": 0.10, "test": 0.20},
-    "msd_heart":       {"items": 20,      "slices": 110, "train": 0.70, "val": 0.10, "test": 0.20},
-    "brain_tumor":     {"items": 3_064,   "slices": 1,   "train": 0.70, "val": 0.10, "test": 0.20},
-}
-
 # ViT shapes (depth, width, heads, MLP hidden / width) of the timm architectures in models.py.
 VIT_SHAPES: dict[str, tuple[int, int, int, float]] = {
     "vit_small": (12, 384, 6, 4.0), "vit_base": (12, 768, 12, 4.0), "vit_large": (24, 1024, 16, 4.0),
@@ -58,3 +45,13 @@ TRAIN_BYTES_PER_PARAM = 16      # fp32 weight + grad + SGD momentum + bf16 copy 
 # 2022, "Reducing activation recomputation", 16-bit, no recomputation; flash attention).
 ACT_BYTES_PER_TOKEN_WIDTH = 34
 FEATURE_BYTES = 2               # the feature cache stores fp16
+
+# A training step is a forward and a backward (twice the forward): 3 forward passes' FLOPs. PEFT
+# skips the frozen matrices' weight gradients: 2 (ASSUMED).
+TRAIN_STEP_PASSES, PEFT_STEP_PASSES = 3.0, 2.0
+# Activations kept for backward and their gradients: two bf16 copies of every activation element.
+ACTIVATION_COPIES = 2
+# The feature cache keeps 5 vectors per item (the last 4 class tokens + the patch mean); a CNN's
+# pooled vector is charged at 4096 wide (VGG19's classifier width, the widest of the three).
+FEATURE_VECTORS_PER_ITEM = 5
+CNN_FEATURE_WIDTH = 4096

@@ -5,13 +5,13 @@ reuses cached features; a ViT-g fine-tune runs 8 learning rates x 20 epochs over
 manager needs the total and the few cells that dominate it; the shard balancer needs per-cell times.
 
 Model of a cell (F: forward FLOPs of one slice, S: slices per item, N: items per split; the
-study's Table 1 sizes, planner_data.DATASETS): frozen protocols pay one extraction of all splits
+real dataset's split sizes, ``DatasetSpec.size``, declared beside each loader): frozen protocols pay one extraction of all splits
 per (model, dataset, resolution) — charged to the first such cell, the feature cache serves the
 rest — plus, for the study's augmented linear probe, a backbone pass over the training images per
 epoch for the sweep and the refit. Training costs 3F per image (forward + backward), PEFT 2F
 (ASSUMED: no weight gradients for the frozen matrices), segmentation F + 3F_decoder per training
 slice per epoch and learning rate, plus the refit; validation is scored every epoch (F + F_decoder).
-Time = FLOPs / (peak bf16 x efficiency of the path); the efficiencies are planner_data.EFFICIENCY,
+Time = FLOPs / (peak bf16 x efficiency of the path); the efficiencies are plan/constants.EFFICIENCY,
 or a calibration JSON written by benchmarks/gpu_training.py.
 """
 
@@ -24,14 +24,16 @@ from typing import Any, Iterable
 
 from radbench_core.core.cells import Cell
 from radbench_core.core.errors import ConfigError
-from radbench_core.plan.constants import (ACT_BYTES_PER_TOKEN_WIDTH, ASSUMED, BYTES_BF16, DATASETS,
-                                        EFFICIENCY, FEATURE_BYTES, GPUS, MEASURED_EXTRACT_GIB,
-                                        TRAIN_BYTES_PER_PARAM)
+from radbench_core.plan.constants import (ACT_BYTES_PER_TOKEN_WIDTH, ACTIVATION_COPIES, ASSUMED,
+                                          BYTES_BF16, CNN_FEATURE_WIDTH, CNN_GFLOPS_224, EFFICIENCY,
+                                          FEATURE_BYTES, FEATURE_VECTORS_PER_ITEM, GPUS,
+                                          MEASURED_EXTRACT_GIB, PEFT_STEP_PASSES, TRAIN_BYTES_PER_PARAM,
+                                          TRAIN_STEP_PASSES)
 from radbench_core.plan.flops import backbone_flops, counted_decoder, counted_scratch, vit_shape
 
 GIB = 2.0 ** 30
-FROZEN = {"knn", "linear", "linear_subset", "fewshot"}
 PEFT = {"lora", "bitfit"}
+SPLITS = ("train", "val", "test")
 
 
 @dataclass
@@ -75,14 +77,17 @@ def load_calibration(path: str | Path) -> dict[str, float]:
     return out
 
 
-def _items(dataset: str, hparams: dict[str, Any]) -> dict[str, float]:
-    if dataset not in DATASETS:
+def _items(dataset: str, hparams: dict[str, Any]) -> tuple[dict[str, float], int]:
+    """(items per split, slices per item) of the real dataset: its spec's size (the loader's splits),
+    capped by a protocol's ``max_items``."""
+    from radbench_core.data.datasets import get_dataset
+    size = get_dataset(dataset).size
+    if size is None:
         raise ConfigError(f"planner: dataset {dataset!r}", "no size known",
-                          "add its items, slices and split fractions to planner_data.DATASETS")
-    size = DATASETS[dataset]
+                          "give its DatasetSpec a size=DatasetSize(train, val, test, slices_per_item)")
     cap = hparams.get("max_items")
-    n = {s: size["items"] * size[s] for s in ("train", "val", "test")}
-    return {s: min(v, float(cap)) if cap is not None else v for s, v in n.items()}
+    n = {s: float(size.of(s)) for s in SPLITS}
+    return {s: min(v, float(cap)) if cap is not None else v for s, v in n.items()}, size.slices_per_item
 
 
 def _per_key(value: Any, key: str) -> Any:
@@ -118,72 +123,125 @@ def _training_gib(model_id: str, resolution: int, batch: int, peft: bool) -> flo
     return (state + batch * depth * tokens * width * ACT_BYTES_PER_TOKEN_WIDTH) / GIB
 
 
+@dataclass(frozen=True)
+class _Sized:
+    """A cell with its hyperparameters, resolution, backbone cost and data size worked out."""
+    cell: Cell
+    hp: dict[str, Any]
+    res: int
+    f: float                     # forward FLOPs of one slice through the backbone
+    n: dict[str, float]          # items per split
+    slices: int                  # slices per item
+
+
+@dataclass(frozen=True)
+class _Cost:
+    flops: float
+    path: str
+    memory_gib: float
+    cache_gib: float = 0.0
+
+
 def estimate_cell(cell: Cell, profile, gpu: str, efficiency: dict[str, float],
                   extracted: set[tuple[str, str, int]]) -> CellEstimate:
     """One cell's estimate; ``extracted`` holds the feature groups already paid for (updated)."""
     from radbench_core.protocols import get_protocol
-    from radbench_core.run.runner import cell_hparams, resolution_of
+    from radbench_core.run.identity import cell_hparams, resolution_of
     protocol = get_protocol(cell.protocol)
     hp = cell_hparams(cell, protocol, profile)
     res = resolution_of(cell, protocol, profile)
-    n = _items(cell.dataset, hp)
-    slices = DATASETS[cell.dataset]["slices"]
-    f = backbone_flops(cell.model, res)
-    flops, cache, path, memory = 0.0, 0.0, "extract", 0.0
-    if cell.protocol in FROZEN:
-        group = (cell.model, cell.dataset, res)
-        if group not in extracted:
-            extracted.add(group)
-            flops += f * slices * sum(n.values())
-            width = vit_shape(cell.model)[1] if cell.model not in ("densenet201", "resnet152", "vgg19") else 4096
-            cache = sum(n.values()) * 5 * width * FEATURE_BYTES / GIB
-        if cell.protocol in ("linear", "linear_subset") and hp.get("features") == "augmented":
-            flops += int(hp.get("epochs", 10)) * f * slices * (2 * n["train"] + n["val"])
-        path = "extract_448" if res >= 448 else "extract"
-        memory = _inference_gib(cell.model, res, int(profile.batch_size))
-    elif protocol.task == "classification":                     # finetune, lora, bitfit
-        from radbench_core.models.specs import get_model
-        arch = get_model(cell.model).arch
-        epochs = int(_per_key(hp["epochs"], cell.dataset))
-        batch = int(_per_key(hp["batch_size"], arch))
-        lrs = len(hp.get("backbone_lrs", (1,)))
-        step = 2.0 if cell.protocol in PEFT else 3.0
-        flops = lrs * epochs * f * slices * (step * n["train"] + n["val"]) + f * slices * n["test"]
-        path = "peft" if cell.protocol in PEFT else "finetune"
-        memory = _training_gib(cell.model, res, batch, cell.protocol in PEFT)
-    elif protocol.inputs == "scratch":
-        fm, act = counted_scratch(cell.model, res)
-        lrs, sweep, refit = len(hp["lrs"]), int(hp.get("sweep_epochs", hp["epochs"])), int(hp["epochs"])
-        train_items = n["train"]
-        if cell.protocol == "scratch_fewshot":
-            shots = hp.get("shots")
-            train_items = n["train"] if shots == "all" else min(float(shots), n["train"])
-            lrs *= len(hp.get("seeds", [0])) if not isinstance(hp.get("seeds"), int) else int(hp["seeds"])
-        flops = fm * slices * (lrs * sweep * (3 * train_items + n["val"])
-                               + (refit * 3 * (n["train"] + n["val"]) if hp.get("refit") else 0) + n["test"])
-        path, batch = "scratch", int(hp["batch_size"])
-        memory = (_counted_params(cell.model) * TRAIN_BYTES_PER_PARAM + batch * act * 2 * BYTES_BF16) / GIB
-    else:                                                        # frozen backbone + decoder
-        _, width, _, _, patch = vit_shape(cell.model)
-        fd, act = counted_decoder(hp.get("decoder", "unet"), width, patch, res)
-        lrs, epochs, batch = len(hp["lrs"]), int(hp["epochs"]), int(hp["batch_size"])
-        train_items = n["train"]
-        if cell.protocol == "seg_fewshot":
-            shots = hp.get("shots")
-            train_items = n["train"] if shots == "all" else min(float(shots), n["train"])
-            lrs *= len(hp.get("seeds", [0])) if not isinstance(hp.get("seeds"), int) else int(hp["seeds"])
-        per_epoch = (f + 3 * fd) * train_items + (f + fd) * n["val"]
-        flops = slices * (lrs * epochs * per_epoch
-                          + (epochs * (f + 3 * fd) * (n["train"] + n["val"]) if hp.get("refit") else 0)
-                          + (f + fd) * n["test"])
-        path = "seg_decoder"
-        memory = _inference_gib(cell.model, res, batch) + batch * act * 2 * BYTES_BF16 / GIB
-    peak = GPUS[gpu]["peak_tflops"] * 1e12
-    hours = flops / (peak * efficiency[path]) / 3600.0
-    return CellEstimate(cell.id, path, res, f / 1e9, flops / 1e15, hours, memory, cache)
+    n, slices = _items(cell.dataset, hp)
+    sized = _Sized(cell, hp, res, backbone_flops(cell.model, res), n, slices)
+    if protocol.inputs == "frozen":
+        cost = _frozen_cost(sized, profile, extracted)
+    else:
+        cost = _COSTS[protocol.inputs](sized, protocol.variant == "shots")
+    hours = cost.flops / (GPUS[gpu]["peak_tflops"] * 1e12 * efficiency[cost.path]) / 3600.0
+    return CellEstimate(cell.id, cost.path, res, sized.f / 1e9, cost.flops / 1e15, hours,
+                        cost.memory_gib, cost.cache_gib)
+
+
+def _frozen_cost(c: _Sized, profile, extracted: set[tuple[str, str, int]]) -> _Cost:
+    """One extraction of every split per feature group (the first cell of the group pays it), plus
+    the augmented linear probe's backbone passes: the training images per epoch for the sweep and
+    again for the refit, and the validation images."""
+    flops, cache = 0.0, 0.0
+    group = (c.cell.model, c.cell.dataset, c.res)
+    if group not in extracted:
+        extracted.add(group)
+        flops += c.f * c.slices * sum(c.n.values())
+        width = CNN_FEATURE_WIDTH if c.cell.model in CNN_GFLOPS_224 else vit_shape(c.cell.model)[1]
+        cache = sum(c.n.values()) * FEATURE_VECTORS_PER_ITEM * width * FEATURE_BYTES / GIB
+    if c.cell.protocol in ("linear", "linear_subset") and c.hp.get("features") == "augmented":
+        flops += int(c.hp.get("epochs", 10)) * c.f * c.slices * (2 * c.n["train"] + c.n["val"])
+    path = "extract_448" if c.res >= 448 else "extract"
+    return _Cost(flops, path, _inference_gib(c.cell.model, c.res, int(profile.batch_size)), cache)
+
+
+def _live_cost(c: _Sized, few_shot: bool) -> _Cost:
+    """Fine-tune, LoRA, BitFit: every rate trains every epoch, then the test pass."""
+    from radbench_core.models.specs import get_model
+    peft = c.cell.protocol in PEFT
+    epochs = int(_per_key(c.hp["epochs"], c.cell.dataset))
+    batch = int(_per_key(c.hp["batch_size"], get_model(c.cell.model).arch))
+    lrs = len(c.hp.get("backbone_lrs", (1,)))
+    step = PEFT_STEP_PASSES if peft else TRAIN_STEP_PASSES
+    flops = (lrs * epochs * c.f * c.slices * (step * c.n["train"] + c.n["val"])
+             + c.f * c.slices * c.n["test"])
+    return _Cost(flops, "peft" if peft else "finetune", _training_gib(c.cell.model, c.res, batch, peft))
+
+
+def _scratch_cost(c: _Sized, few_shot: bool) -> _Cost:
+    """A U-Net / TransUNet trained end to end: the sweep (per rate, and per seed in few-shot), the
+    refit on train + val, the test pass."""
+    fm, act = counted_scratch(c.cell.model, c.res)
+    runs, train_items = _sweep_runs(c, few_shot)
+    sweep, refit = int(c.hp.get("sweep_epochs", c.hp["epochs"])), int(c.hp["epochs"])
+    flops = fm * c.slices * (runs * sweep * (TRAIN_STEP_PASSES * train_items + c.n["val"])
+                             + (refit * TRAIN_STEP_PASSES * (c.n["train"] + c.n["val"])
+                                if c.hp.get("refit") else 0)
+                             + c.n["test"])
+    batch = int(c.hp["batch_size"])
+    state = _counted_params(c.cell.model) * TRAIN_BYTES_PER_PARAM
+    return _Cost(flops, "scratch", (state + batch * act * ACTIVATION_COPIES * BYTES_BF16) / GIB)
+
+
+def _decoder_cost(c: _Sized, few_shot: bool) -> _Cost:
+    """A decoder on a frozen backbone: the backbone forward (F) and the decoder's forward and
+    backward (3 F_decoder) per training slice, epoch and run; validation every epoch; the refit."""
+    _, width, _, _, patch = vit_shape(c.cell.model)
+    fd, act = counted_decoder(c.hp.get("decoder", "unet"), width, patch, c.res)
+    runs, train_items = _sweep_runs(c, few_shot)
+    epochs, batch = int(c.hp["epochs"]), int(c.hp["batch_size"])
+    train_step, score = c.f + TRAIN_STEP_PASSES * fd, c.f + fd
+    per_epoch = train_step * train_items + score * c.n["val"]
+    flops = c.slices * (runs * epochs * per_epoch
+                        + (epochs * train_step * (c.n["train"] + c.n["val"]) if c.hp.get("refit") else 0)
+                        + score * c.n["test"])
+    memory = (_inference_gib(c.cell.model, c.res, batch)
+              + batch * act * ACTIVATION_COPIES * BYTES_BF16 / GIB)
+    return _Cost(flops, "seg_decoder", memory)
+
+
+def _sweep_runs(c: _Sized, few_shot: bool) -> tuple[int, float]:
+    """(training runs, training items per run): one run per rate; few-shot repeats the sweep per
+    seed on ``shots`` training images."""
+    runs, train_items = len(c.hp["lrs"]), c.n["train"]
+    if few_shot:
+        shots, seeds = c.hp.get("shots"), c.hp.get("seeds", [0])
+        train_items = c.n["train"] if shots == "all" else min(float(shots), c.n["train"])
+        runs *= int(seeds) if isinstance(seeds, int) else len(seeds)
+    return runs, train_items
+
+
+_COSTS = {"live": _live_cost, "scratch": _scratch_cost, "seg": _decoder_cost}
 
 
 def _counted_params(model_id: str) -> float:
+    """Parameters of a full-size scratch model: stored (plan/counted.py), else counted on meta."""
+    from radbench_core.plan.counted import SCRATCH_PARAMS
+    if model_id in SCRATCH_PARAMS:
+        return float(SCRATCH_PARAMS[model_id])
     from radbench_core.models.scratch_models import parameter_counts
     return float(parameter_counts(model_id)[1])
 
@@ -226,6 +284,6 @@ def format_plan(p: Plan, top: int = 10, per_cell: bool = True) -> str:
     eff = ", ".join(f"{k} {100 * v:.1f} %{' (ASSUMED)' if k in p.assumed else ' (measured)'}"
                     for k, v in p.efficiency.items())
     lines.append(f"efficiency of peak bf16: {eff}")
-    lines.append("dataset sizes: the study's Table 1; split fractions and slices per volume are estimates "
-                 "(radbench_core/plan/constants.py)")
+    lines.append("dataset sizes: each dataset's DatasetSpec.size (its loader's splits); slices per volume "
+                 "and some split shares are estimates (the spec's note says which)")
     return "\n".join(lines)

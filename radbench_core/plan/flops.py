@@ -4,7 +4,8 @@ ViT (per image, T tokens, width D, depth L, MLP ratio r, patch p), in multiply-a
 patch embedding (T-1)·3p²·D (the class token is not embedded); per block qkv 3TD², projection TD², MLP 2rTD², attention scores and
 weighted sum 2T²D; FLOPs = 2 x multiply-adds (what torch.utils.flop_counter counts). SAM's blocks
 attend within 14x14 windows except its four global ones. Decoders and scratch models are counted
-with ``torch.utils.flop_counter`` on the meta device (no memory, no weights), once per shape.
+with ``torch.utils.flop_counter`` on the meta device (no memory, no weights), once per shape, or
+taken from ``plan/counted.py`` where that count is stored.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import functools
 
 from radbench_core.core.errors import ConfigError
+from radbench_core.plan import counted
 from radbench_core.plan.constants import CNN_GFLOPS_224, VIT_SHAPES
 
 SAM_WINDOW, SAM_GLOBAL_BLOCKS = 14, 4
@@ -26,7 +28,7 @@ def vit_shape(model_id: str) -> tuple[int, int, int, float, int]:
         if arch.startswith(prefix):
             return (*shape, spec.patch_size)
     raise ConfigError(f"planner: model {model_id!r}", f"no ViT shape for timm arch {arch!r}",
-                      "add its (depth, width, heads, mlp ratio) to planner_data.VIT_SHAPES")
+                      "add its (depth, width, heads, mlp ratio) to radbench_core/plan/constants.py VIT_SHAPES")
 
 
 def vit_flops(depth: int, width: int, mlp_ratio: float, patch: int, resolution: int,
@@ -49,7 +51,7 @@ def backbone_flops(model_id: str, resolution: int) -> float:
     if spec.arch == "cnn":
         if model_id not in CNN_GFLOPS_224:
             raise ConfigError(f"planner: model {model_id!r}", "no CNN cost known",
-                              "add its GFLOP at 224 px to planner_data.CNN_GFLOPS_224")
+                              "add its GFLOP at 224 px to radbench_core/plan/constants.py CNN_GFLOPS_224")
         return CNN_GFLOPS_224[model_id] * 1e9 * (resolution / 224.0) ** 2
     if spec.arch == "seg_scratch":
         return counted_scratch(model_id, resolution)[0]
@@ -82,6 +84,13 @@ def _count(module, *args) -> tuple[float, float]:
 def counted_decoder(kind: str, width: int, patch: int, resolution: int, classes: int = 2
                     ) -> tuple[float, float]:
     """(FLOPs, activation elements) of the study's decoder on one image's five patch maps."""
+    stored = counted.DECODERS.get((kind, width, patch, resolution, classes))
+    return stored if stored is not None else count_decoder(kind, width, patch, resolution, classes)
+
+
+def count_decoder(kind: str, width: int, patch: int, resolution: int, classes: int = 2
+                  ) -> tuple[float, float]:
+    """``counted_decoder`` counted now, on the meta device (what ``plan/counted.py`` stores)."""
     import torch
     from radbench_core.protocols.decoders import build_decoder
     grid = resolution // patch
@@ -94,6 +103,12 @@ def counted_decoder(kind: str, width: int, patch: int, resolution: int, classes:
 @functools.lru_cache(maxsize=None)
 def counted_scratch(model_id: str, resolution: int, classes: int = 2) -> tuple[float, float]:
     """(FLOPs, activation elements) of a from-scratch U-Net / TransUNet on one image."""
+    stored = counted.SCRATCH.get((model_id, resolution, classes))
+    return stored if stored is not None else count_scratch(model_id, resolution, classes)
+
+
+def count_scratch(model_id: str, resolution: int, classes: int = 2) -> tuple[float, float]:
+    """``counted_scratch`` counted now, on the meta device (what ``plan/counted.py`` stores)."""
     import torch
     from radbench_core.models.scratch_models import build_scratch_model
     with torch.device("meta"):

@@ -53,6 +53,9 @@ class LiveInputs:
     device: str = "cpu"
     num_workers: int = 0
     dataset: str = ""                      # the dataset id: epochs are per dataset in the study
+    # the rate the linear probe of this (model, dataset) selects on validation: the study's head rate
+    # where hparams["head_lr"] is "linear" (the runner computes it; None: not asked for)
+    linear_probe_lr: float | None = None
 
 
 @dataclass
@@ -66,6 +69,7 @@ class SegInputs:
     scratch_model: str | None = None       # "unet" | "transunet" for scratch cells
     device: str = "cpu"
     num_workers: int = 0
+    examples_path: str | None = None       # where to save qualitative predictions (.npz); None: not
 
 
 @dataclass

@@ -13,10 +13,12 @@ from __future__ import annotations
 import math
 import resource
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 
 from radbench_core.core import progress
@@ -223,15 +225,19 @@ def _train_epoch(backbone: torch.nn.Module, head: torch.nn.Module, loader: DataL
                       f"(summed over the epoch)")
 
 
-def run_finetune(inputs: LiveInputs, hparams: dict[str, Any], seed: int) -> ProtocolResult:
-    """Fine-tune (``hparams['mode']``: full | lora | bitfit), select on val, report test AUROC.
+@dataclass(frozen=True)
+class _Settings:
+    """A fine-tune cell's hyperparameters, resolved for its dataset and architecture and checked."""
+    mode: str
+    epochs: int
+    batch_size: int
+    lrs: list[float]
+    head_lr: float
+    eval_bs: int
 
-    Every backbone rate starts from the same initial weights and head; the best (rate, epoch)
-    snapshot on validation is scored on test. Peak memory: CUDA allocator peak on GPU, the
-    process's max RSS on CPU.
-    """
+
+def _settings(inputs: LiveInputs, hparams: dict[str, Any]) -> _Settings:
     mode = hparams.get("mode", "full")
-    device, kind = inputs.device, inputs.label_kind
     arch = getattr(getattr(inputs.backbone, "spec", None), "arch", "vit")
     epochs = int(per_key(require(hparams, "epochs", mode), inputs.dataset or "*", "epochs"))
     batch_size = int(per_key(require(hparams, "batch_size", mode), arch, "batch_size"))
@@ -239,70 +245,102 @@ def run_finetune(inputs: LiveInputs, hparams: dict[str, Any], seed: int) -> Prot
     if epochs < 1 or batch_size < 1 or not lrs:
         raise ConfigError("hparams['finetune']", f"epochs={epochs}, batch_size={batch_size}, "
                           f"backbone_lrs={lrs}", "use positive epochs/batch size and >= 1 rate")
-    backbone = inputs.backbone
-    configure_trainable(backbone, mode, hparams, seed)
+    head_lr = require(hparams, "head_lr", mode)
+    if head_lr == "linear" and inputs.linear_probe_lr is not None:
+        head_lr = inputs.linear_probe_lr        # the study: the linear probe's selected rate
+    if not isinstance(head_lr, (int, float)):
+        raise ConfigError(f"hparams['head_lr'] of protocol {mode!r}", f"got {head_lr!r}, expected a number",
+                          "run the cell through radbench_core.run.runner.run_cell, which gives 'linear' "
+                          "the linear probe's selected rate (LiveInputs.linear_probe_lr), or pass a number")
+    return _Settings(mode, epochs, batch_size, lrs, float(head_lr),
+                     int(hparams.get("eval_batch_size", batch_size)))
+
+
+class _BestSnapshot:
+    """The best (rate, epoch) on validation so far and its weights; the very first epoch is kept
+    even when no AUROC is finite, and the first of equal values wins."""
+
+    def __init__(self, first_lr: float):
+        self.auroc, self.lr, self.epoch, self.state = -math.inf, first_lr, 0, None
+
+    def offer(self, value: float, lr: float, epoch: int, backbone: nn.Module, head: nn.Module) -> None:
+        if self.state is None or (np.isfinite(value) and value > self.auroc):
+            self.auroc = value if np.isfinite(value) else -math.inf
+            self.lr, self.epoch, self.state = lr, epoch, _snapshot(backbone, head)
+
+
+def run_finetune(inputs: LiveInputs, hparams: dict[str, Any], seed: int) -> ProtocolResult:
+    """Fine-tune (``hparams['mode']``: full | lora | bitfit), select on val, report test AUROC.
+
+    Every backbone rate starts from the same initial weights and head; the best (rate, epoch)
+    snapshot on validation is scored on test. Peak memory: CUDA allocator peak on GPU, the
+    process's max RSS on CPU.
+    """
+    s = _settings(inputs, hparams)
+    device, kind, backbone = inputs.device, inputs.label_kind, inputs.backbone
+    configure_trainable(backbone, s.mode, hparams, seed)
     backbone.to(device)
     n_out = n_outputs(kind, inputs.num_classes)
     head = _new_head(int(backbone.embed_dim), n_out, seed, device)
     trainable, total = count_parameters(backbone, head)
-    eval_bs = int(hparams.get("eval_batch_size", batch_size))
-    head_lr = require(hparams, "head_lr", mode)
-    if not isinstance(head_lr, (int, float)):
-        raise ConfigError(f"hparams['head_lr'] of protocol {mode!r}", f"got {head_lr!r}, expected a number",
-                          "run the cell through radbench_core.run.runner.run_cell, which turns 'linear' into "
-                          "the linear probe's selected rate, or pass a number")
-    head_lr = float(head_lr)
-    y_train = torch.as_tensor(np.asarray(inputs.labels["train"]))
-    train_set = inputs.datasets["train"]
     (initial,) = _snapshot(backbone)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(torch.device(device))
     start = time.perf_counter()
-    history: dict[str, list[float]] = {}
-    best: dict[str, Any] = {"auroc": -math.inf, "lr": lrs[0], "epoch": 0, "state": None}
-    for lr in lrs:
+    best, history = _BestSnapshot(s.lrs[0]), {}
+    for i, lr in enumerate(s.lrs):
         backbone.load_state_dict(initial)
         head = _new_head(int(backbone.embed_dim), n_out, seed, device)
-        opt = _optimizer(hparams, [p for p in backbone.parameters() if p.requires_grad],
-                         list(head.parameters()), lr, head_lr)
-        loader = _loader(train_set, batch_size, True, seed, device, inputs.num_workers)
-        sched = _scheduler(hparams, opt, max(1, epochs * len(loader)))
-        history[f"{lr:g}"] = []
-        with torch.random.fork_rng(devices=[torch.device(device)] if device.startswith("cuda") else []):
-            torch.manual_seed(seed)          # dropout (incl. LoRA's) draws from the global RNG
-            for epoch in range(epochs):
-                if hasattr(train_set, "set_epoch"):
-                    train_set.set_epoch(epoch)     # a new augmentation draw per epoch
-                _train_epoch(backbone, head, loader, y_train, opt, sched, kind, device)
-                val_scores = predict_items(backbone, head, inputs.datasets["val"],
-                                           len(inputs.labels["val"]), kind, eval_bs, device,
-                                           inputs.num_workers)
-                value = auroc(inputs.labels["val"], val_scores, kind)
-                history[f"{lr:g}"].append(value)
-                progress.update("train", done=lrs.index(lr) * epochs + epoch + 1, total=len(lrs) * epochs)
-                if best["state"] is None or (np.isfinite(value) and value > best["auroc"]):
-                    best.update(auroc=value if np.isfinite(value) else -math.inf, lr=lr,
-                                epoch=epoch, state=_snapshot(backbone, head))
-    wall = time.perf_counter() - start
-    peak = _peak_memory_mb(device)
-    backbone.load_state_dict(best["state"][0])
-    head.load_state_dict(best["state"][1])
+        history[f"{lr:g}"] = _train_at_rate(inputs, hparams, s, backbone, head, lr, i, seed, best)
+    wall, peak = time.perf_counter() - start, _peak_memory_mb(device)
+    backbone.load_state_dict(best.state[0])
+    head.load_state_dict(best.state[1])
     progress.update("test")
     test_scores = predict_items(backbone, head, inputs.datasets["test"], len(inputs.labels["test"]),
-                                kind, eval_bs, device, inputs.num_workers)
-    y_test = inputs.labels["test"]
-    chosen = {"mode": mode, "backbone_lr": best["lr"], "head_lr": head_lr, "epochs": best["epoch"] + 1,
-              "epochs_run": epochs, "batch_size": batch_size}
-    if mode == "lora":
+                                kind, s.eval_bs, device, inputs.num_workers)
+    return _result(inputs, hparams, s, best, test_scores, seed, trainable, total,
+                   {"train_wall_s": wall, "peak_memory_mb": peak, "val_auroc_by_lr": history})
+
+
+def _train_at_rate(inputs: LiveInputs, hparams: dict[str, Any], s: _Settings, backbone: nn.Module,
+                   head: nn.Module, lr: float, rate_index: int, seed: int, best: _BestSnapshot
+                   ) -> list[float]:
+    """Train backbone + head at one backbone rate; validate every epoch; offer each to ``best``."""
+    device, kind, train_set = inputs.device, inputs.label_kind, inputs.datasets["train"]
+    y_train = torch.as_tensor(np.asarray(inputs.labels["train"]))
+    opt = _optimizer(hparams, [p for p in backbone.parameters() if p.requires_grad],
+                     list(head.parameters()), lr, s.head_lr)
+    loader = _loader(train_set, s.batch_size, True, seed, device, inputs.num_workers)
+    sched = _scheduler(hparams, opt, max(1, s.epochs * len(loader)))
+    values: list[float] = []
+    with torch.random.fork_rng(devices=[torch.device(device)] if device.startswith("cuda") else []):
+        torch.manual_seed(seed)          # dropout (incl. LoRA's) draws from the global RNG
+        for epoch in range(s.epochs):
+            if hasattr(train_set, "set_epoch"):
+                train_set.set_epoch(epoch)     # a new augmentation draw per epoch
+            _train_epoch(backbone, head, loader, y_train, opt, sched, kind, device)
+            val_scores = predict_items(backbone, head, inputs.datasets["val"], len(inputs.labels["val"]),
+                                       kind, s.eval_bs, device, inputs.num_workers)
+            values.append(auroc(inputs.labels["val"], val_scores, kind))
+            progress.update("train", done=rate_index * s.epochs + epoch + 1, total=len(s.lrs) * s.epochs)
+            best.offer(values[-1], lr, epoch, backbone, head)
+    return values
+
+
+def _result(inputs: LiveInputs, hparams: dict[str, Any], s: _Settings, best: _BestSnapshot,
+            test_scores: np.ndarray, seed: int, trainable: int, total: int, timing: dict[str, Any]
+            ) -> ProtocolResult:
+    kind, y_test = inputs.label_kind, inputs.labels["test"]
+    chosen = {"mode": s.mode, "backbone_lr": best.lr, "head_lr": s.head_lr, "epochs": best.epoch + 1,
+              "epochs_run": s.epochs, "batch_size": s.batch_size}
+    if s.mode == "lora":
         chosen.update(r=int(hparams.get("r", 48)), alpha=int(hparams.get("alpha", 16)))
     return ProtocolResult(
         metrics={"auroc": auroc_metric(y_test, test_scores, kind,
                                        resamples=int(hparams.get("bootstrap", 1000)), seed=seed),
-                 "auroc_val": metric("auroc_val", best["auroc"] if np.isfinite(best["auroc"])
-                                     else math.nan)},
+                 "auroc_val": metric("auroc_val", best.auroc if np.isfinite(best.auroc) else math.nan)},
         chosen=chosen, params_trainable=trainable, params_total=total,
-        extra={"params_trainable_pct": 100.0 * trainable / total, "train_wall_s": wall,
-               "peak_memory_mb": peak, "val_auroc_by_lr": history,
+        extra={"params_trainable_pct": 100.0 * trainable / total, **timing,
                "auroc_per_class": auroc_per_class(y_test, test_scores, kind).tolist(),
                "test_predictions": ArrayPayload(labels=y_test, scores=test_scores)},
     )

@@ -169,6 +169,95 @@ def _on_device(features: dict[str, Any], device: str) -> dict[str, torch.Tensor]
     return {k: torch.as_tensor(np.asarray(v, dtype=np.float32)).to(device) for k, v in features.items()}
 
 
+class HeadBank:
+    """Every head of a sweep in one zero-padded weight ``(D_full, heads, C)`` over the widest input
+    (last ``max_n`` class tokens + mean patch), so a step is one matrix product whatever the number
+    of heads. Gradients outside a head's own rows are masked, so its padding stays exactly zero."""
+
+    def __init__(self, configs: Sequence[HeadConfig], feats: dict[str, torch.Tensor], n_out: int,
+                 seed: int, device: str):
+        blocks, dim = feats["cls"].shape[1:]
+        self.max_n, self.use_avg, self.rows = _padded_rows(configs, dim)
+        if self.max_n > blocks or (self.use_avg and "patch_mean" not in feats):
+            raise ConfigError("train_heads", f"a head needs {self.max_n} blocks"
+                              f"{' and patch tokens' * self.use_avg}, the features have {blocks} "
+                              "block(s)", "build configs with head_configs()")
+        d_full = (self.max_n + self.use_avg) * dim
+        w = torch.zeros(d_full, len(configs), n_out)
+        mask = torch.zeros(d_full, len(configs), 1)
+        for h, cfg in enumerate(configs):
+            g = torch.Generator().manual_seed(head_seed(seed, cfg))
+            w[self.rows[h], h] = torch.randn(len(self.rows[h]), n_out, generator=g) * 0.01  # DINOv2: N(0, 0.01)
+            mask[self.rows[h], h] = 1.0
+        self.w, self.mask = w.to(device), mask.to(device)
+        self.b = torch.zeros(len(configs), n_out, device=device)
+        self.buf_w, self.buf_b = torch.zeros_like(self.w), torch.zeros_like(self.b)
+        self.lr = torch.tensor([c.lr for c in configs], device=device)
+
+    def step(self, batch: dict[str, torch.Tensor], y: torch.Tensor, label_kind: str, decay: float,
+             momentum: float) -> None:
+        """One SGD + momentum step of every head on ``batch`` (torch.optim.SGD's update)."""
+        w, b = self.w, self.b
+        x = head_input(batch, self.max_n, self.use_avg)
+        w.requires_grad_(True)
+        b.requires_grad_(True)
+        loss = classification_loss(_group_logits(x, w, b), y, label_kind).sum()
+        g_w, g_b = torch.autograd.grad(loss, [w, b])
+        with torch.no_grad():
+            w.requires_grad_(False)
+            b.requires_grad_(False)
+            self.buf_w.mul_(momentum).add_(g_w * self.mask)    # buf = m * buf + grad
+            self.buf_b.mul_(momentum).add_(g_b)
+            w.sub_(self.lr[None, :, None] * decay * self.buf_w)
+            b.sub_(self.lr[:, None] * decay * self.buf_b)
+
+    def scores(self, features: dict[str, np.ndarray], label_kind: str, device: str) -> np.ndarray:
+        """``(heads, N[, C])`` scores of every head."""
+        return _all_head_scores(features, self.w, self.b, self.max_n, self.use_avg, label_kind, device)
+
+    def weights(self, h: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return _compact(self.w, self.b, self.rows, h)
+
+
+class BestEpoch:
+    """Per head: the validation AUROC of every epoch and the weights of its best one (the first
+    epoch reaching the maximum wins; a head never scored finite keeps its final weights)."""
+
+    def __init__(self, heads: int, epochs: int):
+        self.val_auroc = np.full((heads, epochs), np.nan)
+        self.best: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * heads
+
+    def update(self, epoch: int, values: Sequence[float], bank: HeadBank) -> None:
+        for h, value in enumerate(values):
+            seen = self.val_auroc[h, :epoch]
+            previous = np.nanmax(seen) if np.isfinite(seen).any() else -np.inf
+            self.val_auroc[h, epoch] = value
+            if np.isfinite(self.val_auroc[h, epoch]) and self.val_auroc[h, epoch] > previous:
+                self.best[h] = bank.weights(h)
+
+    def weights_or(self, final: list[tuple[torch.Tensor, torch.Tensor]]) -> list:
+        return [best if best is not None else last for best, last in zip(self.best, final)]
+
+
+class _EpochFeatures:
+    """The training features of each epoch: fixed arrays, or a function of the epoch (augmented
+    images, one backbone pass per epoch shared by every head) that must keep items and shape."""
+
+    def __init__(self, source: TrainFeatures, device: str):
+        self.source, self.device = source, device
+        self.first = _on_device(source(0) if callable(source) else source, device)
+
+    def at(self, epoch: int) -> dict[str, torch.Tensor]:
+        if epoch == 0 or not callable(self.source):
+            return self.first
+        feats = _on_device(self.source(epoch), self.device)
+        if feats["cls"].shape != self.first["cls"].shape:
+            raise ConfigError("train_heads(train_features)", f"epoch {epoch} gave features of shape "
+                              f"{tuple(feats['cls'].shape)}, epoch 0 {tuple(self.first['cls'].shape)}",
+                              "return the same items in the same order every epoch")
+        return feats
+
+
 def train_heads(train_features: TrainFeatures, train_labels: np.ndarray,
                 configs: Sequence[HeadConfig], *, label_kind: str, num_classes: int, epochs: int,
                 batch_size: int, seed: int, device: str = "cpu", momentum: float = 0.9,
@@ -176,76 +265,34 @@ def train_heads(train_features: TrainFeatures, train_labels: np.ndarray,
                 val_labels: np.ndarray | None = None) -> HeadSweep:
     """Train all ``configs`` together (SGD + momentum, per-step cosine decay to 0).
 
-    ``train_features`` may be a function of the epoch (augmented images, one backbone pass per
-    epoch shared by every head) instead of fixed arrays. One shuffled batch order (from ``seed``) feeds every head. All heads live in one zero-padded
-    weight ``(D_full, heads, C)`` over the widest input (last 4 class tokens + mean patch), so a
-    step is one matrix product whatever the number of heads; gradients outside a head's own rows
-    are masked, so padding stays exactly zero. With validation data every head is scored after
-    every epoch and its best-epoch weights are kept.
+    One shuffled batch order (from ``seed``) feeds every head of the :class:`HeadBank`. With
+    validation data every head is scored after every epoch and its best-epoch weights are kept.
     """
     if epochs < 1 or batch_size < 1:
         raise ConfigError("hparams['linear']", f"epochs={epochs}, batch_size={batch_size}: both "
                           "must be >= 1", "set positive epochs and batch_size")
     n_out = n_outputs(label_kind, num_classes)
-    per_epoch = callable(train_features)
-    feats = _on_device(train_features(0) if per_epoch else train_features, device)
+    features = _EpochFeatures(train_features, device)
     y = _targets(train_labels, label_kind, n_out, device)
-    n, blocks, dim = feats["cls"].shape
-    max_n, use_avg, rows = _padded_rows(configs, dim)
-    if max_n > blocks or (use_avg and "patch_mean" not in feats):
-        raise ConfigError("train_heads", f"a head needs {max_n} blocks{' and patch tokens' * use_avg}"
-                          f", the features have {blocks} block(s)", "build configs with head_configs()")
-    d_full = (max_n + use_avg) * dim
-    w = torch.zeros(d_full, len(configs), n_out)
-    mask = torch.zeros(d_full, len(configs), 1)
-    for h, cfg in enumerate(configs):
-        g = torch.Generator().manual_seed(head_seed(seed, cfg))
-        w[rows[h], h] = torch.randn(len(rows[h]), n_out, generator=g) * 0.01   # DINOv2: N(0, 0.01)
-        mask[rows[h], h] = 1.0
-    w, mask = w.to(device), mask.to(device)
-    b = torch.zeros(len(configs), n_out, device=device)
-    buf_w, buf_b = torch.zeros_like(w), torch.zeros_like(b)
-    lr = torch.tensor([c.lr for c in configs], device=device)
-    val_auroc = np.full((len(configs), epochs), np.nan)
-    best: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(configs)
+    n = len(features.first["cls"])
+    bank = HeadBank(configs, features.first, n_out, seed, device)
+    tracker = BestEpoch(len(configs), epochs)
     order = torch.Generator().manual_seed(seed)
     total_steps, step = epochs * math.ceil(n / batch_size), 0
     for epoch in range(epochs):
-        if per_epoch and epoch > 0:
-            feats = _on_device(train_features(epoch), device)
-            if feats["cls"].shape != (n, blocks, dim):
-                raise ConfigError("train_heads(train_features)", f"epoch {epoch} gave features of shape "
-                                  f"{tuple(feats['cls'].shape)}, epoch 0 {(n, blocks, dim)}",
-                                  "return the same items in the same order every epoch")
+        feats = features.at(epoch)
         perm = torch.randperm(n, generator=order).to(device)
         for b0 in range(0, n, batch_size):
             idx = perm[b0:b0 + batch_size]
-            x = head_input({k: v[idx] for k, v in feats.items()}, max_n, use_avg)
             decay = 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
-            w.requires_grad_(True)
-            b.requires_grad_(True)
-            loss = classification_loss(_group_logits(x, w, b), y[idx], label_kind).sum()
-            g_w, g_b = torch.autograd.grad(loss, [w, b])
-            with torch.no_grad():
-                w.requires_grad_(False)
-                b.requires_grad_(False)
-                buf_w.mul_(momentum).add_(g_w * mask)    # torch.optim.SGD: buf = m * buf + grad
-                buf_b.mul_(momentum).add_(g_b)
-                w.sub_(lr[None, :, None] * decay * buf_w)
-                b.sub_(lr[:, None] * decay * buf_b)
+            bank.step({k: v[idx] for k, v in feats.items()}, y[idx], label_kind, decay, momentum)
             step += 1
         if val_features is not None and val_labels is not None:
-            probs = _all_head_scores(val_features, w, b, max_n, use_avg, label_kind, device)
-            for h in range(len(configs)):
-                seen = val_auroc[h, :epoch]
-                previous = np.nanmax(seen) if np.isfinite(seen).any() else -np.inf
-                val_auroc[h, epoch] = auroc(val_labels, probs[h], label_kind)
-                if np.isfinite(val_auroc[h, epoch]) and val_auroc[h, epoch] > previous:
-                    best[h] = _compact(w, b, rows, h)
+            scores = bank.scores(val_features, label_kind, device)
+            tracker.update(epoch, [auroc(val_labels, s, label_kind) for s in scores], bank)
         progress.update("train", done=epoch + 1, total=epochs, unit="epoch")
-    final = [_compact(w, b, rows, h) for h in range(len(configs))]
-    best_weights = [bw if bw is not None else fw for bw, fw in zip(best, final)]
-    return HeadSweep(list(configs), label_kind, val_auroc, final, best_weights)
+    final = [bank.weights(h) for h in range(len(configs))]
+    return HeadSweep(list(configs), label_kind, tracker.val_auroc, final, tracker.weights_or(final))
 
 
 def _compact(w: torch.Tensor, b: torch.Tensor, rows: list[torch.Tensor], h: int

@@ -46,7 +46,7 @@ class Selection:
     head: nn.Module
     lr: float
     epoch: int
-    val_dice: float
+    val_score: float                           # the selected metric (select_metric) on validation
     history: list[dict[str, Any]] = field(default_factory=list)
     cache: tuple[Any, Any] = (None, None)      # cached train / val head inputs, reused by the refit
 
@@ -239,56 +239,90 @@ SELECT_METRICS = ("dice_study", "dice")
 SELECT_EPOCHS = ("last", "best")
 
 
+class _Selector:
+    """Scores a run's head on validation when the rule asks and keeps the best head seen.
+
+    ``select_epoch`` "last" (the study: each run's final state) or "best" (every ``val_every``-th
+    epoch); ``select_metric`` "dice_study" (the study: Dice pooled over all val slices at the
+    training resolution) or "dice" (per-volume Dice at native size). Every validated epoch's
+    row gets both values; a non-finite score counts as -1; the first of equal scores wins.
+    """
+
+    def __init__(self, task: SegTask, val: Any, val_targets: list[np.ndarray], val_cache: Cached | None,
+                 hparams: dict[str, Any], *, epochs: int, num_classes: int, resolution: int,
+                 device: str, num_workers: int):
+        self.rule, self.metric = selection_rule(hparams)
+        self.task, self.val, self.val_targets, self.val_cache = task, val, val_targets, val_cache
+        self.val_sizes = [tuple(t.shape[-2:]) for t in val_targets]
+        self.epochs, self.val_every = epochs, int(hparams.get("val_every", 1))
+        self.eval_bs = int(hparams.get("eval_batch_size", hparams["batch_size"]))
+        self.num_classes, self.resolution = num_classes, resolution
+        self.device, self.num_workers = device, num_workers
+        self.best: Selection | None = None
+
+    def watching(self, lr: float) -> Callable[[nn.Module, int, dict[str, Any]], None]:
+        """The ``after_epoch`` callback of the run at rate ``lr``."""
+        return lambda head, epoch, row: self.after_epoch(lr, head, epoch, row)
+
+    def after_epoch(self, lr: float, head: nn.Module, epoch: int, row: dict[str, Any]) -> None:
+        row["val_dice"] = row["val_dice_study"] = None
+        if not self._due(epoch):
+            return
+        row["val_dice"], row["val_dice_study"] = self._validate(head)
+        score = row["val_dice_study" if self.metric == "dice_study" else "val_dice"]
+        if self.best is None or _rank(score) > _rank(self.best.val_score):
+            self.best = Selection(copy.deepcopy(head).cpu(), lr, epoch, score)
+
+    def _due(self, epoch: int) -> bool:
+        last = epoch == self.epochs - 1
+        return last or (self.rule == "best" and (epoch + 1) % self.val_every == 0)
+
+    def _validate(self, head: nn.Module) -> tuple[float, float]:
+        """(mean per-volume Dice at native size, Dice pooled over all val slices)."""
+        n, k = len(self.val_targets), self.num_classes
+        cms = np.zeros((n, k, k), dtype=np.int64)
+        preds = predict_items(self.task, head, self.val, self.val_sizes, self.resolution, self.device,
+                              self.eval_bs, self.num_workers, self.val_cache, confmats=cms)
+        return mean_dice(per_item_scores(preds, self.val_targets, k)[0]), study_dice(cms.sum(axis=0))
+
+
+def selection_rule(hparams: dict[str, Any]) -> tuple[str, str]:
+    """(select_epoch, select_metric), checked before anything is computed."""
+    rule, metric = hparams.get("select_epoch", "last"), hparams.get("select_metric", "dice_study")
+    if rule not in SELECT_EPOCHS or metric not in SELECT_METRICS:
+        raise ConfigError("hparams['select_epoch'/'select_metric']", f"got {rule!r} / {metric!r}",
+                          f"use one of {SELECT_EPOCHS} / one of {SELECT_METRICS}")
+    return rule, metric
+
+
+def _rank(score: float) -> float:
+    return score if np.isfinite(score) else -1.0
+
+
 def train_and_select(task: SegTask, datasets: dict[str, Any], val_targets: list[np.ndarray],
                      hparams: dict[str, Any], seed: int, *, num_classes: int, resolution: int,
                      device: str, num_workers: int = 0) -> Selection:
-    """One run per learning rate for ``sweep_epochs``; keep the best on validation.
-
-    ``select_metric``: "dice_study" (the study: Dice pooled over all val slices at the training
-    resolution) or "dice" (per-volume Dice at native size). ``select_epoch``: "last" (the study: the
-    run's final state) or "best" (any validated epoch).
-    """
+    """One run per learning rate for ``sweep_epochs``; keep the best on validation (:class:`_Selector`)."""
     lrs = [float(x) for x in hparams["lrs"]]
     epochs = int(hparams.get("sweep_epochs") or hparams["epochs"])
     eval_bs = int(hparams.get("eval_batch_size", hparams["batch_size"]))
-    val_every = int(hparams.get("val_every", 1))
-    rule, on = hparams.get("select_epoch", "last"), hparams.get("select_metric", "dice_study")
-    if rule not in SELECT_EPOCHS or on not in SELECT_METRICS:
-        raise ConfigError("hparams['select_epoch'/'select_metric']", f"got {rule!r} / {on!r}",
-                          f"use one of {SELECT_EPOCHS} / one of {SELECT_METRICS}")
+    selection_rule(hparams)
     train, val = datasets["train"], datasets["val"]
     use_cache = task.cacheable and bool(hparams.get("cache_maps", False))
     train_cache = (encode_dataset(task, train, eval_bs, device, num_workers)
                    if use_cache and getattr(train, "augment", None) is None else None)
     val_cache = encode_dataset(task, val, eval_bs, device, num_workers) if use_cache else None
-    val_sizes = [tuple(t.shape[-2:]) for t in val_targets]
-    best: list[Selection] = []
+    selector = _Selector(task, val, val_targets, val_cache, hparams, epochs=epochs,
+                         num_classes=num_classes, resolution=resolution, device=device,
+                         num_workers=num_workers)
     history: list[dict[str, Any]] = []
-
-    def validate(lr: float) -> Callable[[nn.Module, int, dict[str, Any]], None]:
-        def after_epoch(head: nn.Module, epoch: int, row: dict[str, Any]) -> None:
-            last = epoch == epochs - 1
-            row["val_dice"] = row["val_dice_study"] = None
-            if not (last or (rule == "best" and (epoch + 1) % val_every == 0)):
-                return
-            cms = np.zeros((len(val_targets), num_classes, num_classes), dtype=np.int64)
-            preds = predict_items(task, head, val, val_sizes, resolution, device, eval_bs,
-                                  num_workers, val_cache, confmats=cms)
-            row["val_dice"] = mean_dice(per_item_scores(preds, val_targets, num_classes)[0])
-            row["val_dice_study"] = study_dice(cms.sum(axis=0))
-            score = row["val_dice_study" if on == "dice_study" else "val_dice"]
-            key = score if np.isfinite(score) else -1.0
-            if not best or key > (best[0].val_dice if np.isfinite(best[0].val_dice) else -1.0):
-                best[:] = [Selection(copy.deepcopy(head).cpu(), lr, epoch, score)]
-        return after_epoch
-
     for lr in lrs:
         history += fit(task, train, train_cache, lr, epochs, hparams, seed, resolution=resolution,
-                       device=device, num_workers=num_workers, after_epoch=validate(lr))[1]
-    if not best:
+                       device=device, num_workers=num_workers, after_epoch=selector.watching(lr))[1]
+    if selector.best is None:
         raise ConfigError("hparams['lrs']", f"every learning rate in {lrs} diverged (non-finite loss)",
                           "add smaller learning rates to the profile's segmentation hparams")
-    sel = best[0]
+    sel = selector.best
     sel.head.to(device)
     sel.history = history
     sel.cache = (train_cache, val_cache)

@@ -13,6 +13,7 @@ training resolution (see :func:`radbench_core.eval.metrics.study_jaccard` for it
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import resource
 import time
@@ -97,9 +98,10 @@ def run_seg_fewshot(inputs: SegInputs, hparams: dict[str, Any], seed: int) -> Pr
         datasets = dict(inputs.datasets, train=ItemSubset(train, chosen))
         # the study retrains the chosen rate on the same n images (no val merge): that is the
         # selected run itself, so no refit here
-        hp = {**hparams, "refit": False} if k == 0 else {**hparams, "refit": False, "examples_path": None}
+        hp = {**hparams, "refit": False}
         task = _scratch_task(inputs, hparams) if inputs.scratch_model else _frozen_task(inputs, hparams)
-        res = _run(inputs, hp, s, task, datasets)
+        seed_inputs = inputs if k == 0 else dataclasses.replace(inputs, examples_path=None)  # examples once
+        res = _run(seed_inputs, hp, s, task, datasets)
         res.chosen["train_items"] = chosen.tolist()
         runs.append(res)
     return _aggregate_seeds(runs, seeds, n, start, inputs.device)
@@ -194,12 +196,12 @@ def _run(inputs: SegInputs, hparams: dict[str, Any], seed: int, task: SegTask,
     trainable = sum(p.numel() for p in sel.head.parameters())
     total = trainable + (sum(p.numel() for p in inputs.backbone.parameters())
                          if task.cacheable and inputs.backbone is not None else 0)
-    extra: dict[str, Any] = {"per_class": per_class, "history": history, "val_dice": sel.val_dice,
+    extra: dict[str, Any] = {"per_class": per_class, "history": history, "val_score": sel.val_score,
                              "n_test_items": len(preds),
                              # per-item values: the runner writes them to <run>/predictions/
                              "test_predictions": ArrayPayload(dice=dice[None], jaccard=jac[None],
                                                                confmats=cms[None])}
-    path, n_examples = hparams.get("examples_path"), int(hparams.get("n_examples", 4))
+    path, n_examples = inputs.examples_path, int(hparams.get("n_examples", 4))
     if path and n_examples > 0:                  # n_examples=0: no qualitative examples wanted
         extra["examples"] = save_examples(path, n_examples, task, sel.head,
                                           datasets["test"], targets["test"], inputs, _is_vit(inputs, task))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from radbench_core.data.datasets.base import DatasetSpec, LoadOptions
+from radbench_core.data.datasets.base import DatasetSize, DatasetSpec, LoadOptions
 from radbench_core.data.datasets.msd import labelled_cases, read_dataset_json
 from radbench_core.data.datasets.preprocess import window_ct
 from radbench_core.data.datasets.splits import (cap_splits, keys_by_group, load_or_create_splits,
@@ -66,4 +66,7 @@ SPEC = DatasetSpec(
     download_hint=("download amos22.zip (AMOS 2022, https://zenodo.org/records/7262581) and extract "
                    "it so that <data dir>/amos22/ holds dataset.json, imagesTr/, labelsTr/, "
                    "imagesVa/ and labelsVa/"),
-    index=index_amos, write_phantom=write_amos_phantom)
+    index=index_amos, write_phantom=write_amos_phantom,
+    size=DatasetSize.dealt(150, slices_per_item=100,
+                           note="the study's 150-case subset (LoadOptions.subset); the split shares "
+                                "and 100 slices per case are ESTIMATES"))

@@ -56,6 +56,31 @@ class LoadOptions:
 
 
 @dataclass(frozen=True)
+class DatasetSize:
+    """The real dataset as its loader splits it: items per split and slices per item.
+
+    Why in the spec: the planner multiplies these, and the module whose loader makes the splits is
+    the one place that knows them (CheXpert's 191,027 frontal training images, not Table 1's
+    161,792). ``note`` says which numbers are exact counts and which are estimates.
+    """
+    train: int
+    val: int
+    test: int
+    slices_per_item: int = 1
+    note: str = ""
+
+    @classmethod
+    def dealt(cls, items: int, fractions: tuple[float, float, float] = (0.7, 0.1, 0.2),
+              slices_per_item: int = 1, note: str = "") -> "DatasetSize":
+        """``items`` dealt to (train, val, test) in ``fractions`` (what ``patient_split`` does)."""
+        train, val = round(items * fractions[0]), round(items * fractions[1])
+        return cls(train, val, items - train - val, slices_per_item, note)
+
+    def of(self, split: str) -> int:
+        return {"train": self.train, "val": self.val, "test": self.test}[split]
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     id: str                          # "nih", "amos", ... (used in cell ids and -k)
     title: str                       # "NIH ChestX-ray14"
@@ -68,6 +93,7 @@ class DatasetSpec:
     index: Callable[[Path, LoadOptions], "DatasetIndex"]
     write_phantom: Callable[..., None]   # (root: Path, size: str = "tiny", seed: int = 0) -> None
     volumetric: bool = False
+    size: DatasetSize | None = None      # the real dataset's split sizes (the planner's); None: unknown
 
     @property
     def num_classes(self) -> int:

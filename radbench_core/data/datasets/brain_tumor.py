@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from radbench_core.data.datasets.base import DatasetIndex, DatasetSpec, Item, LoadOptions, phantom_writer
+from radbench_core.data.datasets.base import DatasetIndex, DatasetSize, DatasetSpec, Item, LoadOptions, phantom_writer
 from radbench_core.data.datasets.csvtools import check_not_degenerate
 from radbench_core.data.datasets.preprocess import check_finite, window_mri
 from radbench_core.data.datasets.splits import keys_by_group, patient_split, resolve_splits
@@ -135,4 +135,5 @@ SPEC = DatasetSpec(
     label_kind="multiclass", class_names=CLASSES, folder="brain_tumor",
     download_hint=("download https://figshare.com/articles/dataset/brain_tumor_dataset/1512427 and "
                    "unzip the brainTumorDataPublic_*.zip archives (1.mat ... 3064.mat) here"),
-    index=index, write_phantom=phantom_writer("radbench_core.data.phantoms.brain_tumor"))
+    index=index, write_phantom=phantom_writer("radbench_core.data.phantoms.brain_tumor"),
+    size=DatasetSize.dealt(3_064, note="Table 1's 3,064 images (1.mat ... 3064.mat), dealt 70/10/20"))

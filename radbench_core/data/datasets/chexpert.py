@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from radbench_core.data.datasets.base import DatasetSpec, Item, LoadOptions, phantom_writer
+from radbench_core.data.datasets.base import DatasetSize, DatasetSpec, Item, LoadOptions, phantom_writer
 from radbench_core.data.datasets.csvtools import ImageFileIndex, read_csv, safe_relpath
 from radbench_core.data.datasets.splits import cap_splits, patient_split, resolve_splits
 from radbench_core.core.errors import ConfigError, DatasetError
@@ -179,4 +179,6 @@ SPEC = DatasetSpec(
                    "for the study's test split add the official test labels as "
                    "CheXpert-v1.0-small/test.csv (Path column test/patientNNNNN/...) and the "
                    "test/ images"),
-    index=index, write_phantom=phantom_writer("radbench_core.data.phantoms.chexpert"))
+    index=index, write_phantom=phantom_writer("radbench_core.data.phantoms.chexpert"),
+    size=DatasetSize(train=191_027, val=202, test=518,
+                     note="frontal images of train.csv / valid.csv / the test labels (repo chexpert.py)"))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from radbench_core.data.datasets.base import DatasetSpec, Item, LoadOptions, phantom_writer
+from radbench_core.data.datasets.base import DatasetSize, DatasetSpec, Item, LoadOptions, phantom_writer
 from radbench_core.data.datasets.csvtools import (ImageFileIndex, check_mask_geometry, image_shape,
                                              list_files, read_raw)
 from radbench_core.data.datasets.splits import keys_by_group, natural_key, patient_split, resolve_splits
@@ -69,4 +69,5 @@ SPEC = DatasetSpec(
     label_kind="mask", class_names=CLASSES, folder="montgomery",
     download_hint=("download NLM-MontgomeryCXRSet (https://lhncbc.nlm.nih.gov/LHC-downloads/"
                    "downloads.html#tuberculosis-image-data-sets) and unpack CXR_png/ and ManualMask/"),
-    index=index, write_phantom=phantom_writer("radbench_core.data.phantoms.montgomery"))
+    index=index, write_phantom=phantom_writer("radbench_core.data.phantoms.montgomery"),
+    size=DatasetSize.dealt(138, note="Table 1's 138 images, dealt 70/10/20 by patient_split"))

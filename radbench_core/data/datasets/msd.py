@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from radbench_core.data.datasets.base import DatasetSpec, Item, LoadOptions
+from radbench_core.data.datasets.base import DatasetSize, DatasetSpec, Item, LoadOptions
 from radbench_core.data.datasets.preprocess import window_percentile_per_slice
 from radbench_core.data.datasets.splits import (cap_splits, keys_by_group, load_or_create_splits,
                                            patient_split)
@@ -130,7 +130,8 @@ def _index_msd(root: Path, options: LoadOptions, spec_id: str) -> NiftiIndex:
     return NiftiIndex(spec=spec, root=root, items=items, splits=splits, window=window)
 
 
-def _msd_spec(spec_id: str, task: str, title: str, modality: str, classes: tuple[str, ...]) -> DatasetSpec:
+def _msd_spec(spec_id: str, task: str, title: str, modality: str, classes: tuple[str, ...],
+              size: DatasetSize) -> DatasetSpec:
     return DatasetSpec(
         id=spec_id, title=title, modality=modality, task="segmentation", label_kind="mask",
         class_names=classes, folder=task, volumetric=True,
@@ -138,11 +139,14 @@ def _msd_spec(spec_id: str, task: str, title: str, modality: str, classes: tuple
                        f"(http://medicaldecathlon.com) and extract it so that <data dir>/{task}/ "
                        "holds dataset.json, imagesTr/ and labelsTr/"),
         index=partial(_index_msd, spec_id=spec_id),
-        write_phantom=partial(write_msd_phantom, task=task))
+        write_phantom=partial(write_msd_phantom, task=task), size=size)
 
 
-SPLEEN = _msd_spec("msd_spleen", "Task09_Spleen", "MSD Spleen (CT)", "ct", ("spleen",))
+_SLICES = "Table 1's labelled cases, dealt 70/10/20; the slices per case are an ESTIMATE"
+SPLEEN = _msd_spec("msd_spleen", "Task09_Spleen", "MSD Spleen (CT)", "ct", ("spleen",),
+                   DatasetSize.dealt(40, slices_per_item=90, note=_SLICES))
 HIPPOCAMPUS = _msd_spec("msd_hippocampus", "Task04_Hippocampus", "MSD Hippocampus (MRI)", "mri",
-                        ("anterior", "posterior"))
-HEART = _msd_spec("msd_heart", "Task02_Heart", "MSD Heart (MRI)", "mri", ("left_atrium",))
+                        ("anterior", "posterior"), DatasetSize.dealt(260, slices_per_item=36, note=_SLICES))
+HEART = _msd_spec("msd_heart", "Task02_Heart", "MSD Heart (MRI)", "mri", ("left_atrium",),
+                  DatasetSize.dealt(20, slices_per_item=110, note=_SLICES))
 _SPECS = {s.id: s for s in (SPLEEN, HIPPOCAMPUS, HEART)}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from radbench_core.data.datasets.base import DatasetSpec, Item, LoadOptions, phantom_writer
+from radbench_core.data.datasets.base import DatasetSize, DatasetSpec, Item, LoadOptions, phantom_writer
 from radbench_core.data.datasets.csvtools import ImageFileIndex, list_dirs, list_files, read_csv
 from radbench_core.data.datasets.splits import patient_split, resolve_splits
 from radbench_core.core.errors import DatasetError
@@ -33,6 +33,7 @@ CSV_NAMES = ("Data_Entry_2017_v2020.csv", "Data_Entry_2017.csv")   # v2020 (corr
 REQUIRED = ("Image Index", "Finding Labels", "Patient ID")
 TRAIN_VAL_LIST, TEST_LIST = "train_val_list.txt", "test_list.txt"
 VAL_FRACTION = 0.1            # of the official train_val patients; the test set is official
+OFFICIAL_TRAIN_VAL, OFFICIAL_TEST = 86_524, 25_596      # lines of train_val_list.txt / test_list.txt
 _ARCHIVE_DIR = re.compile(r"^images_\d{3}$")
 _FIX = ("download Data_Entry_2017_v2020.csv (or Data_Entry_2017.csv) from the NIH ChestX-ray14 "
         "release (https://nihcc.app.box.com/v/ChestXray-NIHCC) into this folder")
@@ -120,4 +121,8 @@ SPEC = DatasetSpec(
     download_hint=("download ChestX-ray14 from https://nihcc.app.box.com/v/ChestXray-NIHCC: "
                    "Data_Entry_2017_v2020.csv, train_val_list.txt, test_list.txt and the "
                    "images_001..012 archives (extracted to images/ or images_0NN/images/)"),
-    index=index, write_phantom=phantom_writer("radbench_core.data.phantoms.nih"))
+    index=index, write_phantom=phantom_writer("radbench_core.data.phantoms.nih"),
+    size=DatasetSize(train=OFFICIAL_TRAIN_VAL - round(OFFICIAL_TRAIN_VAL * VAL_FRACTION),
+                     val=round(OFFICIAL_TRAIN_VAL * VAL_FRACTION), test=OFFICIAL_TEST,
+                     note="official train_val_list / test_list counts (112,120 images); val is "
+                          "VAL_FRACTION of the train_val patients, estimated in images"))

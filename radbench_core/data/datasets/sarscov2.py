@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from radbench_core.data.datasets.base import DatasetIndex, DatasetSpec, Item, LoadOptions, phantom_writer
+from radbench_core.data.datasets.base import DatasetIndex, DatasetSize, DatasetSpec, Item, LoadOptions, phantom_writer
 from radbench_core.data.datasets.csvtools import IMAGE_SUFFIXES, list_dirs, list_files, read_raw
 from radbench_core.data.datasets.preprocess import to_unit
 from radbench_core.data.datasets.splits import keys_by_group, natural_key, patient_split, resolve_splits
@@ -101,4 +101,6 @@ SPEC = DatasetSpec(
     label_kind="binary", class_names=CLASSES, folder="sarscov2_ct",
     download_hint=("download the SARS-CoV-2 CT-scan dataset (Soares et al., kaggle.com/"
                    "plameneduardo) and unpack Covid/, Healthy/, Others/ (or COVID/, non-COVID/)"),
-    index=index, write_phantom=phantom_writer("radbench_core.data.phantoms.sarscov2"), volumetric=True)
+    index=index, write_phantom=phantom_writer("radbench_core.data.phantoms.sarscov2"), volumetric=True,
+    size=DatasetSize.dealt(210, slices_per_item=60,
+                           note="Table 1's 210 patients, dealt 70/10/20; 60 slices each is an ESTIMATE"))

@@ -1,0 +1,231 @@
+"""A protocol's inputs, built from its input kind through one table (``BUILDERS``).
+
+Why a table: ``ProtocolSpec.inputs`` names what a protocol consumes (cached features, a trainable
+backbone copy, a frozen backbone with mask datasets, or nothing but a scratch model id); each kind
+has exactly one builder, so the runner never branches on the kind. What a protocol needs beyond its
+hyperparameters (the linear probe's rate, where to save examples, augmented feature draws) arrives
+as an explicit field of its inputs, never as a key added to the already hashed hyperparameters.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from radbench_core.core import progress
+from radbench_core.core.cells import Cell
+from radbench_core.data.datasets import DatasetIndex
+from radbench_core.protocols import ProtocolSpec, get_protocol
+from radbench_core.protocols.base import FrozenInputs, LiveInputs, SegInputs
+from radbench_core.run.context import BackbonePool, RunContext
+from radbench_core.run.extraction import extract_splits
+from radbench_core.run.feature_cache import FeatureCache, index_files, sources_fingerprint
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class CellSetup:
+    """Everything a builder may read: the cell, its hashed hyperparameters (read only), its data."""
+    cell: Cell
+    protocol: ProtocolSpec
+    hparams: Mapping[str, Any]
+    resolution: int
+    index: DatasetIndex
+    ctx: RunContext
+    pool: BackbonePool
+    cache: FeatureCache
+
+    def backbone(self):
+        """The pooled pretrained backbone (loaded once per model and resolution)."""
+        progress.update("backbone")
+        ctx = self.ctx
+        return self.pool.get(self.cell.model, demo=ctx.profile.demo, resolution=self.resolution,
+                             weights_dir=ctx.weights_dir, device=ctx.device)
+
+    def forward(self):
+        return self.pool.pooled_forward(self.ctx.compile)
+
+
+@dataclass(frozen=True)
+class BuiltInputs:
+    """A protocol's inputs and the pooled backbone they came from (None for scratch models): the
+    record takes its weights and, for a frozen probe, the whole model's size from it."""
+    inputs: FrozenInputs | LiveInputs | SegInputs
+    backbone: Any = None
+
+
+def frozen(setup: CellSetup) -> BuiltInputs:
+    """Cached features; the study's linear probe adds per-epoch augmented draws."""
+    backbone = setup.backbone()
+    progress.update("features")
+    inputs = cached_features(setup, backbone)
+    if setup.hparams.get("features") == "augmented":
+        inputs = dataclasses.replace(inputs, augmented=augmented_features(
+            setup.index, backbone, setup.cell, setup.resolution, setup.ctx, setup.forward()))
+    return BuiltInputs(inputs, backbone)
+
+
+def live(setup: CellSetup) -> BuiltInputs:
+    """A trainable copy of the backbone; ``head_lr="linear"`` brings the linear probe's rate."""
+    backbone = setup.backbone()
+    probe_lr = linear_probe_lr(setup, backbone) if setup.hparams.get("head_lr") == "linear" else None
+    from radbench_core.data.datasets.torch_data import SliceDataset
+    from radbench_core.data.datasets.transforms import ClassificationAugment
+    transform = _transform(backbone, setup.resolution)
+    index, ctx = setup.index, setup.ctx
+    datasets = {s: SliceDataset(index, s, transform, seed=ctx.seed,
+                                augment=ClassificationAugment() if s == "train" else None)
+                for s in SPLITS}
+    inputs = LiveInputs(backbone=copy.deepcopy(backbone), datasets=datasets,
+                        labels={s: index.labels(s) for s in SPLITS},
+                        label_kind=index.spec.label_kind, num_classes=index.spec.num_classes,
+                        device=ctx.device, num_workers=ctx.workers, dataset=index.spec.id,
+                        linear_probe_lr=probe_lr)
+    return BuiltInputs(inputs, backbone)
+
+
+def seg(setup: CellSetup) -> BuiltInputs:
+    """A frozen pretrained backbone under a trained decoder."""
+    backbone = setup.backbone()
+    return BuiltInputs(_seg_inputs(setup, backbone), backbone)
+
+
+def scratch(setup: CellSetup) -> BuiltInputs:
+    """No pretrained backbone: the protocol builds the scratch model the cell names."""
+    return BuiltInputs(_seg_inputs(setup, None, scratch_model=setup.cell.model))
+
+
+BUILDERS: dict[str, Callable[[CellSetup], BuiltInputs]] = {
+    "frozen": frozen, "live": live, "seg": seg, "scratch": scratch}
+
+
+def _seg_inputs(setup: CellSetup, backbone, scratch_model: str | None = None) -> SegInputs:
+    from radbench_core.data.datasets.torch_data import SliceDataset
+    from radbench_core.data.datasets.transforms import SegmentationAugment
+    transform = _transform(backbone, setup.resolution)
+    augment = bool(setup.hparams.get("augment", True))
+    index, ctx = setup.index, setup.ctx
+    datasets = {s: SliceDataset(index, s, transform, with_masks=True, seed=ctx.seed,
+                                augment=SegmentationAugment() if s == "train" and augment else None)
+                for s in SPLITS}
+    return SegInputs(index=index, datasets=datasets, num_classes=index.spec.num_classes + 1,
+                     resolution=setup.resolution, backbone=backbone, scratch_model=scratch_model,
+                     device=ctx.device, num_workers=ctx.workers,
+                     examples_path=examples_path(ctx, setup.cell))
+
+
+def _transform(backbone_or_none, resolution: int):
+    from radbench_core.data.datasets.transforms import ModelTransform
+    if backbone_or_none is None:                  # scratch models: ImageNet-style normalisation
+        return ModelTransform(resolution, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    return ModelTransform(resolution, tuple(backbone_or_none.mean), tuple(backbone_or_none.std))
+
+
+@functools.lru_cache(maxsize=None)
+def extractor_fingerprint() -> str:
+    """The source of the modules that turn images into features: editing them invalidates the cache."""
+    from radbench_core.models import features
+    from radbench_core.models import specs as models
+    from radbench_core.models import pos_embed
+    from radbench_core.data.datasets import transforms
+    digest = hashlib.sha256()
+    for module in (features, models, pos_embed, transforms):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def cached_features(setup: CellSetup, backbone) -> FrozenInputs:
+    """Every split's features from the shared cache (one backbone pass on a miss)."""
+    from radbench_core.data.datasets.torch_data import SliceDataset
+    index, cell, ctx = setup.index, setup.cell, setup.ctx
+    transform = _transform(backbone, setup.resolution)
+    parts = {"model": cell.model, "weights": backbone.weights, "dataset": cell.dataset,
+             "extractor": extractor_fingerprint(),
+             "sources": _sources_of(index),
+             "root": str(index.root), "resolution": setup.resolution, "mean": list(backbone.mean),
+             "std": list(backbone.std), "demo_arch": repr(getattr(backbone.spec, "demo_kwargs", None))
+             if ctx.profile.demo else None,
+             "items": hashlib.sha256(json.dumps({s: [index.items[i].key for i in idx]
+                                                 for s, idx in sorted(index.splits.items())}
+                                                ).encode()).hexdigest()}
+
+    def compute() -> dict[str, dict[str, np.ndarray]]:
+        datasets = {split: SliceDataset(index, split, transform) for split in SPLITS}
+        return extract_splits(backbone, datasets, device=ctx.device, batch_size=ctx.profile.batch_size,
+                              num_workers=ctx.workers, progress=ctx.progress,
+                              desc=f"{cell.model}/{cell.dataset}", forward=setup.forward())
+
+    features = setup.cache.get_or_compute(parts, compute)
+    return FrozenInputs(
+        features={s: {k: np.asarray(v, dtype=np.float32) for k, v in kinds.items()}
+                  for s, kinds in features.items()},
+        labels={s: index.labels(s) for s in SPLITS},
+        patients={s: index.patients(s) for s in SPLITS},
+        label_kind=index.spec.label_kind, num_classes=index.spec.num_classes, device=ctx.device,
+        dataset=cell.dataset)
+
+
+def _sources_of(index: DatasetIndex) -> str:
+    """The size+mtime fingerprint of the index's files, taken once per index (one stat per file;
+    NIH has 112k): an index lives for the session in ``_INDEXES`` like its items and splits."""
+    fingerprint = getattr(index, "_sources_fingerprint", None)
+    if fingerprint is None:
+        fingerprint = sources_fingerprint(index.root, index_files(index))
+        index._sources_fingerprint = fingerprint
+    return fingerprint
+
+
+def augmented_features(index: DatasetIndex, backbone, cell: Cell, resolution: int, ctx: RunContext,
+                       forward=None) -> dict[str, Any]:
+    """split -> (epoch -> item features of that split under that epoch's augmentation draw).
+
+    The study trains linear heads on randomly scaled and flipped images, so these cannot come from
+    the cache: every call is one frozen backbone pass over the split (all heads share it).
+    """
+    from radbench_core.data.datasets.torch_data import SliceDataset
+    from radbench_core.data.datasets.transforms import ClassificationAugment
+    transform = _transform(backbone, resolution)
+
+    def features_at(split: str):
+        dataset = SliceDataset(index, split, transform, seed=ctx.seed, augment=ClassificationAugment())
+
+        def at(epoch: int) -> dict[str, np.ndarray]:
+            dataset.set_epoch(epoch)
+            out = extract_splits(backbone, {split: dataset}, device=ctx.device,
+                                 batch_size=ctx.profile.batch_size, num_workers=ctx.workers,
+                                 progress=ctx.progress, desc=f"{cell.model}/{cell.dataset} {split} "
+                                 f"augmented epoch {epoch}", forward=forward)[split]
+            return {k: np.asarray(v, dtype=np.float32) for k, v in out.items()}
+        return at
+    return {split: features_at(split) for split in ("train", "val")}
+
+
+def linear_probe_lr(setup: CellSetup, backbone) -> float:
+    """The learning rate the linear probe of this (model, dataset) selects on validation.
+
+    Features come from the shared cache, so after the linear cell this costs no backbone forward.
+    """
+    frozen_inputs = cached_features(setup, backbone)
+    # cached features even where the linear cell trains on augmented ones (declared deviation
+    # finetune_head_lr_from_cached_probe): an augmented probe per fine-tune cell would repeat the
+    # linear cell's backbone passes
+    hparams = {**setup.ctx.profile.hparams_for("linear"), "features": "cached"}
+    probe = get_protocol("linear").resolve()(frozen_inputs, hparams, setup.ctx.seed)
+    return float(probe.chosen["lr"])
+
+
+def examples_path(ctx: RunContext, cell: Cell) -> str | None:
+    """Where a segmentation cell saves its qualitative predictions (None: no run directory)."""
+    if ctx.run_dir is None:
+        return None
+    from radbench_core.core.results import cell_filename
+    return str(Path(ctx.run_dir) / "examples" / cell_filename(cell.id).replace(".json", ".npz"))
