@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from radbench_core.config import fidelity
+from radbench_core.config import fidelity, switches
 from radbench_core.core.cells import Cell
 from radbench_core.config.fidelity import Setting, deviations_in_effect
 from radbench_core.config.profiles import get_profile
@@ -87,6 +87,7 @@ def test_paper_profile_pins_the_setting(setting: Setting):
 
 
 def test_deviations_in_effect_follow_the_cell_and_its_hparams(monkeypatch):
+    monkeypatch.setattr(switches, "SWITCHES", ())
     settings = (
         Setting("knn", "k chosen on", "test", "repo x.py", "val", protocols=("knn",), key="k_sel",
                 value="val", deviation="k_on_val", why="test-set selection is optimistic"),
@@ -122,9 +123,13 @@ def test_every_record_carries_the_deviations_in_effect(tmp_path):
                                         cell_hparams(cell, spec, profile))
         assert rec.deviations == expected
         assert rec.to_dict()["deviations"] == expected
+        assert rec.switches == switches.switches_in_effect(cell.model, cell.dataset, protocol,
+                                                           cell_hparams(cell, spec, profile))
+    assert rec.switches["multilabel_loss_mean"] == "mean" and "multilabel_loss_mean" in rec.deviations
 
 
 def test_a_data_dependent_deviation_needs_the_loaders_report(monkeypatch):
+    monkeypatch.setattr(switches, "SWITCHES", ())
     settings = (Setting("dataset:chexpert", "test split", "official test", "repo y.py", "from train",
                         datasets=("chexpert",), deviation="cx_fallback", why="no test labels",
                         reported_by_data=True),)
@@ -143,3 +148,33 @@ def test_table8_resolution_is_whole_patches_and_declared():
     hp = paper.hparams_for("linear_subset")
     assert "table8_patch14_at_1022px" in deviations_in_effect("dinov2_vitl14", "nih", "linear_subset", hp)
     assert "table8_patch14_at_1022px" not in deviations_in_effect("sam_vitl16", "nih", "linear_subset", hp)
+
+
+def test_paper_and_sound_run_the_same_cells_with_every_switch_on_its_side():
+    paper, sound = get_profile("paper"), get_profile("sound")
+    assert [c.id for c in paper.cells()] == [c.id for c in sound.cells()]
+    for sw in switches.SWITCHES:
+        for protocol in sw.protocols or tuple(paper.hparams):
+            assert paper.hparams_for(protocol)[sw.key] == sw.study, (sw.id, protocol)
+            assert sound.hparams_for(protocol).get(sw.key, sw.sound) == sw.sound, (sw.id, protocol)
+        model = sw.models[0] if sw.models else "dinov2_vitl14"
+        dataset = sw.datasets[0] if sw.datasets else "nih"
+        protocol = sw.protocols[0] if sw.protocols else "linear"
+        assert sw.id not in deviations_in_effect(model, dataset, protocol, paper.hparams_for(protocol))
+        assert sw.id in deviations_in_effect(model, dataset, protocol, sound.hparams_for(protocol))
+
+
+def test_switches_are_unique_sourced_and_two_sided():
+    ids = [s.id for s in switches.SWITCHES]
+    assert len(ids) == len(set(ids)) and not set(ids) & {s.deviation for s in fidelity.SETTINGS}
+    for s in switches.SWITCHES:
+        assert s.source.startswith(("paper", "repo")) and s.why and s.key, s
+        assert s.study != s.sound, f"{s.id}: a switch has two different values"
+        assert all(p in PROTOCOLS for p in s.protocols), s
+
+
+def test_demo_hparams_hold_no_switch_key_it_did_not_hold_before():
+    """Demo runs every switch at the sound value (the code's default), so its hashes stay put."""
+    demo = get_profile("demo")
+    for protocol in demo.hparams:
+        assert demo.hparams_for(protocol) == dict(demo.hparams[protocol])

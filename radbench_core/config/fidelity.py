@@ -59,16 +59,6 @@ SETTINGS: tuple[Setting, ...] = (
     _s("knn", "neighbour bank of the test queries", "train + val merged",
        "repo dinov2/eval/classification/mlknn.py", "train + val (k chosen with train as the bank)",
        protocols=("knn",)),
-    _s("knn", "k chosen on", "the test set: every k scored on test, the best reported",
-       "repo dinov2/eval/classification/mlknn.py", "validation AUROC; k_selection='test' runs the "
-       "study's way", protocols=("knn",), key="k_selection", value="val", deviation="knn_k_on_val",
-       why="choosing k on the test set makes the reported AUROC optimistic"),
-    _s("knn", "ML-kNN statistics", "each training item counts as its own first neighbour "
-       "(MLkNN ignore_first_neighbours=0)", "repo dinov2/eval/utils.py",
-       "the item itself left out; mlknn_self_neighbour=True runs the study's way", protocols=("knn",),
-       datasets=("nih", "chexpert"), key="mlknn_self_neighbour", value=False,
-       deviation="knn_no_self_neighbour",
-       why="an item as its own neighbour inflates the neighbour counts of its own labels"),
     _s("linear", "learning rates", "1e-1, 5e-2, 1e-2, 5e-3, 1e-3, 5e-4, 1e-4, 1e-5", "paper B.2",
        "the same 8", protocols=("linear",), key="lrs", value=(1e-1, 5e-2, 1e-2, 5e-3, 1e-3, 5e-4, 1e-4, 1e-5)),
     _s("linear", "head inputs", "class token of the last 1 or 4 blocks, with or without the mean "
@@ -358,8 +348,13 @@ SETTINGS: tuple[Setting, ...] = (
 
 
 def deviations() -> dict[str, Setting]:
-    """Every declared deviation by id."""
-    return {s.deviation: s for s in SETTINGS if s.deviation}
+    """Every declared deviation by id: the fixed ones and every switch (id = its sound side)."""
+    from radbench_core.config.switches import SWITCHES
+    found = {s.deviation: s for s in SETTINGS if s.deviation}
+    for w in SWITCHES:
+        found[w.id] = Setting(w.family, w.name, w.study_text, w.source, w.sound_text, w.protocols,
+                              w.datasets, w.models, key=w.key, value=w.sound, deviation=w.id, why=w.why)
+    return found
 
 
 def deviations_in_effect(model: str, dataset: str, protocol: str, hparams: dict[str, Any],
@@ -368,9 +363,11 @@ def deviations_in_effect(model: str, dataset: str, protocol: str, hparams: dict[
 
     A deviation pinned to a hyperparameter is in effect only while the cell's value equals ours: a
     profile that sets the study's value has no such deviation. One that depends on the data (a
-    fallback split when a file is missing) is in effect only when the loader ``reported`` it.
+    fallback split when a file is missing) is in effect only when the loader ``reported`` it. A
+    switch (config/switches.py) is a deviation while it is not at the study's value.
     """
-    found = [r for r in reported if r]
+    from radbench_core.config.switches import switched_off_study
+    found = [r for r in reported if r] + switched_off_study(model, dataset, protocol, hparams)
     for s in SETTINGS:
         if not s.deviation or not s.affects(model, dataset, protocol):
             continue
@@ -407,14 +404,16 @@ HEADLINE_NOTE = (
 
 
 def to_markdown() -> str:
-    """docs/fidelity.md: every setting with its source, deviations first."""
+    """docs/fidelity.md: the switches, then the fixed deviations, then the settings run as the study."""
+    from radbench_core.config.switches import switches_markdown
     def esc(text: str) -> str:
         return str(text).replace("|", "\\|").replace("\n", " ")
     lines = ["# Fidelity to the study", "",
              "Generated from `radbench_core/config/fidelity.py` (`python -m radbench_core.config.fidelity > docs/fidelity.md`); a test "
              "keeps this file equal to the registry. Sources: *paper* = the arXiv text (section or "
              "appendix), *repo* = the study's code, MohammedSB/DINOv2ForRadiology.", "",
-             "## Deviations of the `paper` profile", "",
+             *switches_markdown(), "",
+             "## Fixed deviations (both profiles)", "",
              "Each id below is written into the `deviations` list of every record it affects, and the "
              "HTML report lists those in effect.", "",
              "| id | area | setting | study (source) | ours | why |", "|---|---|---|---|---|---|"]
@@ -424,11 +423,12 @@ def to_markdown() -> str:
                          f"({esc(s.source)}) | {esc(s.ours)} | {esc(s.why)} |")
     lines += ["", "## The segmentation metric", "", HEADLINE_NOTE]
     lines += ["", "## Settings run as the study ran them", "",
-              "| area | setting | study = ours | source | pinned by |", "|---|---|---|---|---|"]
+              "| area | setting | study | ours | source | pinned by |", "|---|---|---|---|---|---|"]
     for s in SETTINGS:
         if not s.deviation:
             pin = f"`hparams[{s.key!r}]`" if s.key else "code (tested)"
-            lines.append(f"| {esc(s.area)} | {esc(s.name)} | {esc(s.study)} | {esc(s.source)} | {pin} |")
+            lines.append(f"| {esc(s.area)} | {esc(s.name)} | {esc(s.study)} | {esc(s.ours)} | "
+                         f"{esc(s.source)} | {pin} |")
     return "\n".join(lines) + "\n"
 
 

@@ -30,6 +30,7 @@ from radbench_core.run.extraction import extract_splits
 from radbench_core.run.feature_cache import FeatureCache, index_files, sources_fingerprint
 from radbench_core.core.finite import check_headline, check_state_finite
 from radbench_core.config.fidelity import deviations_in_effect
+from radbench_core.config.switches import switches_in_effect
 from radbench_core.config.profiles import Profile
 from radbench_core.protocols import ProtocolSpec, get_protocol
 from radbench_core.protocols.base import FrozenInputs, LiveInputs, ProtocolResult, SegInputs
@@ -99,8 +100,12 @@ _INDEXES: dict[tuple, DatasetIndex] = {}
 
 def load_options_of(dataset_id: str, ctx: RunContext, hparams: dict[str, Any] | None = None
                     ) -> LoadOptions:
-    """The user's load options of a dataset, with a protocol's per-split cap (Table 8's subset)."""
+    """The user's load options of a dataset, with a protocol's per-split cap (Table 8's subset) and
+    the AMOS case count of the ``amos_all_cases`` switch (150 in ``paper``)."""
     options = ctx.load_options.get(dataset_id, LoadOptions())
+    cases = (hparams or {}).get("amos_cases")
+    if dataset_id == "amos" and cases is not None and options.subset is None:
+        options = dataclasses.replace(options, subset=int(cases))
     cap = (hparams or {}).get("max_items")
     return dataclasses.replace(options, max_items=int(cap)) if cap is not None else options
 
@@ -247,7 +252,8 @@ def run_cell(cell: Cell, ctx: RunContext, pool: BackbonePool, cache: FeatureCach
         wall_time_s=round(time.perf_counter() - start, 4), peak_memory_mb=peak_memory_mb(ctx.device),
         seed=ctx.seed, deterministic=bool(torch.are_deterministic_algorithms_enabled()),
         device=ctx.device, weights=weights, dataset_provenance=provenance,
-        config_hash=planned_hash, extra=extra, deviations=deviations)
+        config_hash=planned_hash, extra=extra, deviations=deviations,
+        switches=switches_in_effect(cell.model, cell.dataset, cell.protocol, hparams))
 
 
 def _transform(backbone_or_none, resolution: int):
