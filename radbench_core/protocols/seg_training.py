@@ -166,16 +166,36 @@ def fresh_head(task: SegTask, seed: int, device: str) -> nn.Module:
     return head.to(device)
 
 
+BN_MODES = ("eval", "train")      # switch seg_bn_eval_at_scoring: sound "eval", study "train"
+
+
+def bn_mode_of(hparams: dict[str, Any]) -> str:
+    """The head's mode when scoring (``hparams['bn_at_scoring']``), checked."""
+    mode = str(hparams.get("bn_at_scoring", "eval"))
+    if mode not in BN_MODES:
+        raise ConfigError("hparams['bn_at_scoring']", f"unknown mode {mode!r}",
+                          f"use one of {', '.join(BN_MODES)}")
+    return mode
+
+
+def set_scoring_mode(head: nn.Module, bn_mode: str = "eval") -> nn.Module:
+    """Eval mode (running BatchNorm statistics), or the study's way: the decoder / scratch model left
+    in train mode, so BatchNorm normalises with each scored batch's own statistics (its utils.py:361
+    puts only the encoder in eval mode; the scratch notebooks never call eval())."""
+    return head.train(bn_mode == "train")
+
+
 @torch.no_grad()
 def predict_items(task: SegTask, head: nn.Module, dataset: Any, sizes: Sequence[tuple[int, int]],
                   resolution: int, device: str, batch_size: int, num_workers: int = 0,
-                  cached: Cached | None = None, confmats: np.ndarray | None = None) -> list[np.ndarray]:
+                  cached: Cached | None = None, confmats: np.ndarray | None = None,
+                  bn_mode: str = "eval") -> list[np.ndarray]:
     """Predicted label volumes of a split, each at its original slice size ``sizes[item]``.
 
     ``confmats`` ``(items, C, C)``, if given, gets each item's pixel counts at the TRAINING resolution
     (argmax vs the resized mask of the batch): the input of the study's pooled metric.
     """
-    head.eval()
+    set_scoring_mode(head, bn_mode)
     preds, items, slices = [], [], []
     n = len(cached.masks) if cached is not None else len(dataset)
     for enc, batch in _batches(dataset, cached, _chunks(range(n), batch_size), task, device,
@@ -273,7 +293,7 @@ def train_and_select(task: SegTask, datasets: dict[str, Any], val_targets: list[
                 return
             cms = np.zeros((len(val_targets), num_classes, num_classes), dtype=np.int64)
             preds = predict_items(task, head, val, val_sizes, resolution, device, eval_bs,
-                                  num_workers, val_cache, confmats=cms)
+                                  num_workers, val_cache, confmats=cms, bn_mode=bn_mode_of(hparams))
             row["val_dice"] = mean_dice(per_item_scores(preds, val_targets, num_classes)[0])
             row["val_dice_study"] = study_dice(cms.sum(axis=0))
             score = row["val_dice_study" if on == "dice_study" else "val_dice"]

@@ -31,8 +31,8 @@ from radbench_core.eval.metrics import bootstrap_ci, metric, study_dice, study_j
 from radbench_core.protocols.base import ProtocolResult, SegInputs
 from radbench_core.protocols.decoders import DECODER_KINDS, build_decoder
 from radbench_core.eval.predictions import ArrayPayload
-from radbench_core.protocols.seg_training import (SegTask, mean_dice, per_item_scores, predict_items,
-                                                  refit, train_and_select)
+from radbench_core.protocols.seg_training import (SegTask, bn_mode_of, mean_dice, per_item_scores,
+                                                  predict_items, refit, train_and_select)
 
 METRIC_NAMES = ("dice", "jaccard", "dice_jaccard", "dice_study", "jaccard_study", "dice_jaccard_study")
 
@@ -182,7 +182,7 @@ def _run(inputs: SegInputs, hparams: dict[str, Any], seed: int, task: SegTask,
     progress.update("test")
     preds = predict_items(task, sel.head, datasets["test"], sizes, inputs.resolution, inputs.device,
                           int(hparams.get("eval_batch_size", hparams["batch_size"])), inputs.num_workers,
-                          confmats=cms)
+                          confmats=cms, bn_mode=bn_mode_of(hparams))
     if len(preds) != len(targets["test"]):
         raise ConfigError("SegInputs.datasets['test']", f"{len(preds)} predicted items for "
                           f"{len(targets['test'])} test items", "build the test SliceDataset from the "
