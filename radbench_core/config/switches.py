@@ -35,6 +35,7 @@ class Switch:
     protocols: tuple[str, ...] = ()  # () = every protocol
     datasets: tuple[str, ...] = ()   # () = every dataset
     models: tuple[str, ...] = ()     # () = every model
+    load_option: str = ""            # a data switch: the LoadOptions field its value goes to
 
     def affects(self, model: str, dataset: str, protocol: str) -> bool:
         return ((not self.protocols or protocol in self.protocols)
@@ -68,7 +69,17 @@ SWITCHES: tuple[Switch, ...] = (
            "150 CT cases", "every CT case of the release (300)",
            "paper A.1 (AMOS, 150 cases); repo dinov2/data/datasets/amos.py",
            "more test volumes give a tighter interval; the 150 are not a published list",
-           protocols=SEG_PROTOCOLS, datasets=("amos",)),
+           protocols=SEG_PROTOCOLS, datasets=("amos",), load_option="subset"),
+    Switch("patient_split_70_10_20", "data", "split rule where no official split exists", "split_rule",
+           "study", "ours",
+           "the study's make_splits counts by systematic sampling in folder order: Montgomery 69 / 23 "
+           "/ 46 images (test every 3rd, val every 4th of the rest); brain tumour 70 test and 50 val "
+           "patients of 233", "70 / 10 / 20 % of patients, systematic in natural order (brain "
+           "tumour stratified by class)",
+           "repo dinov2/data/datasets/mc.py make_splits; dinov2/data/datasets/brain_tumor.py make_splits",
+           "a third of the data as test and a sixth as val leaves the decoder half the images to learn "
+           "from; the 70/10/20 split is the same rule on every dataset", datasets=("mc", "brain_tumor"),
+           load_option="split_rule"),
     Switch("knn_k_on_val", "selection", "kNN: k chosen on", "k_selection", "test", "val",
            "the test set: every k scored on test, the best reported", "validation AUROC",
            "repo dinov2/eval/classification/mlknn.py",
@@ -99,6 +110,12 @@ def hparams_with_switches(protocol: str, hparams: dict[str, Any], values: dict[s
         if s.id in values and (not s.protocols or protocol in s.protocols):
             out[s.key] = values[s.id]
     return out
+
+
+def load_option_overrides(dataset: str, hparams: dict[str, Any]) -> dict[str, Any]:
+    """LoadOptions fields the data switches of this dataset set (only those ``hparams`` name)."""
+    return {s.load_option: hparams[s.key] for s in SWITCHES
+            if s.load_option and dataset in s.datasets and s.key in hparams}
 
 
 def switches_in_effect(model: str, dataset: str, protocol: str, hparams: dict[str, Any]) -> dict[str, Any]:

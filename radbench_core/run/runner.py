@@ -30,7 +30,7 @@ from radbench_core.run.extraction import extract_splits
 from radbench_core.run.feature_cache import FeatureCache, index_files, sources_fingerprint
 from radbench_core.core.finite import check_headline, check_state_finite
 from radbench_core.config.fidelity import deviations_in_effect
-from radbench_core.config.switches import switches_in_effect
+from radbench_core.config.switches import load_option_overrides, switches_in_effect
 from radbench_core.config.profiles import Profile
 from radbench_core.protocols import ProtocolSpec, get_protocol
 from radbench_core.protocols.base import FrozenInputs, LiveInputs, ProtocolResult, SegInputs
@@ -101,11 +101,13 @@ _INDEXES: dict[tuple, DatasetIndex] = {}
 def load_options_of(dataset_id: str, ctx: RunContext, hparams: dict[str, Any] | None = None
                     ) -> LoadOptions:
     """The user's load options of a dataset, with a protocol's per-split cap (Table 8's subset) and
-    the AMOS case count of the ``amos_all_cases`` switch (150 in ``paper``)."""
+    the data switches' values (AMOS cases, split rule); an option the user set wins."""
     options = ctx.load_options.get(dataset_id, LoadOptions())
-    cases = (hparams or {}).get("amos_cases")
-    if dataset_id == "amos" and cases is not None and options.subset is None:
-        options = dataclasses.replace(options, subset=int(cases))
+    user = ctx.load_options.get(dataset_id)
+    switched = {k: v for k, v in load_option_overrides(dataset_id, hparams or {}).items()
+                if user is None or getattr(user, k) == getattr(LoadOptions(), k)}
+    if switched:
+        options = dataclasses.replace(options, **switched)
     cap = (hparams or {}).get("max_items")
     return dataclasses.replace(options, max_items=int(cap)) if cap is not None else options
 
