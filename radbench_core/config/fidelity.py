@@ -136,6 +136,16 @@ SETTINGS: tuple[Setting, ...] = (
        "LoRA's: 2e-4 for biases, 5e-3 for the classifier", protocols=("bitfit",), key="backbone_lrs",
        value=(2e-4,), deviation="bitfit_rates_from_lora",
        why="the study gives no BitFit rate; LoRA's are the nearest stated ones"),
+    _s("weights", "ResNet152 weights", "torchvision resnet152(weights=ResNet152_Weights.DEFAULT) = "
+       "IMAGENET1K_V2 (resnet152-f82ba261.pth)", "repo dinov2/eval/utils.py:254; torchvision >= 0.13",
+       "timm resnet152.tv2_in1k, the same file", models=("resnet152",)),
+    _s("weights", "ViT-L/16 weights", "Hugging Face google/vit-large-patch16-224: the original ViT, "
+       "ImageNet-21k pre-training + ImageNet-1k fine-tuning at 224 px", "repo dinov2/eval/utils.py:63",
+       "timm vit_large_patch16_224.augreg_in21k (AugReg recipe, ImageNet-21k only)",
+       models=("vit_l16_in21k",), deviation="vit_l16_augreg_weights",
+       why="not a choice: the Hugging Face ViTModel checkpoint layout has no loader here yet and timm "
+           "has no original-recipe ViT-L/16 at 224 px; every ViT-L/16 cell (T3, T4, T7, Fig 5) "
+           "runs other weights than the study's until it has"),
     # --- datasets, labels, splits, few-shot sampling ---
     _s("dataset:sarscov2,brain_tumor", "evaluation split", "systematic sampling of the evaluation set",
        "paper A.1", "systematic sampling within each class (stratified), patients kept together",
