@@ -18,6 +18,8 @@ from typing import Any
 STUDY, SOUND = "study", "sound"
 MULTILABEL_PROTOCOLS = ("linear", "linear_subset", "fewshot", "finetune", "lora", "bitfit")
 SEG_PROTOCOLS = ("seg_linear", "seg_unet", "seg_fewshot", "scratch", "scratch_fewshot")
+# backbones whose own input constants are not ImageNet's (tests check this list against the specs)
+NON_IMAGENET_MODELS = ("clip_vitl14", "openclip_vith14", "vit_l16_in21k")
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,13 @@ SWITCHES: tuple[Switch, ...] = (
            "a third of the data as test and a sixth as val leaves the decoder half the images to learn "
            "from; the 70/10/20 split is the same rule on every dataset", datasets=("mc", "brain_tumor"),
            load_option="split_rule"),
+    Switch("input_norm_per_model", "input", "input normalisation constants", "input_norm",
+           "imagenet", "model",
+           "ImageNet mean/std after the per-image min-max, for every model (make_normalize_transform's "
+           "default)", "each model's own constants (CLIP/OpenCLIP: CLIP's; ViT-L/16 AugReg: 0.5/0.5)",
+           "repo dinov2/data/transforms.py make_normalize_transform",
+           "a model sees inputs scaled as in its pre-training; ImageNet constants shift and scale "
+           "CLIP's and ViT-L/16's inputs (x 2.2 for ViT-L/16)", models=NON_IMAGENET_MODELS),
     Switch("knn_k_on_val", "selection", "kNN: k chosen on", "k_selection", "test", "val",
            "the test set: every k scored on test, the best reported", "validation AUROC",
            "repo dinov2/eval/classification/mlknn.py",

@@ -31,6 +31,8 @@ from radbench_core.run.feature_cache import FeatureCache, index_files, sources_f
 from radbench_core.core.finite import check_headline, check_state_finite
 from radbench_core.config.fidelity import deviations_in_effect
 from radbench_core.config.switches import load_option_overrides, switches_in_effect
+from radbench_core.models.features import with_input_norm
+from radbench_core.models.specs import IMAGENET_MEAN, IMAGENET_STD
 from radbench_core.config.profiles import Profile
 from radbench_core.protocols import ProtocolSpec, get_protocol
 from radbench_core.protocols.base import FrozenInputs, LiveInputs, ProtocolResult, SegInputs
@@ -214,6 +216,8 @@ def run_cell(cell: Cell, ctx: RunContext, pool: BackbonePool, cache: FeatureCach
         backbone = pool.get(cell.model, demo=profile.demo, resolution=resolution,
                             weights_dir=ctx.weights_dir, device=ctx.device)
         weights = backbone.weights
+        if hparams.get("input_norm", "model") == "imagenet":     # switch input_norm_per_model
+            backbone = with_input_norm(backbone, IMAGENET_MEAN, IMAGENET_STD)
         if protocol.inputs == "frozen":
             progress.update("features")
             inputs = _frozen_inputs(index, backbone, cell, resolution, ctx, cache,
