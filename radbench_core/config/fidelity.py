@@ -331,7 +331,7 @@ SETTINGS: tuple[Setting, ...] = (
        "OpenCLIP, MAE, MSN; bottom row vs supervised models; x = patients per class", "paper 4.3",
        "the same 2 x 2 grid (fewshot@N on NIH; seg_fewshot@N and scratch_fewshot@N on MC); supervised: "
        "vit_l16_in21k, densenet201, resnet152, vgg19 (NIH) and unet, transunet from scratch (MC), where "
-       "run; mean over seeds with a +-1 SD band"),
+       "run; with several seeds (sound) the mean with a +-1 SD band"),
     _s("profile", "Table 8 subset", "a subset of NIH and CheXpert, size not stated", "paper 4.2 (Table 8)",
        "at most 2,000 items per split, evenly spaced over each split (systematic)",
        protocols=("linear_subset",), key="max_items", value=2000, deviation="table8_subset_size",
@@ -350,10 +350,15 @@ SETTINGS: tuple[Setting, ...] = (
        "paper 4.1 (Figure 4)", "448 px, the size of the study's Table 6 DINOv2 rows (seg_linear@448 "
        "beside seg_unet@448)"),
     _s("profile", "Figure 5 models", "NIH + MC; DINOv2 ViT-L/14 vs CLIP, OpenCLIP, MAE, MSN (top) and "
-       "vs supervised models (bottom)", "paper 4.3 (Figure 5)",
-       "NIH: the four supervised classifiers; MC: U-Net and TransUNet trained from scratch on the same "
-       "n images (scratch_fewshot, the models the study calls 'not pre-trained'), plus the supervised "
-       "ViT-L/16 (IN21k) with the U-Net decoder as a declared extra"),
+       "vs supervised models (bottom); x = 1, 2, 4, 8, 16, All", "paper 4.3 (Figure 5); repo "
+       "dinov2/visualization/few-shot_mc.png", "NIH: the four supervised classifiers; MC: U-Net and "
+       "TransUNet from scratch on the same n images (scratch_fewshot@1..16 at 448 px); the All "
+       "points are the Table 5 / 6 cells; the x-axis is hparams['fewshot']['shot_grid']"),
+    _s("profile", "Figure 5 MC bottom row: DINOv2 ViT-L/14 size", "448 px (the bottom-row curve "
+       "ends at Table 6's 448 px cell)", "repo dinov2/visualization/few-shot_mc.png",
+       "224 px only: a cell id holds shots or a size, not both, so seg_fewshot@n runs at 224",
+       protocols=("seg_fewshot",), models=("dinov2_vitl14",), deviation="fig5_dinov2_448_row",
+       why="not a choice: the 5 cells need a shots-and-size variant the cell ids do not have yet"),
 )
 
 

@@ -177,11 +177,17 @@ def _demo() -> Profile:
 SUPERVISED_CLS = (*CNNS, "vit_l16_in21k")
 WEAKLY_SELF = ("clip_vitl14", "openclip_vith14", "mae_vitl16", "msn_vitl16")
 FIGURE1 = (*WEAKLY_SELF, "dinov2_vitl14", "dinov2_vitg14")
-PATIENTS_PER_CLASS = tuple(f"fewshot@{n}" for n in (1, 2, 4, 8, 16))
-SEG_SHOTS = tuple(f"seg_fewshot@{n}" for n in (1, 2, 4, 8, "all"))
-SCRATCH_SHOTS = tuple(f"scratch_fewshot@{n}" for n in (1, 2, 4, 8, "all"))
 # Table 8: a fixed systematic subset of each split (the study used "a subset", size unstated)
 TABLE8_MAX_ITEMS = 2000
+
+
+def _shots(protocol: str) -> tuple[str, ...]:
+    """Figure 5's entries of one protocol, from the pinned ``shot_grid`` (so the pin is the list).
+
+    x = 1..16 patients (NIH) or images (MC); the "All" points are the Table 5 / 6 cells themselves,
+    so no "@all" cell is run for them."""
+    from radbench_core.config import hparams as cls_h
+    return tuple(f"{protocol}@{n}" for n in cls_h.PAPER["fewshot"]["shot_grid"])
 
 
 def paper_grids() -> tuple[Grid, ...]:
@@ -209,9 +215,9 @@ def paper_grids() -> tuple[Grid, ...]:
         Grid(("dinov2_vitg14",), ("nih", "chexpert"), ("finetune", "linear", "lora", "bitfit")),
         # Figure 5: few-shot on NIH (patients per class) and MC; top row DINOv2 L/14 vs weakly-/
         # self-supervised models, bottom row vs supervised ones
-        Grid(("dinov2_vitl14", *WEAKLY_SELF, *SUPERVISED_CLS), ("nih",), PATIENTS_PER_CLASS),
-        Grid(("dinov2_vitl14", *WEAKLY_SELF, "vit_l16_in21k"), ("mc",), SEG_SHOTS),
-        Grid(SCRATCH, ("mc",), SCRATCH_SHOTS),
+        Grid(("dinov2_vitl14", *WEAKLY_SELF, *SUPERVISED_CLS), ("nih",), _shots("fewshot")),
+        Grid(("dinov2_vitl14", *WEAKLY_SELF), ("mc",), _shots("seg_fewshot")),
+        Grid(SCRATCH, ("mc",), _shots("scratch_fewshot")),
     )
 
 

@@ -89,6 +89,13 @@ SWITCHES: tuple[Switch, ...] = (
            "repo dinov2/data/transforms.py make_normalize_transform",
            "a model sees inputs scaled as in its pre-training; ImageNet constants shift and scale "
            "CLIP's and ViT-L/16's inputs (x 2.2 for ViT-L/16)", models=NON_IMAGENET_MODELS),
+    Switch("seg_fewshot_random_seeds", "sampling", "few-shot segmentation images", "fewshot_sample",
+           "systematic", "random",
+           "one evenly spaced sample, np.arange(0, n, n / shots).round(), one run",
+           "a random sample per seed (3 seeds), mean and spread over them",
+           "repo dinov2/data/wrappers.py:17",
+           "one fixed sample measures that sample; several draws say how much the choice of n "
+           "images moves the score", protocols=("seg_fewshot", "scratch_fewshot")),
     Switch("knn_k_on_val", "selection", "kNN: k chosen on", "k_selection", "test", "val",
            "the test set: every k scored on test, the best reported", "validation AUROC",
            "repo dinov2/eval/classification/mlknn.py",

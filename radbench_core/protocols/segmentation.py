@@ -89,11 +89,15 @@ def run_seg_fewshot(inputs: SegInputs, hparams: dict[str, Any], seed: int) -> Pr
     seeds = [seed + k for k in range(int(seeds))] if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seeds:
         raise ConfigError("hparams['seeds']", "no seeds", "give a list of seeds or a count >= 1")
+    systematic = _fewshot_sample(hparams) == "systematic"
+    if systematic:                 # the study: one evenly spaced sample, one run
+        seeds = seeds[:1]
     start = time.perf_counter()
     _reset_peak(inputs.device)
     runs: list[ProtocolResult] = []
     for k, s in enumerate(seeds):
-        chosen = np.sort(np.random.default_rng(s).choice(n_items, size=n, replace=False))
+        chosen = (study_fewshot_items(n_items, n) if systematic else
+                  np.sort(np.random.default_rng(s).choice(n_items, size=n, replace=False)))
         datasets = dict(inputs.datasets, train=ItemSubset(train, chosen))
         # the study retrains the chosen rate on the same n images (no val merge): that is the
         # selected run itself, so no refit here
@@ -103,6 +107,20 @@ def run_seg_fewshot(inputs: SegInputs, hparams: dict[str, Any], seed: int) -> Pr
         res.chosen["train_items"] = chosen.tolist()
         runs.append(res)
     return _aggregate_seeds(runs, seeds, n, start, inputs.device)
+
+
+def _fewshot_sample(hparams: dict[str, Any]) -> str:
+    value = str(hparams.get("fewshot_sample", "random"))
+    if value not in ("random", "systematic"):
+        raise ConfigError("hparams['fewshot_sample']", f"unknown sample {value!r}",
+                          "use 'random' (one draw per seed) or 'systematic' (the study's)")
+    return value
+
+
+def study_fewshot_items(n_items: int, shots: int) -> np.ndarray:
+    """The study's FewShotDatasetWrapper (repo dinov2/data/wrappers.py:17): evenly spaced positions
+    ``np.arange(0, n, n / shots).round()`` of the training images."""
+    return np.arange(0, n_items, n_items / shots).round().astype(int)
 
 
 class ItemSubset(Dataset):
