@@ -183,3 +183,26 @@ def test_demo_hparams_hold_no_switch_key_it_did_not_hold_before():
     demo = get_profile("demo")
     for protocol in demo.hparams:
         assert demo.hparams_for(protocol) == dict(demo.hparams[protocol])
+
+
+def test_a_deviation_is_recorded_only_where_it_is_in_effect(tmp_path):
+    """Table 8's 1022 px deviation only at 1022 px; the stratified split only while the split is ours."""
+    from radbench_core.run.feature_cache import FeatureCache
+    from radbench_core.config.profiles import Grid, Profile, _hparams
+    from radbench_core.run.runner import BackbonePool, RunContext, run_cell
+    hp = get_profile("paper").hparams_for("linear_subset")
+    at = lambda res: deviations_in_effect("dinov2_vitl14", "nih", "linear_subset", hp, resolution=res)  # noqa: E731
+    assert "table8_patch14_at_1022px" in at(1022) and "table8_patch14_at_1022px" not in at(112)
+    lin = get_profile("sound").hparams_for("linear")
+    assert "stratified_systematic_split" in deviations_in_effect("m", "brain_tumor", "linear", lin)
+    assert "stratified_systematic_split" not in deviations_in_effect("m", "brain_tumor", "linear", lin,
+                                                                     split_computed=False)
+    profile = Profile(name="tiny", description="test", demo=True,
+                      grids=(Grid(("dinov2_vits14",), ("nih",), ("linear_subset@56",)),),
+                      hparams=_hparams(paper=False), cls_resolution=56, phantom_size="tiny",
+                      batch_size=16, num_workers=0)
+    ctx = RunContext(profile=profile, cache_dir=tmp_path / "cache", run_dir=tmp_path, progress=False)
+    rec = run_cell(Cell("dinov2_vits14", "nih", "linear_subset", "56"), ctx, BackbonePool(),
+                   FeatureCache(tmp_path / "cache" / "features"))
+    assert rec.hparams["resolution"] == 56 and "table8_patch14_at_1022px" not in rec.deviations
+    assert "table8_subset_size" in rec.deviations

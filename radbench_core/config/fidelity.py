@@ -36,6 +36,8 @@ class Setting:
     reported_by_data: bool = False    # in effect only when the dataset's index reports it
     opt_in: Any = None                # opt-in deviation: the hparams[key] value that puts it in
                                       # effect (the paper profile runs the study's ``value``)
+    resolutions: tuple[int, ...] = ()  # in effect only at these input sizes; () = any
+    our_split_only: bool = False      # in effect only while radbench computes the split itself
 
     def affects(self, model: str, dataset: str, protocol: str) -> bool:
         return ((not self.protocols or protocol in self.protocols)
@@ -149,7 +151,7 @@ SETTINGS: tuple[Setting, ...] = (
     # --- datasets, labels, splits, few-shot sampling ---
     _s("dataset:sarscov2,brain_tumor", "evaluation split", "systematic sampling of the evaluation set",
        "paper A.1", "systematic sampling within each class (stratified), patients kept together",
-       datasets=("sarscov2", "brain_tumor"), deviation="stratified_systematic_split",
+       datasets=("sarscov2", "brain_tumor"), deviation="stratified_systematic_split", our_split_only=True,
        why="plain systematic sampling can leave a class out of a small val or test split, and then "
            "the AUROC over that class is undefined; stratifying keeps the same sampling rule per class"),
     _s("dataset:nih", "label set of the macro AUROC",
@@ -343,7 +345,7 @@ SETTINGS: tuple[Setting, ...] = (
        "1022 px (73 patches of 14)", protocols=("linear_subset",),
        models=("dinov2_vits14", "dinov2_vitb14", "dinov2_vitl14", "dinov2_vitg14", "dinov2_vitl14_reg4",
                "clip_vitl14", "openclip_vith14"),
-       deviation="table8_patch14_at_1022px",
+       deviation="table8_patch14_at_1022px", resolutions=(1022,),
        why="1024 is not a multiple of 14 and DINOv2's own patch embedding refuses it; the nearest "
            "whole-patch size below is used"),
     _s("profile", "Figure 4 resolution", "DINOv2 ViT-L/14, linear vs U-Net decoder; size not stated",
@@ -373,13 +375,16 @@ def deviations() -> dict[str, Setting]:
 
 
 def deviations_in_effect(model: str, dataset: str, protocol: str, hparams: dict[str, Any],
-                         reported: tuple[str, ...] = ()) -> list[str]:
+                         reported: tuple[str, ...] = (), *, resolution: int | None = None,
+                         split_computed: bool = True) -> list[str]:
     """Ids of the deviations that apply to one cell with these (configured) hyperparameters.
 
     A deviation pinned to a hyperparameter is in effect only while the cell's value equals ours: a
     profile that sets the study's value has no such deviation. One that depends on the data (a
-    fallback split when a file is missing) is in effect only when the loader ``reported`` it. A
-    switch (config/switches.py) is a deviation while it is not at the study's value.
+    fallback split when a file is missing) is in effect only when the loader ``reported`` it. One
+    about a size holds only at that ``resolution``; one about our split rule only while the split is
+    ours (``split_computed``: no user split file, no study rule). A switch (config/switches.py) is a
+    deviation while it is not at the study's value.
     """
     from radbench_core.config.switches import switched_off_study
     found = [r for r in reported if r] + switched_off_study(model, dataset, protocol, hparams)
@@ -387,6 +392,10 @@ def deviations_in_effect(model: str, dataset: str, protocol: str, hparams: dict[
         if not s.deviation or not s.affects(model, dataset, protocol):
             continue
         if s.reported_by_data and s.deviation not in reported:
+            continue
+        if s.resolutions and resolution is not None and resolution not in s.resolutions:
+            continue
+        if s.our_split_only and not split_computed:
             continue
         if s.key and not _same(hparams.get(s.key, _MISSING), s.value if s.opt_in is None else s.opt_in):
             continue

@@ -203,9 +203,11 @@ def run_cell(cell: Cell, ctx: RunContext, pool: BackbonePool, cache: FeatureCach
     protocol, hparams, resolution, planned_hash = _plan(cell, ctx)
     if ctx.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(torch.device(ctx.device))
-    index, provenance = load_index(cell.dataset, ctx, load_options_of(cell.dataset, ctx, hparams))
+    options = load_options_of(cell.dataset, ctx, hparams)
+    index, provenance = load_index(cell.dataset, ctx, options)
     deviations = deviations_in_effect(cell.model, cell.dataset, cell.protocol, hparams,
-                                      tuple(getattr(index, "deviations", ())))
+                                      tuple(getattr(index, "deviations", ())), resolution=resolution,
+                                      split_computed=options.split_file is None and options.split_rule == "ours")
     seed_everything(ctx.seed)
     weights = DEMO_WEIGHTS if profile.demo else "none (trained from scratch)"
     if protocol.inputs == "scratch":
