@@ -54,3 +54,12 @@ def test_the_study_switch_trains_once_on_its_evenly_spaced_images(tmp_path):
     (detail,) = rec.extra["per_seed_detail"]
     assert detail["chosen"]["train_items"] == np.arange(0, n_train, n_train / 3).round().astype(int).tolist()
     assert rec.switches["seg_fewshot_random_seeds"] == "systematic"
+
+
+def test_an_unknown_fewshot_sample_is_a_config_error():
+    import pytest
+    from radbench_core.core.errors import ConfigError
+    from radbench_core.protocols.segmentation import _fewshot_sample
+    assert _fewshot_sample({}) == "random" and _fewshot_sample({"fewshot_sample": "systematic"}) == "systematic"
+    with pytest.raises(ConfigError, match="fewshot_sample"):
+        _fewshot_sample({"fewshot_sample": "first"})
