@@ -20,13 +20,13 @@ def test_linear_cached_features_is_opt_in():
     assert "linear_cached_features" in _deviations("demo", "dinov2_vitl14", "nih", "linear")
 
 
-def test_knn_deviations_apply_to_ours_and_vanish_with_the_studys_settings():
-    paper = _deviations("paper", "dinov2_vitl14", "nih", "knn")
-    assert {"knn_k_on_val", "knn_no_self_neighbour"} <= paper
-    assert "knn_no_self_neighbour" not in _deviations("paper", "dinov2_vitl14", "sarscov2", "knn")
-    hp = {**get_profile("paper").hparams_for("knn"), "k_selection": "test", "mlknn_self_neighbour": True}
-    assert not {"knn_k_on_val", "knn_no_self_neighbour"} & set(
-        deviations_in_effect("dinov2_vitl14", "nih", "knn", hp))
+def test_knn_switches_are_deviations_in_sound_and_the_study_in_paper():
+    sound = _deviations("sound", "dinov2_vitl14", "nih", "knn")
+    assert {"knn_k_on_val", "knn_no_self_neighbour"} <= sound
+    assert "knn_no_self_neighbour" not in _deviations("sound", "dinov2_vitl14", "sarscov2", "knn")
+    assert not {"knn_k_on_val", "knn_no_self_neighbour"} & _deviations("paper", "dinov2_vitl14", "nih", "knn")
+    hp = get_profile("paper").hparams_for("knn")
+    assert (hp["k_selection"], hp["mlknn_self_neighbour"]) == ("test", True)
 
 
 def test_finetune_family_deviations():

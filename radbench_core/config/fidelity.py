@@ -36,6 +36,8 @@ class Setting:
     reported_by_data: bool = False    # in effect only when the dataset's index reports it
     opt_in: Any = None                # opt-in deviation: the hparams[key] value that puts it in
                                       # effect (the paper profile runs the study's ``value``)
+    resolutions: tuple[int, ...] = ()  # in effect only at these input sizes; () = any
+    our_split_only: bool = False      # in effect only while radbench computes the split itself
 
     def affects(self, model: str, dataset: str, protocol: str) -> bool:
         return ((not self.protocols or protocol in self.protocols)
@@ -59,16 +61,6 @@ SETTINGS: tuple[Setting, ...] = (
     _s("knn", "neighbour bank of the test queries", "train + val merged",
        "repo dinov2/eval/classification/mlknn.py", "train + val (k chosen with train as the bank)",
        protocols=("knn",)),
-    _s("knn", "k chosen on", "the test set: every k scored on test, the best reported",
-       "repo dinov2/eval/classification/mlknn.py", "validation AUROC; k_selection='test' runs the "
-       "study's way", protocols=("knn",), key="k_selection", value="val", deviation="knn_k_on_val",
-       why="choosing k on the test set makes the reported AUROC optimistic"),
-    _s("knn", "ML-kNN statistics", "each training item counts as its own first neighbour "
-       "(MLkNN ignore_first_neighbours=0)", "repo dinov2/eval/utils.py",
-       "the item itself left out; mlknn_self_neighbour=True runs the study's way", protocols=("knn",),
-       datasets=("nih", "chexpert"), key="mlknn_self_neighbour", value=False,
-       deviation="knn_no_self_neighbour",
-       why="an item as its own neighbour inflates the neighbour counts of its own labels"),
     _s("linear", "learning rates", "1e-1, 5e-2, 1e-2, 5e-3, 1e-3, 5e-4, 1e-4, 1e-5", "paper B.2",
        "the same 8", protocols=("linear",), key="lrs", value=(1e-1, 5e-2, 1e-2, 5e-3, 1e-3, 5e-4, 1e-4, 1e-5)),
     _s("linear", "head inputs", "class token of the last 1 or 4 blocks, with or without the mean "
@@ -146,10 +138,20 @@ SETTINGS: tuple[Setting, ...] = (
        "LoRA's: 2e-4 for biases, 5e-3 for the classifier", protocols=("bitfit",), key="backbone_lrs",
        value=(2e-4,), deviation="bitfit_rates_from_lora",
        why="the study gives no BitFit rate; LoRA's are the nearest stated ones"),
+    _s("weights", "ResNet152 weights", "torchvision resnet152(weights=ResNet152_Weights.DEFAULT) = "
+       "IMAGENET1K_V2 (resnet152-f82ba261.pth)", "repo dinov2/eval/utils.py:254; torchvision >= 0.13",
+       "timm resnet152.tv2_in1k, the same file", models=("resnet152",)),
+    _s("weights", "ViT-L/16 weights", "Hugging Face google/vit-large-patch16-224: the original ViT, "
+       "ImageNet-21k pre-training + ImageNet-1k fine-tuning at 224 px", "repo dinov2/eval/utils.py:63",
+       "timm vit_large_patch16_224.augreg_in21k (AugReg recipe, ImageNet-21k only)",
+       models=("vit_l16_in21k",), deviation="vit_l16_augreg_weights",
+       why="not a choice: the Hugging Face ViTModel checkpoint layout has no loader here yet and timm "
+           "has no original-recipe ViT-L/16 at 224 px; every ViT-L/16 cell (T3, T4, T7, Fig 5) "
+           "runs other weights than the study's until it has"),
     # --- datasets, labels, splits, few-shot sampling ---
     _s("dataset:sarscov2,brain_tumor", "evaluation split", "systematic sampling of the evaluation set",
        "paper A.1", "systematic sampling within each class (stratified), patients kept together",
-       datasets=("sarscov2", "brain_tumor"), deviation="stratified_systematic_split",
+       datasets=("sarscov2", "brain_tumor"), deviation="stratified_systematic_split", our_split_only=True,
        why="plain systematic sampling can leave a class out of a small val or test split, and then "
            "the AUROC over that class is undefined; stratifying keeps the same sampling rule per class"),
     _s("dataset:nih", "label set of the macro AUROC",
@@ -331,50 +333,87 @@ SETTINGS: tuple[Setting, ...] = (
        "OpenCLIP, MAE, MSN; bottom row vs supervised models; x = patients per class", "paper 4.3",
        "the same 2 x 2 grid (fewshot@N on NIH; seg_fewshot@N and scratch_fewshot@N on MC); supervised: "
        "vit_l16_in21k, densenet201, resnet152, vgg19 (NIH) and unet, transunet from scratch (MC), where "
-       "run; mean over seeds with a +-1 SD band"),
-    _s("profile", "Table 8 subset", "a subset of NIH and CheXpert, size not stated", "paper 4.2 (Table 8)",
-       "at most 2,000 items per split, evenly spaced over each split (systematic)",
+       "run; with several seeds (sound) the mean with a +-1 SD band"),
+    _s("profile", "Table 8 subset", "the TRAIN split only, evenly spaced (SystemicSamplerWrapper, "
+       "default 5,000 items; --num-samples 10000 in the dev run.sh); val and test in full (the "
+       "CheXpert test set resized whole to 1024 px in exprements.ipynb)",
+       "repo dinov2/eval/classification/linear.py:433-435; paper 4.2 (Table 8)",
+       "at most 2,000 items in every split, test included (NIH test 2,000 of 25,596), evenly spaced",
        protocols=("linear_subset",), key="max_items", value=2000, deviation="table8_subset_size",
-       why="the study does not say which subset it used; a fixed systematic one makes the cell "
-           "reproducible and keeps 1024 px extraction affordable"),
+       why="keeps 1024 px extraction affordable; not yet a switch: a train-only cap needs a per-split "
+           "cap option in the loaders"),
+    _s("linear", "epoch choice", "none: every head trained for the full epochs, the best head taken "
+       "at the sweep's final iteration and refit for the full epochs",
+       "repo dinov2/eval/classification/linear.py", "the best (head, epoch) on val, refit on "
+       "train + val for epoch + 1 epochs (the cosine spread over those)",
+       protocols=("linear", "linear_subset"), deviation="linear_epoch_on_val",
+       why="an early-stopped head is not over-trained on small sets; not yet a switch"),
+    _s("fewshot", "head training (few-shot classification)", "as the linear probe: augmented images, "
+       "B.2's 8 rates, per-dataset epochs, batch min(128, n), the summed loss; with --val-dataset the "
+       "refit merges the whole val split into the n-shot set (linear.py:539), without it heads are "
+       "picked on test", "repo dinov2/eval/classification/linear.py:539",
+       "cached unaugmented features, rates 1e-1 / 1e-2 / 1e-3, 50 epochs, batch 256, best (head, "
+       "epoch) on val, no refit (the loss follows the multilabel_loss_mean switch)",
+       protocols=("fewshot",), deviation="fewshot_cls_settings_ours",
+       why="merging all of val makes an n-shot cell a many-shot one, and picking on test is "
+           "optimistic; not yet a switch"),
     _s("profile", "Table 8 input size", "1024 px for SAM and DINOv2", "paper 4.2 (Table 8)",
        "1024 px for SAM (cells linear_subset@1024)"),
     _s("profile", "Table 8 input size, patch-14 models", "1024 px", "paper 4.2 (Table 8)",
        "1022 px (73 patches of 14)", protocols=("linear_subset",),
        models=("dinov2_vits14", "dinov2_vitb14", "dinov2_vitl14", "dinov2_vitg14", "dinov2_vitl14_reg4",
                "clip_vitl14", "openclip_vith14"),
-       deviation="table8_patch14_at_1022px",
+       deviation="table8_patch14_at_1022px", resolutions=(1022,),
        why="1024 is not a multiple of 14 and DINOv2's own patch embedding refuses it; the nearest "
            "whole-patch size below is used"),
     _s("profile", "Figure 4 resolution", "DINOv2 ViT-L/14, linear vs U-Net decoder; size not stated",
        "paper 4.1 (Figure 4)", "448 px, the size of the study's Table 6 DINOv2 rows (seg_linear@448 "
        "beside seg_unet@448)"),
     _s("profile", "Figure 5 models", "NIH + MC; DINOv2 ViT-L/14 vs CLIP, OpenCLIP, MAE, MSN (top) and "
-       "vs supervised models (bottom)", "paper 4.3 (Figure 5)",
-       "NIH: the four supervised classifiers; MC: U-Net and TransUNet trained from scratch on the same "
-       "n images (scratch_fewshot, the models the study calls 'not pre-trained'), plus the supervised "
-       "ViT-L/16 (IN21k) with the U-Net decoder as a declared extra"),
+       "vs supervised models (bottom); x = 1, 2, 4, 8, 16, All", "paper 4.3 (Figure 5); repo "
+       "dinov2/visualization/few-shot_mc.png", "NIH: the four supervised classifiers; MC: U-Net and "
+       "TransUNet from scratch on the same n images (scratch_fewshot@1..16 at 448 px); the All "
+       "points are the Table 5 / 6 cells; the x-axis is hparams['fewshot']['shot_grid']"),
+    _s("profile", "Figure 5 MC bottom row: DINOv2 ViT-L/14 size", "448 px (the bottom-row curve "
+       "ends at Table 6's 448 px cell)", "repo dinov2/visualization/few-shot_mc.png",
+       "224 px only: a cell id holds shots or a size, not both, so seg_fewshot@n runs at 224",
+       protocols=("seg_fewshot",), models=("dinov2_vitl14",), deviation="fig5_dinov2_448_row",
+       why="not a choice: the 5 cells need a shots-and-size variant the cell ids do not have yet"),
 )
 
 
 def deviations() -> dict[str, Setting]:
-    """Every declared deviation by id."""
-    return {s.deviation: s for s in SETTINGS if s.deviation}
+    """Every declared deviation by id: the fixed ones and every switch (id = its sound side)."""
+    from radbench_core.config.switches import SWITCHES
+    found = {s.deviation: s for s in SETTINGS if s.deviation}
+    for w in SWITCHES:
+        found[w.id] = Setting(w.family, w.name, w.study_text, w.source, w.sound_text, w.protocols,
+                              w.datasets, w.models, key=w.key, value=w.sound, deviation=w.id, why=w.why)
+    return found
 
 
 def deviations_in_effect(model: str, dataset: str, protocol: str, hparams: dict[str, Any],
-                         reported: tuple[str, ...] = ()) -> list[str]:
+                         reported: tuple[str, ...] = (), *, resolution: int | None = None,
+                         split_computed: bool = True) -> list[str]:
     """Ids of the deviations that apply to one cell with these (configured) hyperparameters.
 
     A deviation pinned to a hyperparameter is in effect only while the cell's value equals ours: a
     profile that sets the study's value has no such deviation. One that depends on the data (a
-    fallback split when a file is missing) is in effect only when the loader ``reported`` it.
+    fallback split when a file is missing) is in effect only when the loader ``reported`` it. One
+    about a size holds only at that ``resolution``; one about our split rule only while the split is
+    ours (``split_computed``: no user split file, no study rule). A switch (config/switches.py) is a
+    deviation while it is not at the study's value.
     """
-    found = [r for r in reported if r]
+    from radbench_core.config.switches import switched_off_study
+    found = [r for r in reported if r] + switched_off_study(model, dataset, protocol, hparams)
     for s in SETTINGS:
         if not s.deviation or not s.affects(model, dataset, protocol):
             continue
         if s.reported_by_data and s.deviation not in reported:
+            continue
+        if s.resolutions and resolution is not None and resolution not in s.resolutions:
+            continue
+        if s.our_split_only and not split_computed:
             continue
         if s.key and not _same(hparams.get(s.key, _MISSING), s.value if s.opt_in is None else s.opt_in):
             continue
@@ -407,14 +446,16 @@ HEADLINE_NOTE = (
 
 
 def to_markdown() -> str:
-    """docs/fidelity.md: every setting with its source, deviations first."""
+    """docs/fidelity.md: the switches, then the fixed deviations, then the settings run as the study."""
+    from radbench_core.config.switches import switches_markdown
     def esc(text: str) -> str:
         return str(text).replace("|", "\\|").replace("\n", " ")
     lines = ["# Fidelity to the study", "",
              "Generated from `radbench_core/config/fidelity.py` (`python -m radbench_core.config.fidelity > docs/fidelity.md`); a test "
              "keeps this file equal to the registry. Sources: *paper* = the arXiv text (section or "
              "appendix), *repo* = the study's code, MohammedSB/DINOv2ForRadiology.", "",
-             "## Deviations of the `paper` profile", "",
+             *switches_markdown(), "",
+             "## Fixed deviations (both profiles)", "",
              "Each id below is written into the `deviations` list of every record it affects, and the "
              "HTML report lists those in effect.", "",
              "| id | area | setting | study (source) | ours | why |", "|---|---|---|---|---|---|"]
@@ -424,11 +465,12 @@ def to_markdown() -> str:
                          f"({esc(s.source)}) | {esc(s.ours)} | {esc(s.why)} |")
     lines += ["", "## The segmentation metric", "", HEADLINE_NOTE]
     lines += ["", "## Settings run as the study ran them", "",
-              "| area | setting | study = ours | source | pinned by |", "|---|---|---|---|---|"]
+              "| area | setting | study | ours | source | pinned by |", "|---|---|---|---|---|---|"]
     for s in SETTINGS:
         if not s.deviation:
             pin = f"`hparams[{s.key!r}]`" if s.key else "code (tested)"
-            lines.append(f"| {esc(s.area)} | {esc(s.name)} | {esc(s.study)} | {esc(s.source)} | {pin} |")
+            lines.append(f"| {esc(s.area)} | {esc(s.name)} | {esc(s.study)} | {esc(s.ours)} | "
+                         f"{esc(s.source)} | {pin} |")
     return "\n".join(lines) + "\n"
 
 

@@ -59,6 +59,8 @@ class Profile:
     load_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     split_files: dict[str, str] = field(default_factory=dict)     # dataset id -> split JSON
     data: str = ""                            # "" = phantoms iff demo; "user" = the data dir, even if demo
+    # switch id -> value (config/switches.py); a switch not named here runs its sound value
+    switches: dict[str, Any] = field(default_factory=dict)
 
     @property
     def uses_phantoms(self) -> bool:
@@ -68,9 +70,11 @@ class Profile:
     def extend(self, name: str, *, description: str | None = None, grids: tuple[Grid, ...] = (),
                replace_grids: bool = False, hparams: dict[str, dict[str, Any]] | None = None,
                load_options: dict[str, dict[str, Any]] | None = None,
-               split_files: dict[str, str] | None = None, **changes: Any) -> "Profile":
+               split_files: dict[str, str] | None = None, switches: dict[str, Any] | None = None,
+               **changes: Any) -> "Profile":
         """A new profile starting from this one: grids appended (or replaced), hyperparameters merged
-        per protocol (a key set here wins), load options and split files merged per dataset."""
+        per protocol (a key set here wins), load options and split files merged per dataset, switch
+        values merged (``switches={"multilabel_loss_mean": "mean"}``)."""
         merged = {k: dict(v) for k, v in self.hparams.items()}
         for protocol, values in (hparams or {}).items():
             merged.setdefault(protocol, {}).update(values)
@@ -80,7 +84,8 @@ class Profile:
         return dataclasses.replace(
             self, name=name, description=description or f"{self.description} (extended as {name})",
             grids=tuple(grids) if replace_grids else self.grids + tuple(grids), hparams=merged,
-            load_options=options, split_files={**self.split_files, **(split_files or {})}, **changes)
+            load_options=options, split_files={**self.split_files, **(split_files or {})},
+            switches={**self.switches, **(switches or {})}, **changes)
 
     def cells(self) -> list[Cell]:
         """Unique cells in grid order, keeping only combinations that make sense."""
@@ -92,10 +97,19 @@ class Profile:
         return list(seen.values())
 
     def hparams_for(self, protocol: str) -> dict[str, Any]:
+        """The protocol's hyperparameters with the profile's switch values under their keys.
+
+        A switch at its sound value (the code's default) is added only where the hyperparameters
+        already name its key, so records and config hashes of runs that predate a switch stay valid.
+        """
+        from radbench_core.config.switches import hparams_with_switches, switches
         if protocol not in self.hparams:
             raise ConfigError(f"profile {self.name!r}", f"has no hyperparameters for {protocol!r}",
                               f"add a {protocol!r} entry to the profile's hparams")
-        return dict(self.hparams[protocol])
+        known = switches()
+        values = {sid: v for sid, v in self.switches.items()
+                  if sid in known and (v != known[sid].sound or known[sid].key in self.hparams[protocol])}
+        return hparams_with_switches(protocol, self.hparams[protocol], values)
 
 
 def applicable(cell: Cell) -> bool:
@@ -163,11 +177,17 @@ def _demo() -> Profile:
 SUPERVISED_CLS = (*CNNS, "vit_l16_in21k")
 WEAKLY_SELF = ("clip_vitl14", "openclip_vith14", "mae_vitl16", "msn_vitl16")
 FIGURE1 = (*WEAKLY_SELF, "dinov2_vitl14", "dinov2_vitg14")
-PATIENTS_PER_CLASS = tuple(f"fewshot@{n}" for n in (1, 2, 4, 8, 16))
-SEG_SHOTS = tuple(f"seg_fewshot@{n}" for n in (1, 2, 4, 8, "all"))
-SCRATCH_SHOTS = tuple(f"scratch_fewshot@{n}" for n in (1, 2, 4, 8, "all"))
 # Table 8: a fixed systematic subset of each split (the study used "a subset", size unstated)
 TABLE8_MAX_ITEMS = 2000
+
+
+def _shots(protocol: str) -> tuple[str, ...]:
+    """Figure 5's entries of one protocol, from the pinned ``shot_grid`` (so the pin is the list).
+
+    x = 1..16 patients (NIH) or images (MC); the "All" points are the Table 5 / 6 cells themselves,
+    so no "@all" cell is run for them."""
+    from radbench_core.config import hparams as cls_h
+    return tuple(f"{protocol}@{n}" for n in cls_h.PAPER["fewshot"]["shot_grid"])
 
 
 def paper_grids() -> tuple[Grid, ...]:
@@ -195,23 +215,34 @@ def paper_grids() -> tuple[Grid, ...]:
         Grid(("dinov2_vitg14",), ("nih", "chexpert"), ("finetune", "linear", "lora", "bitfit")),
         # Figure 5: few-shot on NIH (patients per class) and MC; top row DINOv2 L/14 vs weakly-/
         # self-supervised models, bottom row vs supervised ones
-        Grid(("dinov2_vitl14", *WEAKLY_SELF, *SUPERVISED_CLS), ("nih",), PATIENTS_PER_CLASS),
-        Grid(("dinov2_vitl14", *WEAKLY_SELF, "vit_l16_in21k"), ("mc",), SEG_SHOTS),
-        Grid(SCRATCH, ("mc",), SCRATCH_SHOTS),
+        Grid(("dinov2_vitl14", *WEAKLY_SELF, *SUPERVISED_CLS), ("nih",), _shots("fewshot")),
+        Grid(("dinov2_vitl14", *WEAKLY_SELF), ("mc",), _shots("seg_fewshot")),
+        Grid(SCRATCH, ("mc",), _shots("scratch_fewshot")),
     )
 
 
 def _paper() -> Profile:
+    from radbench_core.config.switches import STUDY, switch_values
     return Profile(
         name="paper",
-        description="the study's experiments (Tables 3-9, Figures 1, 3, 4, 5) with its settings",
+        description="the study's experiments (Tables 3-9, Figures 1, 3, 4, 5) as it ran them: every "
+                    "switch at the study's value",
         demo=False,
         grids=paper_grids(),
         hparams=_hparams(paper=True),
         cls_resolution=224,
         batch_size=128,
         num_workers=8,
+        switches=switch_values(STUDY),
     )
+
+
+def _sound() -> Profile:
+    """The study's cells run soundly: ``paper`` with every switch at the value we argue for."""
+    from radbench_core.config.switches import SOUND, switch_values
+    return _paper().extend("sound", description="the study's experiments with every switch at the "
+                           "sound value (docs/fidelity.md lists each switch)",
+                           switches=switch_values(SOUND))
 
 
 def _full() -> Profile:
@@ -257,7 +288,7 @@ def _smoke() -> Profile:
         hparams=hparams, cls_resolution=112, phantom_size="tiny", batch_size=32, num_workers=0)
 
 
-_BUILDERS = {"demo": _demo, "smoke": _smoke, "paper": _paper, "full": _full}
+_BUILDERS = {"demo": _demo, "smoke": _smoke, "paper": _paper, "sound": _sound, "full": _full}
 PROFILE_NAMES = tuple(_BUILDERS)
 
 

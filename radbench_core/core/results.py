@@ -59,6 +59,7 @@ class CellResult:
     config_hash: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
     deviations: list[str] = field(default_factory=list)        # radbench_core.config.fidelity ids in effect
+    switches: dict[str, Any] = field(default_factory=dict)     # config/switches.py id -> value of this cell
     status: str = "ok"             # "ok" | "resumed"
     radbench_version: str = __version__
     schema_version: int = SCHEMA_VERSION

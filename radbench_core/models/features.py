@@ -202,3 +202,23 @@ def load_backbone(model_id: str | ModelSpec, *, demo: bool, resolution: int | No
     if spec.arch == "cnn" and target.type == "cuda":
         backbone.model.to(memory_format=torch.channels_last)
     return backbone
+
+
+def with_input_norm(backbone: "Backbone", mean: tuple[float, float, float],
+                    std: tuple[float, float, float]) -> "Backbone":
+    """The same backbone (shared weights) normalising its inputs with other constants.
+
+    Switch ``input_norm_per_model``: the study fed every model ImageNet mean/std after a per-image
+    min-max; ours uses each model's own constants. A shallow copy, so the pooled original (and
+    the cells that use its constants) is untouched; the feature cache keys on ``mean``/``std``.
+    """
+    if tuple(backbone.mean) == tuple(mean) and tuple(backbone.std) == tuple(std):
+        return backbone
+    import copy
+    new = copy.copy(backbone)
+    new._buffers = dict(backbone._buffers)
+    new.mean, new.std = tuple(mean), tuple(std)
+    device = backbone._mean.device
+    new._buffers["_mean"] = torch.tensor(new.mean, device=device).view(1, 3, 1, 1)
+    new._buffers["_std"] = torch.tensor(new.std, device=device).view(1, 3, 1, 1)
+    return new

@@ -75,12 +75,12 @@ def _vit(id: str, label: str, paradigm: str, family: str, timm_name: str, patch:
                      **extra)
 
 
-def _cnn(id: str, label: str, timm_name: str, params: float, demo: dict[str, Any], head: tuple[str, ...]
-         ) -> ModelSpec:
+def _cnn(id: str, label: str, timm_name: str, params: float, demo: dict[str, Any], head: tuple[str, ...],
+         source_note: str = "the torchvision ImageNet-1k weights (timm tag .tv_in1k)") -> ModelSpec:
     return ModelSpec(id=id, label=label, paradigm="supervised", family="cnn", arch="cnn", timm_name=timm_name,
                      patch_size=32, native_resolution=224, tasks=("classification",), demo_kwargs=demo,
                      study_params_m=params, hub_id=f"timm/{timm_name}", drop_prefixes=head,
-                     source_note="the torchvision ImageNet-1k weights (timm tag .tv_in1k)")
+                     source_note=source_note)
 
 
 def _tiny_vit(width: int, heads: int, **kw: Any) -> dict[str, Any]:
@@ -124,8 +124,11 @@ _SPECS = [
          "vit_large_patch16_224.augreg_in21k", 16, 224, 300, _tiny_vit(64, 4)),
     _cnn("densenet201", "DenseNet201", "densenet201.tv_in1k", 20,
          dict(growth_rate=16, block_config=(1, 1, 1, 1), bn_size=2), ("classifier.",)),
-    _cnn("resnet152", "ResNet152", "resnet152.tv_in1k", 60,
-         dict(layers=(1, 1, 1, 1), channels=(8, 16, 32, 64), stem_width=8), ("fc.",)),
+    # the study: torchvision resnet152(weights=ResNet152_Weights.DEFAULT), IMAGENET1K_V2 since
+    # torchvision 0.13 (resnet152-f82ba261.pth), which is timm's .tv2_in1k
+    _cnn("resnet152", "ResNet152", "resnet152.tv2_in1k", 60,
+         dict(layers=(1, 1, 1, 1), channels=(8, 16, 32, 64), stem_width=8), ("fc.",),
+         source_note="the torchvision IMAGENET1K_V2 weights (timm tag .tv2_in1k), the study's DEFAULT"),
     # timm's vgg19 fixes its layer list, so the demo passes VGG19's own layout at 1/8 width.
     _cnn("vgg19", "VGG19", "vgg19.tv_in1k", 144,
          dict(vgg_cfg=[8, 8, "M", 16, 16, "M", 32, 32, 32, 32, "M", 64, 64, 64, 64, "M", 64, 64, 64, 64, "M"],

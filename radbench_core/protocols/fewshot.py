@@ -154,7 +154,8 @@ def run_fewshot(inputs: FrozenInputs, hparams: dict[str, Any], seed: int) -> Pro
                             epochs=int(require(hparams, "epochs", "fewshot")),
                             batch_size=int(hparams.get("batch_size", 256)), seed=sub_seed,
                             device=inputs.device, momentum=float(hparams.get("momentum", 0.9)),
-                            val_features=feats["val"], val_labels=labels["val"])
+                            val_features=feats["val"], val_labels=labels["val"],
+                            loss_reduction=str(hparams.get("multilabel_loss", "mean")))
         head, epoch = sweep.best_index()
         scores = sweep.scores(feats["test"], head, which="best", device=inputs.device)
         per_seed.append(auroc(labels["test"], scores, kind))

@@ -207,7 +207,7 @@ def _snapshot(*modules: torch.nn.Module) -> tuple[dict[str, torch.Tensor], ...]:
 
 def _train_epoch(backbone: torch.nn.Module, head: torch.nn.Module, loader: DataLoader,
                  y_train: torch.Tensor, opt: torch.optim.Optimizer, sched: Any, label_kind: str,
-                 device: str) -> None:
+                 device: str, loss_reduction: str = "mean") -> None:
     """One pass over the training slices; each slice is trained on its item's label."""
     backbone.train()
     head.train()
@@ -215,7 +215,8 @@ def _train_epoch(backbone: torch.nn.Module, head: torch.nn.Module, loader: DataL
     for i, batch in enumerate(loader):
         progress.detail(i, len(loader), "batch")
         target = y_train[torch.as_tensor(batch["item"], dtype=torch.int64)].to(device, non_blocking=True)
-        loss = classification_loss(_forward(backbone, head, batch["image"], device), target, label_kind)
+        loss = classification_loss(_forward(backbone, head, batch["image"], device), target, label_kind,
+                                   loss_reduction)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -318,7 +319,8 @@ def _train_at_rate(inputs: LiveInputs, hparams: dict[str, Any], s: _Settings, ba
         for epoch in range(s.epochs):
             if hasattr(train_set, "set_epoch"):
                 train_set.set_epoch(epoch)     # a new augmentation draw per epoch
-            _train_epoch(backbone, head, loader, y_train, opt, sched, kind, device)
+            _train_epoch(backbone, head, loader, y_train, opt, sched, kind, device,
+                         str(hparams.get("multilabel_loss", "mean")))
             val_scores = predict_items(backbone, head, inputs.datasets["val"], len(inputs.labels["val"]),
                                        kind, s.eval_bs, device, inputs.num_workers)
             values.append(auroc(inputs.labels["val"], val_scores, kind))

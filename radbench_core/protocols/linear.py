@@ -62,15 +62,27 @@ def scores_from_logits(logits: torch.Tensor, label_kind: str) -> torch.Tensor:
     return probs[..., 1] if label_kind == "binary" else probs
 
 
-def classification_loss(logits: torch.Tensor, target: torch.Tensor, label_kind: str) -> torch.Tensor:
-    """Per-head mean loss over the batch, logits ``(..., B, C)`` -> ``(...)``.
+LOSS_REDUCTIONS = ("mean", "batch_sum")     # switch multilabel_loss_mean: sound "mean", study "batch_sum"
+
+
+def classification_loss(logits: torch.Tensor, target: torch.Tensor, label_kind: str,
+                        reduction: str = "mean") -> torch.Tensor:
+    """Per-head loss over the batch, logits ``(..., B, C)`` -> ``(...)``.
 
     BCE-with-logits over the known (non-NaN) targets for multilabel, cross-entropy otherwise.
+    ``reduction="batch_sum"`` is the study's multi-label loss (its linear.py:318-328): each item's
+    mean BCE over the classes, summed over the batch, i.e. B x the mean, so its learning rates act
+    B times larger. Single-label losses are always a mean, as in the study.
     """
+    if reduction not in LOSS_REDUCTIONS:
+        raise ConfigError("hparams['multilabel_loss']", f"unknown reduction {reduction!r}",
+                          f"use one of {', '.join(LOSS_REDUCTIONS)}")
     if label_kind == "multilabel":
         known = ~torch.isnan(target)
         bce = F.binary_cross_entropy_with_logits(
             logits, torch.nan_to_num(target).expand_as(logits), reduction="none")
+        if reduction == "batch_sum":
+            return (bce * known).sum(dim=(-2, -1)) / logits.shape[-1]
         return (bce * known).sum(dim=(-2, -1)) / known.sum().clamp(min=1)
     lead = logits.shape[:-2]
     flat = logits.reshape(-1, logits.shape[-1])
@@ -195,13 +207,13 @@ class HeadBank:
         self.lr = torch.tensor([c.lr for c in configs], device=device)
 
     def step(self, batch: dict[str, torch.Tensor], y: torch.Tensor, label_kind: str, decay: float,
-             momentum: float) -> None:
+             momentum: float, loss_reduction: str = "mean") -> None:
         """One SGD + momentum step of every head on ``batch`` (torch.optim.SGD's update)."""
         w, b = self.w, self.b
         x = head_input(batch, self.max_n, self.use_avg)
         w.requires_grad_(True)
         b.requires_grad_(True)
-        loss = classification_loss(_group_logits(x, w, b), y, label_kind).sum()
+        loss = classification_loss(_group_logits(x, w, b), y, label_kind, loss_reduction).sum()
         g_w, g_b = torch.autograd.grad(loss, [w, b])
         with torch.no_grad():
             w.requires_grad_(False)
@@ -262,7 +274,7 @@ def train_heads(train_features: TrainFeatures, train_labels: np.ndarray,
                 configs: Sequence[HeadConfig], *, label_kind: str, num_classes: int, epochs: int,
                 batch_size: int, seed: int, device: str = "cpu", momentum: float = 0.9,
                 val_features: dict[str, np.ndarray] | None = None,
-                val_labels: np.ndarray | None = None) -> HeadSweep:
+                val_labels: np.ndarray | None = None, loss_reduction: str = "mean") -> HeadSweep:
     """Train all ``configs`` together (SGD + momentum, per-step cosine decay to 0).
 
     One shuffled batch order (from ``seed``) feeds every head of the :class:`HeadBank`. With
@@ -285,7 +297,7 @@ def train_heads(train_features: TrainFeatures, train_labels: np.ndarray,
         for b0 in range(0, n, batch_size):
             idx = perm[b0:b0 + batch_size]
             decay = 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
-            bank.step({k: v[idx] for k, v in feats.items()}, y[idx], label_kind, decay, momentum)
+            bank.step({k: v[idx] for k, v in feats.items()}, y[idx], label_kind, decay, momentum, loss_reduction)
             step += 1
         if val_features is not None and val_labels is not None:
             scores = bank.scores(val_features, label_kind, device)
@@ -358,7 +370,8 @@ def run_linear(inputs: FrozenInputs, hparams: dict[str, Any], seed: int) -> Prot
     epochs = int(require(hparams, "epochs", "linear"))
     common = dict(label_kind=kind, num_classes=inputs.num_classes,
                   batch_size=int(require(hparams, "batch_size", "linear")), seed=seed,
-                  device=inputs.device, momentum=float(hparams.get("momentum", 0.9)))
+                  device=inputs.device, momentum=float(hparams.get("momentum", 0.9)),
+                  loss_reduction=str(hparams.get("multilabel_loss", "mean")))
     train_feats, train_val_feats = training_features(inputs, hparams)
     sweep = train_heads(train_feats, labels["train"], configs, epochs=epochs,
                         val_features=feats["val"], val_labels=labels["val"], **common)

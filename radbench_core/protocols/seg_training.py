@@ -166,16 +166,36 @@ def fresh_head(task: SegTask, seed: int, device: str) -> nn.Module:
     return head.to(device)
 
 
+BN_MODES = ("eval", "train")      # switch seg_bn_eval_at_scoring: sound "eval", study "train"
+
+
+def bn_mode_of(hparams: dict[str, Any]) -> str:
+    """The head's mode when scoring (``hparams['bn_at_scoring']``), checked."""
+    mode = str(hparams.get("bn_at_scoring", "eval"))
+    if mode not in BN_MODES:
+        raise ConfigError("hparams['bn_at_scoring']", f"unknown mode {mode!r}",
+                          f"use one of {', '.join(BN_MODES)}")
+    return mode
+
+
+def set_scoring_mode(head: nn.Module, bn_mode: str = "eval") -> nn.Module:
+    """Eval mode (running BatchNorm statistics), or the study's way: the decoder / scratch model left
+    in train mode, so BatchNorm normalises with each scored batch's own statistics (its utils.py:361
+    puts only the encoder in eval mode; the scratch notebooks never call eval())."""
+    return head.train(bn_mode == "train")
+
+
 @torch.no_grad()
 def predict_items(task: SegTask, head: nn.Module, dataset: Any, sizes: Sequence[tuple[int, int]],
                   resolution: int, device: str, batch_size: int, num_workers: int = 0,
-                  cached: Cached | None = None, confmats: np.ndarray | None = None) -> list[np.ndarray]:
+                  cached: Cached | None = None, confmats: np.ndarray | None = None,
+                  bn_mode: str = "eval") -> list[np.ndarray]:
     """Predicted label volumes of a split, each at its original slice size ``sizes[item]``.
 
     ``confmats`` ``(items, C, C)``, if given, gets each item's pixel counts at the TRAINING resolution
     (argmax vs the resized mask of the batch): the input of the study's pooled metric.
     """
-    head.eval()
+    set_scoring_mode(head, bn_mode)
     preds, items, slices = [], [], []
     n = len(cached.masks) if cached is not None else len(dataset)
     for enc, batch in _batches(dataset, cached, _chunks(range(n), batch_size), task, device,
@@ -258,6 +278,7 @@ class _Selector:
         self.eval_bs = int(hparams.get("eval_batch_size", hparams["batch_size"]))
         self.num_classes, self.resolution = num_classes, resolution
         self.device, self.num_workers = device, num_workers
+        self.bn_mode = bn_mode_of(hparams)            # switch seg_bn_train_mode: the study scored in train mode
         self.best: Selection | None = None
 
     def watching(self, lr: float) -> Callable[[nn.Module, int, dict[str, Any]], None]:
@@ -282,7 +303,8 @@ class _Selector:
         n, k = len(self.val_targets), self.num_classes
         cms = np.zeros((n, k, k), dtype=np.int64)
         preds = predict_items(self.task, head, self.val, self.val_sizes, self.resolution, self.device,
-                              self.eval_bs, self.num_workers, self.val_cache, confmats=cms)
+                              self.eval_bs, self.num_workers, self.val_cache, confmats=cms,
+                              bn_mode=self.bn_mode)
         return mean_dice(per_item_scores(preds, self.val_targets, k)[0]), study_dice(cms.sum(axis=0))
 
 

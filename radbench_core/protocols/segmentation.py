@@ -32,8 +32,8 @@ from radbench_core.eval.metrics import bootstrap_ci, metric, study_dice, study_j
 from radbench_core.protocols.base import ProtocolResult, SegInputs
 from radbench_core.protocols.decoders import DECODER_KINDS, build_decoder
 from radbench_core.eval.predictions import ArrayPayload
-from radbench_core.protocols.seg_training import (SegTask, mean_dice, per_item_scores, predict_items,
-                                                  refit, train_and_select)
+from radbench_core.protocols.seg_training import (SegTask, bn_mode_of, mean_dice, per_item_scores,
+                                                  predict_items, refit, train_and_select)
 
 METRIC_NAMES = ("dice", "jaccard", "dice_jaccard", "dice_study", "jaccard_study", "dice_jaccard_study")
 
@@ -90,11 +90,15 @@ def run_seg_fewshot(inputs: SegInputs, hparams: dict[str, Any], seed: int) -> Pr
     seeds = [seed + k for k in range(int(seeds))] if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seeds:
         raise ConfigError("hparams['seeds']", "no seeds", "give a list of seeds or a count >= 1")
+    systematic = _fewshot_sample(hparams) == "systematic"
+    if systematic:                 # the study: one evenly spaced sample, one run
+        seeds = seeds[:1]
     start = time.perf_counter()
     _reset_peak(inputs.device)
     runs: list[ProtocolResult] = []
     for k, s in enumerate(seeds):
-        chosen = np.sort(np.random.default_rng(s).choice(n_items, size=n, replace=False))
+        chosen = (study_fewshot_items(n_items, n) if systematic else
+                  np.sort(np.random.default_rng(s).choice(n_items, size=n, replace=False)))
         datasets = dict(inputs.datasets, train=ItemSubset(train, chosen))
         # the study retrains the chosen rate on the same n images (no val merge): that is the
         # selected run itself, so no refit here
@@ -105,6 +109,20 @@ def run_seg_fewshot(inputs: SegInputs, hparams: dict[str, Any], seed: int) -> Pr
         res.chosen["train_items"] = chosen.tolist()
         runs.append(res)
     return _aggregate_seeds(runs, seeds, n, start, inputs.device)
+
+
+def _fewshot_sample(hparams: dict[str, Any]) -> str:
+    value = str(hparams.get("fewshot_sample", "random"))
+    if value not in ("random", "systematic"):
+        raise ConfigError("hparams['fewshot_sample']", f"unknown sample {value!r}",
+                          "use 'random' (one draw per seed) or 'systematic' (the study's)")
+    return value
+
+
+def study_fewshot_items(n_items: int, shots: int) -> np.ndarray:
+    """The study's FewShotDatasetWrapper (repo dinov2/data/wrappers.py:17): evenly spaced positions
+    ``np.arange(0, n, n / shots).round()`` of the training images."""
+    return np.arange(0, n_items, n_items / shots).round().astype(int)
 
 
 class ItemSubset(Dataset):
@@ -184,7 +202,7 @@ def _run(inputs: SegInputs, hparams: dict[str, Any], seed: int, task: SegTask,
     progress.update("test")
     preds = predict_items(task, sel.head, datasets["test"], sizes, inputs.resolution, inputs.device,
                           int(hparams.get("eval_batch_size", hparams["batch_size"])), inputs.num_workers,
-                          confmats=cms)
+                          confmats=cms, bn_mode=bn_mode_of(hparams))
     if len(preds) != len(targets["test"]):
         raise ConfigError("SegInputs.datasets['test']", f"{len(preds)} predicted items for "
                           f"{len(targets['test'])} test items", "build the test SliceDataset from the "

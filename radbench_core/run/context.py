@@ -83,8 +83,15 @@ _INDEXES: dict[tuple, DatasetIndex] = {}
 
 def load_options_of(dataset_id: str, ctx: RunContext, hparams: dict[str, Any] | None = None
                     ) -> LoadOptions:
-    """The user's load options of a dataset, with a protocol's per-split cap (Table 8's subset)."""
+    """The user's load options of a dataset, with a protocol's per-split cap (Table 8's subset) and
+    the data switches' values (AMOS cases, split rule); an option the user set wins."""
+    from radbench_core.config.switches import load_option_overrides
     options = ctx.load_options.get(dataset_id, LoadOptions())
+    user = ctx.load_options.get(dataset_id)
+    switched = {k: v for k, v in load_option_overrides(dataset_id, hparams or {}).items()
+                if user is None or getattr(user, k) == getattr(LoadOptions(), k)}
+    if switched:
+        options = dataclasses.replace(options, **switched)
     cap = (hparams or {}).get("max_items")
     return dataclasses.replace(options, max_items=int(cap)) if cap is not None else options
 

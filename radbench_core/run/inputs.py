@@ -48,8 +48,13 @@ class CellSetup:
         """The pooled pretrained backbone (loaded once per model and resolution)."""
         progress.update("backbone")
         ctx = self.ctx
-        return self.pool.get(self.cell.model, demo=ctx.profile.demo, resolution=self.resolution,
-                             weights_dir=ctx.weights_dir, device=ctx.device)
+        backbone = self.pool.get(self.cell.model, demo=ctx.profile.demo, resolution=self.resolution,
+                                 weights_dir=ctx.weights_dir, device=ctx.device)
+        if self.hparams.get("input_norm", "model") == "imagenet":     # switch input_norm_per_model
+            from radbench_core.models.features import with_input_norm
+            from radbench_core.models.specs import IMAGENET_MEAN, IMAGENET_STD
+            backbone = with_input_norm(backbone, IMAGENET_MEAN, IMAGENET_STD)
+        return backbone
 
     def forward(self):
         return self.pool.pooled_forward(self.ctx.compile)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from radbench_core.config.fidelity import deviations_in_effect
+from radbench_core.config.switches import switches_in_effect
 from radbench_core.core import progress
 from radbench_core.core.cells import Cell
 from radbench_core.core.finite import check_headline
@@ -85,9 +86,11 @@ def run_cell(cell: Cell, ctx: RunContext, pool: BackbonePool, cache: FeatureCach
     plan = plan_cell(cell, ctx)
     if ctx.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(torch.device(ctx.device))
-    index, provenance = load_index(cell.dataset, ctx, load_options_of(cell.dataset, ctx, dict(plan.hparams)))
+    options = load_options_of(cell.dataset, ctx, dict(plan.hparams))
+    index, provenance = load_index(cell.dataset, ctx, options)
     deviations = deviations_in_effect(cell.model, cell.dataset, cell.protocol, dict(plan.hparams),
-                                      tuple(getattr(index, "deviations", ())))
+                                      tuple(getattr(index, "deviations", ())), resolution=plan.resolution,
+                                      split_computed=options.split_file is None and options.split_rule == "ours")
     seed_everything(ctx.seed)
     built = BUILDERS[plan.protocol.inputs](
         CellSetup(cell, plan.protocol, plan.hparams, plan.resolution, index, ctx, pool, cache))
@@ -127,4 +130,5 @@ def _record(cell: Cell, ctx: RunContext, plan: CellPlan, index: DatasetIndex, pr
         wall_time_s=round(time.perf_counter() - start, 4), peak_memory_mb=peak_memory_mb(ctx.device),
         seed=ctx.seed, deterministic=bool(torch.are_deterministic_algorithms_enabled()),
         device=ctx.device, weights=weights, dataset_provenance=provenance,
-        config_hash=plan.config_hash, extra=extra, deviations=deviations)
+        config_hash=plan.config_hash, extra=extra, deviations=deviations,
+        switches=switches_in_effect(cell.model, cell.dataset, cell.protocol, dict(plan.hparams)))

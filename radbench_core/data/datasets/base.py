@@ -9,6 +9,7 @@ features of a volume, segmentation predicts slice by slice and scores the reasse
 from __future__ import annotations
 
 import importlib
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal
@@ -53,6 +54,15 @@ class LoadOptions:
     # where radbench keeps the splits it computes (the run's cache folder; None: memory only).
     # Not compared nor in repr: a cache location never changes what is loaded, nor the config hash.
     splits_dir: str | None = field(default=None, compare=False, repr=False)
+    # "ours" (70/10/20 patients) or "study" (the study's make_splits rule, study_splits.py); in repr
+    # (the config hash) only when not "ours", so hashes of runs before the option existed stay valid
+    split_rule: str = field(default="ours", repr=False)
+
+    def __repr__(self) -> str:
+        shown = [f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.repr]
+        if self.split_rule != "ours":
+            shown.append(f"split_rule={self.split_rule!r}")
+        return f"LoadOptions({', '.join(shown)})"
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,9 @@ import numpy as np
 from radbench_core.data.datasets.base import DatasetIndex, DatasetSize, DatasetSpec, Item, LoadOptions, phantom_writer
 from radbench_core.data.datasets.csvtools import check_not_degenerate
 from radbench_core.data.datasets.preprocess import check_finite, window_mri
-from radbench_core.data.datasets.splits import keys_by_group, patient_split, resolve_splits
+from radbench_core.data.datasets import study_splits
+from radbench_core.data.datasets.splits import keys_by_group, patient_split
+from radbench_core.data.datasets.study_splits import brain_tumor_study_split
 from radbench_core.core.errors import DatasetError
 
 CLASSES: tuple[str, ...] = ("meningioma", "glioma", "pituitary")
@@ -126,7 +128,14 @@ def index(root: Path, options: LoadOptions) -> BrainTumorIndex:
         return keys_by_group(items, patient_split([it.patient for it in items],
                                                     strata=[it.label for it in items]))
 
-    splits = resolve_splits(root, items, make, options, SPEC.title, CLASSES)
+    def make_study() -> dict[str, list[str]]:
+        patients = list(dict.fromkeys(it.patient for it in items))      # first appearance, file order
+        group = {patients[p]: name for name, pos in brain_tumor_study_split(len(patients)).items()
+                 for p in pos}
+        return {name: [it.key for it in items if group[it.patient] == name]
+                for name in ("train", "val", "test")}
+
+    splits = study_splits.resolve(root, items, make, make_study, options, SPEC.title, CLASSES)
     return BrainTumorIndex(spec=SPEC, root=root, items=items, splits=splits)
 
 

@@ -16,7 +16,9 @@ import numpy as np
 from radbench_core.data.datasets.base import DatasetSize, DatasetSpec, Item, LoadOptions, phantom_writer
 from radbench_core.data.datasets.csvtools import (ImageFileIndex, check_mask_geometry, image_shape,
                                              list_files, read_raw)
-from radbench_core.data.datasets.splits import keys_by_group, natural_key, patient_split, resolve_splits
+from radbench_core.data.datasets import study_splits
+from radbench_core.data.datasets.splits import keys_by_group, natural_key, patient_split
+from radbench_core.data.datasets.study_splits import mc_study_split
 from radbench_core.core.errors import DatasetError
 
 CLASSES: tuple[str, ...] = ("left_lung", "right_lung")
@@ -60,7 +62,10 @@ def index(root: Path, options: LoadOptions) -> MontgomeryIndex:
     def make() -> dict[str, list[str]]:
         return keys_by_group(items, patient_split([it.patient for it in items]))
 
-    splits = resolve_splits(root, items, make, options, SPEC.title)
+    def make_study() -> dict[str, list[str]]:
+        return keys_by_group(items, mc_study_split(len(items)))
+
+    splits = study_splits.resolve(root, items, make, make_study, options, SPEC.title)
     return MontgomeryIndex(spec=SPEC, root=root, items=items, splits=splits)
 
 

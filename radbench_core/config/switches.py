@@ -1,0 +1,172 @@
+"""Switches: each place where the study, as it ran, differs from the sound way, with both values.
+
+The ``paper`` profile sets every switch to the study's value (what its released code did, even
+where that is flawed: test-set selection, a loss summed over the batch, BatchNorm in train mode at
+scoring), so its numbers are the study's. The ``sound`` profile runs the same cells with every
+switch at the value we argue for. ``demo`` keeps the sound values (its baseline numbers were taken
+that way). A switch's value reaches the protocol through ``hparams[switch.key]`` (merged in by
+``Profile.hparams_for``), and the code that reads it is what a switch test observes; each record
+carries the switches that touch its cell (``CellResult.switches``), and a switch at its sound value
+is also listed in ``CellResult.deviations`` by its id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+STUDY, SOUND = "study", "sound"
+MULTILABEL_PROTOCOLS = ("linear", "linear_subset", "fewshot", "finetune", "lora", "bitfit")
+SEG_PROTOCOLS = ("seg_linear", "seg_unet", "seg_fewshot", "scratch", "scratch_fewshot")
+# backbones whose own input constants are not ImageNet's (tests check this list against the specs)
+NON_IMAGENET_MODELS = ("clip_vitl14", "openclip_vith14", "vit_l16_in21k")
+
+
+@dataclass(frozen=True)
+class Switch:
+    id: str                          # the deviation id recorded while the switch is at its sound value
+    family: str                      # report grouping: "loss", "batchnorm", "selection", "data", ...
+    name: str                        # the setting, in words
+    key: str                         # hparams key the protocol (or the runner) reads
+    study: Any                       # the study's value (the paper profile)
+    sound: Any                       # our value (the sound and demo profiles)
+    study_text: str                  # the study's value, in words
+    sound_text: str                  # ours, in words
+    source: str                      # "repo <file>:<lines>" or "paper <section>"
+    why: str                         # why the sound value is sound
+    protocols: tuple[str, ...] = ()  # () = every protocol
+    datasets: tuple[str, ...] = ()   # () = every dataset
+    models: tuple[str, ...] = ()     # () = every model
+    load_option: str = ""            # a data switch: the LoadOptions field its value goes to
+
+    def affects(self, model: str, dataset: str, protocol: str) -> bool:
+        return ((not self.protocols or protocol in self.protocols)
+                and (not self.datasets or dataset in self.datasets)
+                and (not self.models or model in self.models))
+
+    def value(self, side: str) -> Any:
+        return self.study if side == STUDY else self.sound
+
+
+SWITCHES: tuple[Switch, ...] = (
+    Switch("multilabel_loss_mean", "loss", "multi-label loss reduction", "multilabel_loss",
+           "batch_sum", "mean",
+           "per item the mean BCE over classes, summed over the batch (= B x the mean), so every "
+           "learning rate acts B (32-128) times larger",
+           "BCE averaged over the batch and the classes (known labels only)",
+           "repo dinov2/eval/classification/linear.py:318-328",
+           "a loss that grows with the batch size ties the learning-rate grid to the batch; the "
+           "stated rates then mean what they say",
+           protocols=MULTILABEL_PROTOCOLS, datasets=("nih", "chexpert")),
+    Switch("seg_bn_eval_at_scoring", "batchnorm", "BatchNorm mode when scoring decoders and scratch "
+           "models", "bn_at_scoring", "train", "eval",
+           "train mode: evaluate() puts only the encoder in eval mode, the decoders (and the scratch "
+           "U-Net / TransUNet, whose notebooks never call eval()) normalise with each test batch's "
+           "statistics", "eval mode: running statistics from training",
+           "repo dinov2/eval/segmentation/utils.py:361; unet.ipynb; transunet.ipynb",
+           "with batch statistics an item's prediction depends on the other items of its batch "
+           "(the U-Net's last layer is BN on the class channels, so the argmax moves)",
+           protocols=SEG_PROTOCOLS),
+    Switch("amos_all_cases", "data", "AMOS cases", "amos_cases", 150, None,
+           "150 CT cases", "every CT case of the release (300)",
+           "paper A.1 (AMOS, 150 cases); repo dinov2/data/datasets/amos.py",
+           "more test volumes give a tighter interval; the 150 are not a published list",
+           protocols=SEG_PROTOCOLS, datasets=("amos",), load_option="subset"),
+    Switch("patient_split_70_10_20", "data", "split rule where no official split exists", "split_rule",
+           "study", "ours",
+           "the study's make_splits counts by systematic sampling in folder order: Montgomery 69 / 23 "
+           "/ 46 images (test every 3rd, val every 4th of the rest); brain tumour 70 test and 50 val "
+           "patients of 233", "70 / 10 / 20 % of patients, systematic in natural order (brain "
+           "tumour stratified by class)",
+           "repo dinov2/data/datasets/mc.py make_splits; dinov2/data/datasets/brain_tumor.py make_splits",
+           "a third of the data as test and a sixth as val leaves the decoder half the images to learn "
+           "from; the 70/10/20 split is the same rule on every dataset", datasets=("mc", "brain_tumor"),
+           load_option="split_rule"),
+    Switch("input_norm_per_model", "input", "input normalisation constants", "input_norm",
+           "imagenet", "model",
+           "ImageNet mean/std after the per-image min-max, for every model (make_normalize_transform's "
+           "default)", "each model's own constants (CLIP/OpenCLIP: CLIP's; ViT-L/16 AugReg: 0.5/0.5)",
+           "repo dinov2/data/transforms.py make_normalize_transform",
+           "a model sees inputs scaled as in its pre-training; ImageNet constants shift and scale "
+           "CLIP's and ViT-L/16's inputs (x 2.2 for ViT-L/16)", models=NON_IMAGENET_MODELS),
+    Switch("seg_fewshot_random_seeds", "sampling", "few-shot segmentation images", "fewshot_sample",
+           "systematic", "random",
+           "one evenly spaced sample, np.arange(0, n, n / shots).round(), one run",
+           "a random sample per seed (3 seeds), mean and spread over them",
+           "repo dinov2/data/wrappers.py:17",
+           "one fixed sample measures that sample; several draws say how much the choice of n "
+           "images moves the score", protocols=("seg_fewshot", "scratch_fewshot")),
+    Switch("knn_k_on_val", "selection", "kNN: k chosen on", "k_selection", "test", "val",
+           "the test set: every k scored on test, the best reported", "validation AUROC",
+           "repo dinov2/eval/classification/mlknn.py",
+           "choosing k on the test set makes the reported AUROC optimistic",
+           protocols=("knn",)),
+    Switch("knn_no_self_neighbour", "selection", "ML-kNN statistics", "mlknn_self_neighbour",
+           True, False,
+           "each training item counts as its own first neighbour (MLkNN ignore_first_neighbours=0)",
+           "the item itself left out", "repo dinov2/eval/utils.py",
+           "an item as its own neighbour inflates the neighbour counts of its own labels",
+           protocols=("knn",), datasets=("nih", "chexpert")),
+)
+
+
+def switches() -> dict[str, Switch]:
+    return {s.id: s for s in SWITCHES}
+
+
+def switch_values(side: str) -> dict[str, Any]:
+    """Every switch id -> its value on one side (``"study"`` for paper, ``"sound"`` otherwise)."""
+    return {s.id: s.value(side) for s in SWITCHES}
+
+
+def hparams_with_switches(protocol: str, hparams: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """``hparams`` of one protocol with the value of every switch that touches it under its key."""
+    out = dict(hparams)
+    for s in SWITCHES:
+        if s.id in values and (not s.protocols or protocol in s.protocols):
+            out[s.key] = values[s.id]
+    return out
+
+
+def load_option_overrides(dataset: str, hparams: dict[str, Any]) -> dict[str, Any]:
+    """LoadOptions fields the data switches of this dataset set (only those ``hparams`` name)."""
+    return {s.load_option: hparams[s.key] for s in SWITCHES
+            if s.load_option and dataset in s.datasets and s.key in hparams}
+
+
+def switches_in_effect(model: str, dataset: str, protocol: str, hparams: dict[str, Any]) -> dict[str, Any]:
+    """Switch id -> value for every switch that touches this cell (the record's ``switches``).
+
+    A switch absent from ``hparams`` runs its sound value (the code's default).
+    """
+    return {s.id: hparams.get(s.key, s.sound) for s in SWITCHES if s.affects(model, dataset, protocol)}
+
+
+def switched_off_study(model: str, dataset: str, protocol: str, hparams: dict[str, Any]) -> list[str]:
+    """Ids of the switches of this cell that are not at the study's value (its deviations)."""
+    return [sid for sid, value in switches_in_effect(model, dataset, protocol, hparams).items()
+            if value != switches()[sid].study]
+
+
+def switches_markdown() -> list[str]:
+    """The switch table of docs/fidelity.md: both values, the source, the cells each touches."""
+    def esc(text: Any) -> str:
+        return str(text).replace("|", "\\|").replace("\n", " ")
+
+    def scope(s: Switch) -> str:
+        parts = [f"{label}: {', '.join(ids)}" for label, ids in
+                 (("protocols", s.protocols), ("datasets", s.datasets), ("models", s.models)) if ids]
+        return "; ".join(parts) or "every cell"
+    lines = ["## Switches: the study's way (`paper`) and the sound way (`sound`)", "",
+             "Each difference between the study as it ran and the sound way is a switch. `paper` sets "
+             "every switch to the study's value, `sound` (same cells) and `demo` to ours. A profile "
+             "sets one with `extend(..., switches={id: value})`; the protocol reads "
+             "`hparams[key]`. Every record lists the switches of its cell (`switches`), and the id "
+             "of each one not at the study's value (`deviations`).", "",
+             "| switch (id) | family | key: study / sound | study (source) | sound | cells | why |",
+             "|---|---|---|---|---|---|---|"]
+    for s in SWITCHES:
+        lines.append(f"| `{s.id}` | {esc(s.family)} | `{s.key}`: `{s.study!r}` / `{s.sound!r}` | "
+                     f"{esc(s.study_text)} ({esc(s.source)}) | {esc(s.sound_text)} | {esc(scope(s))} | "
+                     f"{esc(s.why)} |")
+    return lines
