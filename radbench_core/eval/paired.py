@@ -40,12 +40,18 @@ class PairedResult:
         return asdict(self)
 
 
-def cluster_weights(groups: np.ndarray, resamples: int, seed: int) -> np.ndarray:
-    """(B, N) item counts of ``resamples`` bootstrap draws of the distinct ``groups``."""
+def cluster_counts(groups: np.ndarray, resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(B, G) counts of ``resamples`` bootstrap draws of the G distinct ``groups``, and each item's
+    group index (N,): ``counts[:, inverse]`` are the items' counts, expandable chunk by chunk."""
     _, inverse = np.unique(np.asarray(groups).astype(str), return_inverse=True)
     n_groups = int(inverse.max()) + 1 if len(inverse) else 0
     rng = np.random.default_rng(seed)
-    counts = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=resamples)
+    return rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=resamples), inverse
+
+
+def cluster_weights(groups: np.ndarray, resamples: int, seed: int) -> np.ndarray:
+    """(B, N) item counts of ``resamples`` bootstrap draws of the distinct ``groups``."""
+    counts, inverse = cluster_counts(groups, resamples, seed)
     return counts[:, inverse].astype(np.float64)
 
 
