@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.radbench-installed
 JOBS   ?= 2
 
-.PHONY: bench test install clean-cache
+.PHONY: bench test install clean-cache mutants
 
 install: $(STAMP)
 
@@ -29,6 +29,33 @@ test: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests -n $(JOBS) -p no:cacheprovider $(ARGS)
 	$(BIN)/python -m pytest benchmarks -m "not throughput" -k "$(GATE_CELLS)" -n $(JOBS) --dist loadgroup \
 	    -p no:cacheprovider -q --radbench-baseline benchmarks/baselines/demo.json --radbench-fail "*:0.05"
+
+# Mutation testing (mutmut 3) of the modules that compute numbers, one module at a time against the
+# tests that target it; results in reports/mutants/<module>.txt (docs/testing.md). Slow: run one
+# module with `make mutants MUTANT=eval/multiple.py`, the full list on a free machine.
+MUTANT_TARGETS ?= \
+    eval/multiple.py=tests/test_multiple.py \
+    eval/metrics.py=tests/test_metrics.py,tests/test_cell_intervals.py,tests/test_planted_bugs.py \
+    eval/paired.py=tests/test_stats_paired.py,tests/test_planted_bugs.py,tests/test_significance_power.py \
+    eval/delong.py=tests/test_stats_paired.py \
+    gate/compare.py=tests/test_gating.py,tests/test_gate_paths.py,tests/test_gating_noise.py,tests/test_planted_bugs.py \
+    data/datasets/splits.py=tests/test_splits.py,tests/test_planted_bugs.py \
+    models/pos_embed.py=tests/test_pos_embed.py \
+    protocols/decoders.py=tests/test_decoders.py
+MUTANT ?=
+mutants: $(STAMP)
+	@for target in $(MUTANT_TARGETS); do \
+	  module=$${target%%=*}; tests=$${target#*=}; \
+	  if [ -n "$(MUTANT)" ] && [ "$$module" != "$(MUTANT)" ]; then continue; fi; \
+	  echo "radbench: mutating radbench_core/$$module against $$tests"; \
+	  { printf '[mutmut]\nsource_paths=radbench_core\nonly_mutate=radbench_core/%s\n' "$$module"; \
+	    printf 'also_copy=\n    fixtures\n    conftest.py\n    benchmarks\n    tests\n'; \
+	    printf 'pytest_add_cli_args_test_selection=\n'; echo "$$tests" | tr ',' '\n' | sed 's/^/    /'; \
+	    printf 'pytest_add_cli_args=\n    -p\n    no:cacheprovider\n    -n\n    0\n    -q\n'; } > setup.cfg; \
+	  rm -rf mutants; OMP_NUM_THREADS=1 $(BIN)/mutmut run --max-children $(JOBS); \
+	  mkdir -p reports/mutants; $(BIN)/mutmut results --all true > reports/mutants/$$(echo $$module | tr '/' '_').txt; \
+	  rm -f setup.cfg; \
+	done
 
 clean-cache:
 	rm -rf $${RADBENCH_CACHE_DIR:-$$HOME/.cache/radbench}

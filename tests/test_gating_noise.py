@@ -1,90 +1,90 @@
-"""The noise-aware gate: a drop fails only beyond both the tolerance and the 95% CI of the
-difference; by hand, through the baseline file, and on simulated noisy re-runs (it stops flapping
-without going blind to a real drop)."""
+"""The noise-aware gate (issue 21): now - baseline is tested paired on the same test items, with the
+baseline run's predictions stored beside the baseline (file + digest). A paired regression of 3x the
+tolerance fails; a rerun of the same cells passes; a drop beyond the tolerance that the paired test
+cannot tell from no change passes; without predictions it is the tolerance alone."""
 
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
 
 from radbench_core.core.errors import BaselineError
-from radbench_core.gate.compare import (compare, difference_noise, has_regressions, load_baseline,
-                                  parse_tolerances, update_baseline)
-from radbench_core.core.results import CellResult, Metric
+from radbench_core.eval.metrics import auroc
+from radbench_core.gate.baseline import load_baseline, predictions_folder, update_baseline
+from radbench_core.gate.compare import Verdict
+from radbench_core.gate.run_gate import gate_run
+from radbench_core.core.results import RunStore
+from tests.gate_runs import CELL, scored_set, write_run
 
-TOL = parse_tolerances("auroc:0.01")
-
-
-def rec(value: float, half: float | None, cell_id: str = "m-nih-linear") -> CellResult:
-    ci = (value - half, value + half) if half is not None else (None, None)
-    return CellResult(cell_id=cell_id, model="m", dataset="nih", protocol="linear", variant="",
-                      task="classification", modality="xray", profile="demo",
-                      metrics={"auroc": Metric(value, True, *ci)}, config_hash="h")
+OPTIONS = {"allow_nothing": "--allow-nothing", "allow_missing": "--allow-missing", "update": "--update"}
 
 
-def baseline_of(tmp_path, value: float, half: float | None):
-    path = tmp_path / "base.json"
-    update_baseline(path, [rec(value, half)], profile="demo")
-    return load_baseline(path)
+def baseline_from(tmp_path, spec) -> object:
+    run = write_run(tmp_path / "base_run", {CELL: spec})
+    path = update_baseline(tmp_path / "demo.json", RunStore(run).load_cells(), profile="demo",
+                           run_dirs=[run])
+    return path
 
 
-def test_ci_of_the_difference_adds_half_widths_in_quadrature(tmp_path):
-    base = baseline_of(tmp_path, 0.80, 0.04)
-    assert difference_noise(base.cells["m-nih-linear"].metrics["auroc"], rec(0.7, 0.03).metrics["auroc"]) \
-        == pytest.approx(0.05)                     # sqrt(0.03^2 + 0.04^2)
-    no_ci = baseline_of(tmp_path, 0.80, None)
-    assert difference_noise(no_ci.cells["m-nih-linear"].metrics["auroc"], rec(0.7, 0.03).metrics["auroc"]) \
-        == pytest.approx(0.03)
-    assert difference_noise(no_ci.cells["m-nih-linear"].metrics["auroc"], rec(0.7, None).metrics["auroc"]) is None
+def verdict(tmp_path, base_path, spec, *, noise_aware=True, fail="auroc:0.01") -> Verdict:
+    run = write_run(tmp_path / "now_run", {CELL: spec})
+    outcome, _ = gate_run(RunStore(run).load_cells(), base_path, fail=fail, fail_option="--fail",
+                          noise_aware=noise_aware, narrowed=None, allow_missing=False,
+                          allow_nothing=False, run_dirs=[run], option_names=OPTIONS)
+    (v,) = outcome.verdicts
+    assert outcome.passed == (v.verdict in ("ok", "improved"))
+    return v
 
 
-def test_drop_within_noise_passes_only_in_noise_aware_mode(tmp_path):
-    base = baseline_of(tmp_path, 0.80, 0.04)
-    within = [rec(0.77, 0.03)]                     # drop 0.03 > tol 0.01, < noise 0.05
-    assert has_regressions(compare(within, base, TOL))
-    (v,) = compare(within, base, TOL, noise_aware=True)
-    assert v.verdict == "ok" and "within the noise" in v.note
-    beyond = [rec(0.74, 0.03)]                     # drop 0.06 > both
-    (v,) = compare(beyond, base, TOL, noise_aware=True)
-    assert v.verdict == "regressed"
-    small = [rec(0.795, 0.0)]                      # inside the tolerance: ok either way
-    assert compare(small, base, TOL, noise_aware=True)[0].verdict == "ok"
+def test_baseline_stores_the_predictions_with_their_digest(tmp_path):
+    path = baseline_from(tmp_path, scored_set())
+    entry = json.loads(path.read_text())["cells"][CELL]["predictions"]
+    stored = path.parent / entry["file"]
+    assert stored.parent == predictions_folder(path) and stored.is_file() and len(entry["sha256"]) == 64
+    assert load_baseline(path).cells[CELL].predictions == entry
 
 
-def test_without_a_ci_the_noise_aware_gate_falls_back_to_the_tolerance(tmp_path):
-    base = baseline_of(tmp_path, 0.80, None)
-    (v,) = compare([rec(0.77, None)], base, TOL, noise_aware=True)
+def test_a_paired_regression_of_three_times_the_tolerance_fails(tmp_path):
+    y, groups, scores = scored_set()
+    base = baseline_from(tmp_path, (y, groups, scores))
+    rng = np.random.default_rng(1)
+    worse = scores + 0.9 * rng.normal(size=scores.size)              # the same model, blurred
+    v = verdict(tmp_path, base, (y, groups, worse))
+    assert v.delta <= -0.03 and v.verdict == "regressed", v
+    assert "95% CI" in v.note and "200 patients" in v.note
+
+
+def test_a_rerun_of_the_same_cells_passes(tmp_path):
+    spec = scored_set()
+    base = baseline_from(tmp_path, spec)
+    v = verdict(tmp_path, base, spec)
+    assert v.verdict == "ok" and v.delta == 0
+
+
+def test_a_drop_the_paired_test_cannot_resolve_passes_only_when_noise_aware(tmp_path):
+    y, groups, scores = scored_set(n_patients=12, images=1, seed=3)
+    base = baseline_from(tmp_path, (y, groups, scores))
+    for seed in range(50):                       # a drop beyond the tolerance on a tiny test set
+        other = scores + 0.6 * np.random.default_rng(seed).normal(size=scores.size)
+        if 0.02 < auroc(y, scores, "binary") - auroc(y, other, "binary") < 0.08:
+            break
+    assert verdict(tmp_path, base, (y, groups, other), noise_aware=False).verdict == "regressed"
+    v = verdict(tmp_path, base, (y, groups, other))
+    assert v.verdict == "ok" and "not significant" in v.note, v
+
+
+def test_without_predictions_the_noise_aware_gate_is_the_tolerance(tmp_path):
+    base = baseline_from(tmp_path, 0.80)
+    v = verdict(tmp_path, base, 0.77)
     assert v.verdict == "regressed" and "tolerance only" in v.note
 
 
-def test_baseline_file_keeps_the_ci_and_refuses_a_bad_one(tmp_path):
-    update_baseline(tmp_path / "b.json", [rec(0.8, 0.02)], profile="demo")
-    doc = json.loads((tmp_path / "b.json").read_text())
-    entry = doc["cells"]["m-nih-linear"]["metrics"]["auroc"]
-    assert entry["ci_low"] == pytest.approx(0.78) and entry["ci_high"] == pytest.approx(0.82)
-    entry["ci_low"] = "low"
-    (tmp_path / "b.json").write_text(json.dumps(doc))
-    with pytest.raises(BaselineError, match="ci_low/ci_high"):
-        load_baseline(tmp_path / "b.json")
-
-
-def test_simulated_reruns_stop_flapping_but_real_drops_still_fail(tmp_path):
-    """Re-runs of an unchanged cell: value ~ N(0.80, 0.02), recorded CI = value -/+ 1.96 x 0.02."""
-    rng = np.random.default_rng(0)
-    sd, half = 0.02, 1.96 * 0.02
-    plain = aware = caught = 0
-    trials = 400
-    for i in range(trials):
-        base = baseline_of(tmp_path, 0.80 + rng.normal(0, sd), half)
-        same = [rec(0.80 + rng.normal(0, sd), half)]
-        plain += has_regressions(compare(same, base, TOL))
-        aware += has_regressions(compare(same, base, TOL, noise_aware=True))
-        dropped = [rec(0.80 - 0.15 + rng.normal(0, sd), half)]      # a real regression
-        caught += has_regressions(compare(dropped, base, TOL, noise_aware=True))
-    # one-sided P(d < -1.96 sqrt(2) sd) for d ~ N(0, 2 sd^2) = 2.5 %
-    assert plain / trials > 0.3
-    assert aware / trials < 0.025 + 3 * math.sqrt(0.025 * 0.975 / trials)
-    assert caught == trials
+def test_edited_baseline_predictions_stop_the_gate(tmp_path):
+    y, groups, scores = scored_set()
+    base = baseline_from(tmp_path, (y, groups, scores))
+    stored = base.parent / json.loads(base.read_text())["cells"][CELL]["predictions"]["file"]
+    stored.write_bytes(stored.read_bytes() + b"x")
+    with pytest.raises(BaselineError, match="do not match the digest"):
+        verdict(tmp_path, base, (y, groups, scores + 0.5 * np.random.default_rng(2).normal(size=y.size)))

@@ -262,15 +262,21 @@ def test_study_metric_names_are_higher_is_better() -> None:
         assert HIGHER_IS_BETTER[name] is True and metric(name, 0.5).higher_is_better
 
 
-def test_study_metrics_against_torchmetrics_when_installed() -> None:
-    tm = pytest.importorskip("torchmetrics")
+@pytest.mark.parametrize("seed, absent", [(0, False), (1, False), (2, True), (3, True)])
+def test_study_metrics_against_torchmetrics(seed: int, absent: bool) -> None:
+    """The study's metric library (torchmetrics, in the test extra; never skipped). The study pinned
+    1.0.3's ``Dice(average="macro", ignore_index=0)``, removed since; ``DiceScore`` on the pooled pixels
+    (one sample) with ``include_background=False`` computes the same, an absent class included."""
     import torch
-    from torchmetrics.classification import Dice, MulticlassJaccardIndex
-    rng = np.random.default_rng(0)
-    p, t = rng.integers(0, 3, (4, 8, 8)), rng.integers(0, 3, (4, 8, 8))
-    cm = confusion_matrix(p, t, 3)
-    dice = Dice(num_classes=3, average="macro", ignore_index=0)
-    jac = MulticlassJaccardIndex(num_classes=3, average="macro", ignore_index=0)
-    assert study_dice(cm) == pytest.approx(float(dice(torch.as_tensor(p), torch.as_tensor(t))), abs=1e-6)
+    from torchmetrics.classification import MulticlassJaccardIndex
+    from torchmetrics.segmentation import DiceScore
+    rng = np.random.default_rng(seed)
+    p, t = rng.integers(0, 4, (4, 8, 8)), rng.integers(0, 4, (4, 8, 8))
+    if absent:                                   # class 2 in neither prediction nor truth
+        p[p == 2], t[t == 2] = 0, 0
+    cm = confusion_matrix(p, t, 4)
+    dice = DiceScore(num_classes=4, include_background=False, average="macro", input_format="index")
+    jac = MulticlassJaccardIndex(num_classes=4, average="macro", ignore_index=0)
+    pooled_p, pooled_t = torch.as_tensor(p.reshape(1, -1)), torch.as_tensor(t.reshape(1, -1))
+    assert study_dice(cm) == pytest.approx(float(dice(pooled_p, pooled_t)), abs=1e-6)
     assert study_jaccard(cm) == pytest.approx(float(jac(torch.as_tensor(p), torch.as_tensor(t))), abs=1e-6)
-    assert tm is not None

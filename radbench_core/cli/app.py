@@ -163,23 +163,29 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from radbench_core.gate import compare as gating
+    from radbench_core.gate.run_gate import gate_run
     from radbench_core.run.sharding import merge_runs
-    tolerances = gating.parse_tolerances(args.fail, option="--fail") if args.fail is not None else {}
-    records, _ = merge_runs([args.run_dir])
+    if args.fail is not None:
+        gating.parse_tolerances(args.fail, option="--fail")     # a typo fails before any reading
+    records, manifest = merge_runs([args.run_dir])
     if args.update:
         profiles = sorted({r.profile for r in records})
         if len(profiles) != 1:
             raise ConfigError(args.run_dir, f"the run mixes profiles {profiles}",
                               "update the baseline from a run of one profile")
-        path = gating.update_baseline(args.baseline, records, profile=profiles[0])
+        path = gating.update_baseline(args.baseline, records, profile=profiles[0], run_dirs=[args.run_dir])
         _out(f"baseline updated: {path} ({len(records)} cells recorded)")
         return 0
-    baseline = gating.load_baseline(args.baseline)
-    verdicts = gating.compare(records, baseline, tolerances, noise_aware=args.noise_aware)
-    _out(gating.render_verdicts(verdicts).rstrip("\n"))
-    if any(v.verdict != "ok" for v in verdicts):
-        _out(f"obtained values written to {gating.write_obtained(args.baseline, records)}")
-    return 1 if gating.has_regressions(verdicts) else 0
+    outcome, obtained = gate_run(
+        records, args.baseline, fail=args.fail, fail_option="--fail", noise_aware=args.noise_aware,
+        narrowed=manifest.get("narrowed"), allow_missing=args.allow_missing,
+        allow_nothing=args.allow_nothing, run_dirs=[args.run_dir],
+        option_names={"allow_nothing": "--allow-nothing", "allow_missing": "--allow-missing",
+                      "update": "--update"})
+    _out(gating.render_verdicts(outcome.verdicts, outcome.failure).rstrip("\n"))
+    if obtained is not None:
+        _out(f"obtained values written to {obtained}")
+    return 0 if outcome.passed else 1
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
@@ -258,8 +264,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("baseline", metavar="BASELINE")
     p.add_argument("--fail", metavar="EXPR", help='tolerances, e.g. "auroc:0.01,dice_jaccard:2%%"')
     p.add_argument("--update", action="store_true", help="write/merge the baseline from this run instead")
-    p.add_argument("--noise-aware", action="store_true", help="fail only beyond both the tolerance and "
-                   "the 95%% CI of the difference")
+    p.add_argument("--noise-aware", action="store_true", help="a drop beyond the tolerance fails only "
+                   "when the paired test on the same test items finds it (docs/gating.md)")
+    p.add_argument("--allow-nothing", action="store_true", help="pass when no cell could be compared")
+    p.add_argument("--allow-missing", action="store_true", help="pass when baseline cells did not run "
+                   "(a run narrowed with -k/-m/shard is allowed already)")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("prepare", help="check that a dataset folder indexes, or write its demo phantom")

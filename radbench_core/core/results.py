@@ -33,6 +33,11 @@ class Metric:
     higher_is_better: bool = True
     ci_low: float | None = None
     ci_high: float | None = None
+    # what the CI resampled: "patient" (the unit of independence) or "item" (no patient ids known),
+    # and how many test items and distinct patients it saw
+    ci_unit: str | None = None
+    n_items: int | None = None
+    n_patients: int | None = None
 
 
 @dataclass

@@ -108,10 +108,21 @@ def auroc(y_true: np.ndarray, scores: np.ndarray, label_kind: str) -> float:
     return float(finite.mean()) if finite.size else math.nan
 
 
-def bootstrap_ci(metric_fn: Callable[[np.ndarray], float], n: int, *, resamples: int = 1000,
-                 seed: int = 0, alpha: float = 0.05) -> tuple[float, float]:
-    """Percentile bootstrap CI: ``metric_fn(indices)`` on ``resamples`` seeded draws of 0..n-1.
+def cluster_members(groups) -> list[np.ndarray]:
+    """Item positions of each distinct group (patient), in first-seen order of the sorted ids."""
+    _, inverse = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.flatnonzero(np.diff(inverse[order])) + 1
+    return np.split(order, bounds) if len(order) else []
 
+
+def bootstrap_ci(metric_fn: Callable[[np.ndarray], float], n: int, *, resamples: int = 1000,
+                 seed: int = 0, alpha: float = 0.05, groups=None) -> tuple[float, float]:
+    """Percentile bootstrap CI: ``metric_fn(indices)`` on ``resamples`` seeded draws.
+
+    Without ``groups`` a draw is n items of 0..n-1 with replacement. With ``groups`` (the patient of
+    each item) a draw is G patients with replacement, each bringing all its items: images of one
+    patient are correlated, so resampling images narrows the CI below its coverage (issue 21).
     Resamples where the metric is NaN (e.g. a draw without positives) are skipped; if all are NaN
     the interval is ``(nan, nan)``.
     """
@@ -119,10 +130,20 @@ def bootstrap_ci(metric_fn: Callable[[np.ndarray], float], n: int, *, resamples:
         raise ConfigError("metrics.bootstrap_ci", f"need n > 0, resamples > 0 and 0 < alpha < 1, got "
                           f"n={n}, resamples={resamples}, alpha={alpha}",
                           "score a non-empty split with a positive number of resamples")
+    members = None
+    if groups is not None:
+        if len(groups) != n:
+            raise ConfigError("metrics.bootstrap_ci", f"{len(groups)} patient ids for {n} items",
+                              "pass one patient id per test item, in the items' order")
+        members = cluster_members(groups)
     rng = np.random.default_rng(seed)
     values = np.empty(resamples)
     for r in range(resamples):
-        values[r] = metric_fn(rng.integers(0, n, size=n))
+        if members is None:
+            idx = rng.integers(0, n, size=n)
+        else:
+            idx = np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
+        values[r] = metric_fn(idx)
     values = values[np.isfinite(values)]
     if values.size == 0:
         return math.nan, math.nan
@@ -130,15 +151,26 @@ def bootstrap_ci(metric_fn: Callable[[np.ndarray], float], n: int, *, resamples:
     return float(low), float(high)
 
 
+def ci_counts(n: int, groups=None) -> dict[str, object]:
+    """What a record says about its CI: the resampling unit and the item and patient counts."""
+    if groups is None:
+        return {"ci_unit": "item", "n_items": int(n), "n_patients": None}
+    return {"ci_unit": "patient", "n_items": int(n),
+            "n_patients": int(len(np.unique(np.asarray(groups).astype(str))))}
+
+
 def auroc_metric(y_true: np.ndarray, scores: np.ndarray, label_kind: str, *,
-                 resamples: int = 1000, seed: int = 0) -> Metric:
-    """AUROC with its seeded bootstrap 95% CI: what every classification record carries."""
+                 resamples: int = 1000, seed: int = 0, groups=None) -> Metric:
+    """AUROC with its seeded bootstrap 95% CI: what every classification record carries.
+
+    ``groups``: the patient of each test item; the CI then resamples patients."""
     y, s = _check(y_true, scores, label_kind)
     value = auroc(y, s, label_kind)
     ci = None
     if resamples > 0 and len(y) > 0:
         ci = bootstrap_ci(lambda idx: auroc(y[idx], s[idx], label_kind), len(y),
-                          resamples=resamples, seed=seed)
+                          resamples=resamples, seed=seed, groups=groups)
+        return metric("auroc", value, ci, **ci_counts(len(y), groups))
     return metric("auroc", value, ci)
 
 
@@ -225,10 +257,13 @@ def study_jaccard(confmat: np.ndarray) -> float:
     return float((weights * jac).sum() / weights.sum())
 
 
-def metric(name: str, value: float, ci: tuple[float, float] | None = None) -> Metric:
+def metric(name: str, value: float, ci: tuple[float, float] | None = None, *,
+           ci_unit: str | None = None, n_items: int | None = None,
+           n_patients: int | None = None) -> Metric:
     """A :class:`Metric` whose direction comes from :data:`HIGHER_IS_BETTER`, never typed by hand."""
     if name not in HIGHER_IS_BETTER:
         raise ConfigError(f"metric {name!r}", "unknown metric name",
                           f"use one of {sorted(HIGHER_IS_BETTER)} or add it to HIGHER_IS_BETTER")
     low, high = (None, None) if ci is None else (float(ci[0]), float(ci[1]))
-    return Metric(value=float(value), higher_is_better=HIGHER_IS_BETTER[name], ci_low=low, ci_high=high)
+    return Metric(value=float(value), higher_is_better=HIGHER_IS_BETTER[name], ci_low=low, ci_high=high,
+                  ci_unit=ci_unit if ci is not None else None, n_items=n_items, n_patients=n_patients)

@@ -6,8 +6,10 @@ is explicit (``--radbench-update-baseline``) or goes to ``<baseline>.obtained`` 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -16,6 +18,7 @@ from radbench_core import __version__
 from radbench_core.core.atomic import atomic_write_text
 from radbench_core.core.errors import BaselineError
 from radbench_core.core.results import CellResult, Metric
+from radbench_core.eval.predictions import find_predictions
 
 BASELINE_FORMAT = "radbench-baseline"
 BASELINE_VERSION = 1
@@ -34,6 +37,9 @@ class BaselineMetric:
 class BaselineCell:
     config_hash: str
     metrics: dict[str, BaselineMetric] = field(default_factory=dict)
+    # the baseline run's test predictions beside the baseline (the paired noise-aware gate):
+    # {"file": path relative to the baseline's folder, "sha256": digest of that file}
+    predictions: dict[str, str] | None = None
 
 
 @dataclass
@@ -85,7 +91,11 @@ def load_baseline(path: str | Path) -> Baseline:
                  f"{where}: ci_low/ci_high {ci!r} are not numbers")
             metrics[name] = BaselineMetric(None if value is None else float(value), hib,
                                            *(None if c is None else float(c) for c in ci))
-        cells[cell_id] = BaselineCell(entry["config_hash"], metrics)
+        pred = entry.get("predictions")
+        need(pred is None or (isinstance(pred, dict) and isinstance(pred.get("file"), str)
+                              and isinstance(pred.get("sha256"), str)),
+             f"cell {cell_id!r}: predictions {pred!r} is not an object with 'file' and 'sha256'")
+        cells[cell_id] = BaselineCell(entry["config_hash"], metrics, pred)
     return Baseline(path, str(doc["profile"]), str(doc["radbench_version"]), cells)
 
 
@@ -105,6 +115,28 @@ def half_width(low: float | None, high: float | None) -> float | None:
 def _cell_entry(rec: CellResult) -> dict[str, Any]:
     return {"config_hash": rec.config_hash,
             "metrics": {name: _metric_entry(m) for name, m in rec.metrics.items()}}
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def predictions_folder(baseline_path: str | Path) -> Path:
+    """``benchmarks/baselines/demo.json`` -> ``benchmarks/baselines/demo.predictions/``."""
+    baseline_path = Path(baseline_path)
+    return baseline_path.with_name(baseline_path.stem + ".predictions")
+
+
+def _store_predictions(baseline_path: Path, rec: CellResult, run_dirs: Sequence[str | Path]
+                       ) -> dict[str, str] | None:
+    """Copy the cell's predictions npz beside the baseline; its file and digest for the entry."""
+    source = find_predictions(rec.extra if isinstance(rec.extra, dict) else {}, run_dirs)
+    if source is None:
+        return None
+    target = predictions_folder(baseline_path) / Path(source).name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    return {"file": target.relative_to(baseline_path.parent).as_posix(), "sha256": sha256_of(target)}
 
 
 def _metric_entry(m: Metric) -> dict[str, Any]:
@@ -129,8 +161,12 @@ def _existing_cells(path: Path) -> tuple[str | None, dict[str, Any]]:
     return str(doc["profile"]), dict(doc["cells"])
 
 
-def update_baseline(path: str | Path, records: Sequence[CellResult], *, profile: str) -> Path:
-    """Write or merge the baseline (explicitly requested): re-recorded cells replace, others stay."""
+def update_baseline(path: str | Path, records: Sequence[CellResult], *, profile: str,
+                    run_dirs: Sequence[str | Path] = ()) -> Path:
+    """Write or merge the baseline (explicitly requested): re-recorded cells replace, others stay.
+
+    With ``run_dirs`` each cell's test predictions are copied beside the baseline
+    (:func:`predictions_folder`) with their digest, for the paired noise-aware gate."""
     path = Path(path)
     old_profile, cells = _existing_cells(path)
     if old_profile is not None and old_profile != profile:
@@ -142,6 +178,9 @@ def update_baseline(path: str | Path, records: Sequence[CellResult], *, profile:
                                 f"not {profile!r}",
                                 "update the baseline from a run of a single profile")
         cells[rec.cell_id] = _cell_entry(rec)
+        stored = _store_predictions(path, rec, run_dirs) if run_dirs else None
+        if stored:
+            cells[rec.cell_id]["predictions"] = stored
     return atomic_write_text(path, _doc(profile, cells))
 
 

@@ -3,7 +3,9 @@
 The gate is one-sided: each metric declares ``higher_is_better``, so an improvement never fails and
 only a move in the bad direction beyond the tolerance is a regression. Tolerances come from a small
 grammar (``"auroc:0.01,dice_jaccard:2%"``, see docs/gating.md) on top of :data:`DEFAULT_TOLERANCES`.
-The baseline file itself (format, reading, writing) lives in ``baseline_file.py``.
+The baseline file itself (format, reading, writing) lives in ``baseline.py``; the rules both front
+ends share (nothing compared, cells not run) in ``run_gate.py``; the paired noise test in
+``paired_gate.py``.
 """
 
 from __future__ import annotations
@@ -18,14 +20,16 @@ from radbench_core.gate.baseline import (BASELINE_FORMAT, BASELINE_VERSION, REGE
                                          _number, half_width, load_baseline, obtained_path,
                                          update_baseline, write_obtained)
 from radbench_core.core.errors import BaselineError
-from radbench_core.core.results import CellResult, Metric
+from radbench_core.core.results import CellResult
+from radbench_core.eval.metrics import HIGHER_IS_BETTER
 
 OPTION = "--radbench-fail"
 GRAMMAR = "comma-separated metric:ABS or metric:N% (relative to the baseline value), '*' = any metric"
 EXAMPLE = '--radbench-fail "auroc:0.01,dice_jaccard:2%,*:1%"'
 ALL_METRICS = "(all)"          # the metric column of a per-cell verdict
 FAILING = ("regressed", "missing")
-_ORDER = {"regressed": 0, "missing": 1, "not comparable": 2, "new": 3, "improved": 4, "ok": 5}
+_ORDER = {"regressed": 0, "missing": 1, "not run": 2, "not comparable": 3, "new": 4, "improved": 5,
+          "ok": 6}
 _NAME = re.compile(r"^(\*|[A-Za-z0-9_.\-/@]+)$")
 _NUMBER = re.compile(r"^[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?$")
 
@@ -43,14 +47,16 @@ class Tolerance:
         return f"{self.amount:g}%" if self.relative else f"{self.amount:g}"
 
 
-BOUNDED_METRICS = frozenset({"auroc", "auroc_val", "dice", "jaccard", "dice_jaccard"})
+# Every metric of HIGHER_IS_BETTER that lives in [0, 1], the study's pooled Dice/Jaccard included:
+# an absolute tolerance >= 1 on one of them switches its gate off.
+BOUNDED_METRICS = frozenset({"auroc", "auroc_val", "accuracy", "dice", "jaccard", "dice_jaccard",
+                             "dice_study", "jaccard_study", "dice_jaccard_study"})
 
-# AUROC, Dice and Jaccard live in [0, 1] and the study compares models whose scores differ by a few
-# points, so one point (0.01 absolute) flags a real drop while absorbing seed/hardware noise.
-# Any other metric has an unknown scale, so it gets 1% of its own baseline value.
+# The study compares models whose scores differ by a few points, so one point (0.01 absolute) of a
+# [0, 1] metric flags a real drop while absorbing seed/hardware noise. Any other metric has an
+# unknown scale, so it gets 1% of its own baseline value.
 DEFAULT_TOLERANCES: dict[str, Tolerance] = {
-    "auroc": Tolerance(0.01), "dice": Tolerance(0.01), "jaccard": Tolerance(0.01),
-    "dice_jaccard": Tolerance(0.01), "*": Tolerance(1.0, relative=True),
+    **{name: Tolerance(0.01) for name in sorted(BOUNDED_METRICS)}, "*": Tolerance(1.0, relative=True),
 }
 
 
@@ -96,8 +102,9 @@ def parse_tolerances(expr: str, *, option: str = OPTION) -> dict[str, Tolerance]
 
 def check_tolerance_names(tolerances: dict[str, Tolerance], known: set[str], *,
                           option: str = OPTION, source: str = "the baseline") -> None:
-    """A tolerance for a metric no recorded cell has is a typo that silently gates nothing."""
-    unknown = sorted(n for n in tolerances if n != "*" and n not in known)
+    """A tolerance for a metric that radbench does not define and no cell records is a typo that
+    silently gates nothing (``aurco:0.01``)."""
+    unknown = sorted(n for n in tolerances if n != "*" and n not in known and n not in HIGHER_IS_BETTER)
     if unknown:
         raise BaselineError(option, f"no cell in {source} records metric(s) {unknown} (metrics there: "
                                     f"{sorted(known) or 'none'})",
@@ -134,22 +141,10 @@ class Verdict:
         return self.verdict in FAILING
 
 
-def difference_noise(base: BaselineMetric, now: Metric) -> float | None:
-    """Half-width of the 95% CI of (now - baseline) from the two runs' own bootstrap CIs.
-
-    The runs are independent draws of training noise scored on the same test set, so their
-    half-widths add in quadrature; a baseline without a CI counts as exact (the now-CI alone).
-    """
-    now_hw = half_width(now.ci_low, now.ci_high)
-    if now_hw is None:
-        return None
-    base_hw = half_width(base.ci_low, base.ci_high) or 0.0
-    return math.sqrt(now_hw ** 2 + base_hw ** 2)
-
-
 def _compare_metric(cell_id: str, name: str, base: BaselineMetric, now: float | None,
-                    hib: bool, tol: Tolerance, noise: float | None = None,
-                    noise_aware: bool = False) -> Verdict:
+                    hib: bool, tol: Tolerance, paired_test=None) -> Verdict:
+    """One metric's verdict. ``paired_test()`` (noise-aware gate only) returns the paired test of
+    now - baseline on the same test items, or None when either side saved no predictions."""
     if base.value is None:       # baseline undefined (e.g. AUROC with one class): nothing to lose
         verdict = "ok" if now is None else "improved"
         return Verdict(cell_id, name, None, now, None, str(tol), verdict, "baseline value undefined")
@@ -158,15 +153,13 @@ def _compare_metric(cell_id: str, name: str, base: BaselineMetric, now: float | 
                        "value is NaN/undefined now")
     delta = now - base.value
     worse = -delta if hib else delta
-    allowed = tol.allowed(base.value)
+    allowed = tol.allowed(base.value)                # a relative tolerance is of the BASELINE value
     eps = 1e-9 * max(1.0, abs(base.value))          # a drop of exactly the tolerance passes
     note = ""
     if worse > allowed + eps:
         verdict = "regressed"
-        if noise_aware and noise is not None and worse <= noise + eps:
-            verdict, note = "ok", f"drop {worse:.4g} within the noise (95% CI half-width {noise:.4g})"
-        elif noise_aware and noise is None:
-            note = "no CI recorded: tolerance only"
+        if paired_test is not None:
+            verdict, note = noise_verdict(paired_test(), hib)
     elif -worse > allowed + eps:
         verdict = "improved"
     else:
@@ -174,12 +167,26 @@ def _compare_metric(cell_id: str, name: str, base: BaselineMetric, now: float | 
     return Verdict(cell_id, name, base.value, now, delta, str(tol), verdict, note)
 
 
+def noise_verdict(test, hib: bool) -> tuple[str, str]:
+    """A drop beyond the tolerance stays a regression unless the paired test on the same items
+    cannot tell it from no change (its 95% CI of now - baseline reaches 0); no test: tolerance only."""
+    if test is None:
+        return "regressed", "no paired predictions: tolerance only"
+    counts = f"paired on {test.n_items} items / {test.n_groups} patients, B={test.resamples}"
+    ci = f"95% CI [{test.ci_low:+.4f}, {test.ci_high:+.4f}], p={test.p_value:.3g}"
+    significant = (test.ci_high < 0) if hib else (test.ci_low > 0)
+    if significant:
+        return "regressed", f"{ci}; {counts}"
+    return "ok", f"drop not significant: {ci}; {counts}"
+
+
 def compare(records: Sequence[CellResult], baseline: Baseline,
-            tolerances: dict[str, Tolerance], *, noise_aware: bool = False) -> list[Verdict]:
+            tolerances: dict[str, Tolerance], *, noise_aware: bool = False,
+            paired=None) -> list[Verdict]:
     """One verdict per (cell, metric); a changed config is one 'not comparable' verdict per cell.
 
-    ``noise_aware`` (opt-in): a drop beyond the tolerance fails only when it is also beyond the
-    half-width of the 95% CI of the difference (:func:`difference_noise`), so noisy cells do not flap.
+    ``noise_aware`` (opt-in): a drop beyond the tolerance fails only when the paired test of
+    now - baseline on the same test items, ``paired(record, metric)``, finds it (:func:`noise_verdict`).
     """
     out: list[Verdict] = []
     for rec in sorted(records, key=lambda r: r.cell_id):
@@ -213,8 +220,10 @@ def compare(records: Sequence[CellResult], baseline: Baseline,
                 out.append(Verdict(rec.cell_id, name, b.value, _number(m.value), None, str(tol),
                                    "not comparable", "higher_is_better changed"))
             else:
+                test = ((lambda r=rec, n=name: paired(r, n)) if noise_aware and paired is not None
+                        else (lambda: None) if noise_aware else None)
                 out.append(_compare_metric(rec.cell_id, name, b, _number(m.value), b.higher_is_better,
-                                           tol, difference_noise(b, m), noise_aware))
+                                           tol, test))
     return out
 
 
@@ -229,7 +238,7 @@ def _fmt(x: float | None, signed: bool = False) -> str:
     return f"{x:+.4f}" if signed else f"{x:.4f}"
 
 
-def render_verdicts(verdicts: Sequence[Verdict]) -> str:
+def render_verdicts(verdicts: Sequence[Verdict], failure: str | None = None) -> str:
     """A fixed-width table, regressions first, then a one-line tally; readable in a CI log."""
     header = ("cell", "metric", "baseline", "now", "Δ", "tol", "verdict")
     ordered = sorted(verdicts, key=lambda v: (_ORDER.get(v.verdict, 9), v.cell_id, v.metric))
@@ -247,8 +256,8 @@ def render_verdicts(verdicts: Sequence[Verdict]) -> str:
     for v in ordered:
         tally[v.verdict] = tally.get(v.verdict, 0) + 1
     summary = ", ".join(f"{n} {k}" for k, n in sorted(tally.items(), key=lambda kv: _ORDER.get(kv[0], 9)))
-    if has_regressions(verdicts):
-        outcome = " -> FAILED"
+    if has_regressions(verdicts) or failure:
+        outcome = " -> FAILED" + (f": {failure}" if failure else "")
     elif nothing_compared(verdicts):
         outcome = " -> nothing compared"
     else:

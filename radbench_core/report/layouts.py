@@ -140,15 +140,13 @@ LAYOUT_BY_KEY = {lay.key: lay for lay in LAYOUTS}
 def study_parameter_counts(row: RowSpec, variant: str) -> tuple[int, int] | None:
     """(trainable, total) of a Table 6/9 row with one output class, or None if not computable here.
 
-    The counting functions build the full-size architecture on the meta device; until an install
-    has them (ImportError/AttributeError) the caller falls back to the run's recorded counts.
+    The counting functions build the full-size architecture on the meta device. They are radbench's
+    own code, so an error in them propagates: catching it (as an ``except AttributeError`` once did)
+    turned a broken counter into a silently missing column and a skipped test (issue 21).
     """
     if not row.params:
         return None
-    try:
-        return _counts(row.params, row.model, variant)
-    except (ImportError, AttributeError):
-        return None
+    return _counts(row.params, row.model, variant)
 
 
 @lru_cache(maxsize=None)

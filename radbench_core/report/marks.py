@@ -152,8 +152,9 @@ def format_matrix(group: dict[str, Any]) -> str:
             mark = "*" if math.isfinite(p) and p < ALPHA else " "
             cells.append(f"{diff:+.4f} p={p:.3f}{mark}".rjust(17))
         lines.append(f"{i + 1:>3} {row:<{width}}  {values[row]:>10.4f}  " + "  ".join(cells))
-    lines.append(f"row - column difference of {group['metric']}; p: paired bootstrap over test patients, "
-                 f"Holm-corrected over the {len(group['comparisons'])} pairs; * p < {ALPHA}")
+    lines.append(f"row - column difference of {group['metric']}; p: DeLong where it applies, else the "
+                 f"paired bootstrap over test patients (normal p from its SE), Holm-corrected over the "
+                 f"{len(group['comparisons'])} pairs; * p < {ALPHA}")
     delong = [c for c in group["comparisons"] if c.delong_p is not None]
     if delong:
         lines.append("DeLong p (binary AUROC, items independent, uncorrected): " + "; ".join(

@@ -110,10 +110,15 @@ def _record(cell: Cell, ctx: RunContext, plan: CellPlan, index: DatasetIndex, pr
         extra["examples"] = os.path.relpath(examples, ctx.run_dir)
     extra.setdefault("n_items", {s: len(index.splits[s]) for s in ("train", "val", "test")})
     payload = extra.pop("test_predictions", None)          # big arrays: a file, never the record
-    if payload is not None and ctx.run_dir is not None:
+    metrics = result.metrics
+    if payload is not None:                                # CIs over patients (issue 21)
+        from radbench_core.eval.cell_intervals import with_patient_intervals
         from radbench_core.eval.predictions import predictions_from_protocol, save_predictions
-        extra["predictions"] = save_predictions(ctx.run_dir, cell.id, predictions_from_protocol(
-            payload, index.split_items("test"), index.spec.label_kind, plan.protocol.task))
+        pred = predictions_from_protocol(payload, index.split_items("test"), index.spec.label_kind,
+                                         plan.protocol.task)
+        metrics = with_patient_intervals(metrics, pred, resamples=_resamples(plan.hparams), seed=ctx.seed)
+        if ctx.run_dir is not None:
+            extra["predictions"] = save_predictions(ctx.run_dir, cell.id, pred)
     params_total = result.params_total
     if params_total is None and result.params_trainable is not None and plan.protocol.inputs == "frozen":
         # a probe on a frozen backbone: the whole model is backbone + head (Table 9's percentage)
@@ -125,10 +130,15 @@ def _record(cell: Cell, ctx: RunContext, plan: CellPlan, index: DatasetIndex, pr
     return CellResult(
         cell_id=cell.id, model=cell.model, dataset=cell.dataset, protocol=cell.protocol,
         variant=cell.variant, task=dataset.task, modality=dataset.modality, profile=profile.name,
-        metrics=result.metrics, hparams={**result.chosen, "resolution": plan.resolution},
+        metrics=metrics, hparams={**result.chosen, "resolution": plan.resolution},
         params_trainable=result.params_trainable, params_total=params_total,
         wall_time_s=round(time.perf_counter() - start, 4), peak_memory_mb=peak_memory_mb(ctx.device),
         seed=ctx.seed, deterministic=bool(torch.are_deterministic_algorithms_enabled()),
         device=ctx.device, weights=weights, dataset_provenance=provenance,
         config_hash=plan.config_hash, extra=extra, deviations=deviations,
         switches=switches_in_effect(cell.model, cell.dataset, cell.protocol, dict(plan.hparams)))
+
+
+def _resamples(hparams: Mapping[str, Any]) -> int:
+    """Bootstrap resamples of the cell's CIs: the protocol's own setting (0 = no CI)."""
+    return int(hparams.get("bootstrap", hparams.get("bootstrap_resamples", 1000)))
