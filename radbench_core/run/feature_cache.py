@@ -53,8 +53,10 @@ def sources_fingerprint(root: str | Path, relpaths: Iterable[str]) -> str:
 
 
 def index_files(index: Any) -> list[str]:
-    """Every file (images and masks) the items of a DatasetIndex read, relative to its root."""
-    return [rel for item in index.items for rel in (*item.images, *item.masks)]
+    """Every file a DatasetIndex's features derive from, relative to its root: the items' images and
+    masks, and the files indexing read (CSVs, list files, dataset.json; ``DatasetIndex.input_files``)."""
+    return [rel for item in index.items for rel in (*item.images, *item.masks)] + \
+        list(getattr(index, "input_files", ()))
 
 
 def _sha256(path: Path) -> str:
