@@ -28,6 +28,7 @@ from radbench_core.data.datasets import DatasetIndex, LoadOptions, get_dataset, 
 from radbench_core.data.source import dataset_root, phantom_fingerprint
 from radbench_core.run.extraction import extract_splits
 from radbench_core.run.feature_cache import FeatureCache, index_files, sources_fingerprint
+from radbench_core.run.identity import identity_hash, identity_parts, identity_summary, weights_identity
 from radbench_core.core.finite import check_headline, check_state_finite
 from radbench_core.config.fidelity import deviations_in_effect
 from radbench_core.config.profiles import Profile
@@ -169,14 +170,19 @@ def cell_hparams(cell: Cell, protocol: ProtocolSpec, profile: Profile) -> dict[s
     return hparams
 
 
+def config_parts(cell: Cell, hparams: dict[str, Any], resolution: int, profile: Profile,
+                 options: LoadOptions) -> dict[str, Any]:
+    """The cell's own identity parts (the run's are added by ``identity.identity_parts``)."""
+    return {"cell": cell.id, "hparams": hparams,
+            "resolution": resolution, "demo": profile.demo, "phantom_size": profile.phantom_size,
+            "phantom": phantom_fingerprint(get_dataset(cell.dataset)) if profile.uses_phantoms else None,
+            "options": repr(options)}
+
+
 def config_hash(cell: Cell, hparams: dict[str, Any], resolution: int, profile: Profile,
                 options: LoadOptions) -> str:
-    """What must match for two records of a cell to be comparable."""
-    parts = {"cell": cell.id, "hparams": hparams,
-             "resolution": resolution, "demo": profile.demo, "phantom_size": profile.phantom_size,
-             "phantom": phantom_fingerprint(get_dataset(cell.dataset)) if profile.uses_phantoms else None,
-             "options": repr(options)}
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    """What must match for two records of a cell to be comparable (the cell's own parts only)."""
+    return identity_hash(config_parts(cell, hparams, resolution, profile, options))
 
 
 def peak_memory_mb(device: str) -> float:
@@ -191,7 +197,8 @@ def run_cell(cell: Cell, ctx: RunContext, pool: BackbonePool, cache: FeatureCach
     progress.start_cell(cell.id, "data")          # the live line (fixtures/progress.py)
     get_model(cell.model)                       # an unknown id fails here, naming the valid ones
     dataset, profile = get_dataset(cell.dataset), ctx.profile
-    protocol, hparams, resolution, planned_hash = _plan(cell, ctx)
+    protocol, hparams, resolution, parts = _planned(cell, ctx)
+    planned_hash = identity_hash(parts)
     if ctx.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(torch.device(ctx.device))
     index, provenance = load_index(cell.dataset, ctx, load_options_of(cell.dataset, ctx, hparams))
@@ -226,6 +233,7 @@ def run_cell(cell: Cell, ctx: RunContext, pool: BackbonePool, cache: FeatureCach
     result: ProtocolResult = protocol.resolve()(inputs, hparams, ctx.seed)
     check_headline(result, protocol.task, cell.id)
     extra = dict(result.extra)
+    extra["identity"] = identity_summary(parts)
     examples = extra.get("examples")
     if examples and ctx.run_dir is not None:
         extra["examples"] = os.path.relpath(examples, ctx.run_dir)
@@ -377,13 +385,31 @@ def _plan(cell: Cell, ctx: RunContext) -> tuple[ProtocolSpec, dict[str, Any], in
     The hash is taken from the configured hyperparameters, before the runner resolves any of them
     (``head_lr="linear"`` becomes a number), so resume and the gate see the same hash as a rerun.
     """
+    protocol, hparams, resolution, parts = _planned(cell, ctx)
+    return protocol, hparams, resolution, identity_hash(parts)
+
+
+def _planned(cell: Cell, ctx: RunContext) -> tuple[ProtocolSpec, dict[str, Any], int, dict[str, Any]]:
     protocol = get_protocol(cell.protocol)
     hparams = cell_hparams(cell, protocol, ctx.profile)
     resolution = resolution_of(cell, protocol, ctx.profile)
     options = load_options_of(cell.dataset, ctx, hparams)
-    return protocol, hparams, resolution, config_hash(cell, hparams, resolution, ctx.profile, options)
+    data = None
+    if not ctx.profile.uses_phantoms:           # a phantom is named by its generator's fingerprint
+        index, _ = load_index(cell.dataset, ctx, options)
+        data = f"{Path(index.root).resolve()} {_sources_of(index)}"
+    weights = None if ctx.profile.demo or protocol.inputs == "scratch" else \
+        weights_identity(cell.model, ctx.weights_dir)
+    parts = identity_parts(config_parts(cell, hparams, resolution, ctx.profile, options), seed=ctx.seed,
+                           data=data, weights=weights, switches={"compile": True} if ctx.compile else {})
+    return protocol, hparams, resolution, parts
 
 
 def planned_config_hash(cell: Cell, ctx: RunContext) -> str:
     """The config hash ``run_cell`` will record, computed without running anything (for resume)."""
     return _plan(cell, ctx)[3]
+
+
+def planned_identity(cell: Cell, ctx: RunContext) -> dict[str, Any]:
+    """The identity parts ``run_cell`` will record (resume names the part that differs)."""
+    return _planned(cell, ctx)[3]
