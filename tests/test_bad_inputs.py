@@ -525,3 +525,19 @@ def test_bad_inputs_fail_their_cell_only_and_keep_stored_results(project, tmp_pa
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["outcomes"] == {"passed": 1, "failed": 5, "skipped": 1}
     assert manifest["interrupted"] is False
+
+
+def test_a_profile_whose_cells_are_all_inapplicable_is_a_usage_error(project):
+    """Issue 26: it ran nothing and exited 0 without a word."""
+    project.makepyfile(seg_knn=TINY_PROFILE.format(demo=True, models=("dinov2_vits14",), datasets=("mc",)))
+    message = usage_error(project, "--radbench-profile=seg_knn.py")
+    assert ("--radbench-profile: profile 'tiny' has no applicable cell: all 1 combinations of its grids "
+            "are inapplicable (e.g. dinov2_vits14-mc-knn), so nothing would run. Fix: pair") in message
+
+
+def test_a_grid_given_strings_names_the_string_not_a_letter():
+    from radbench_core.config.profiles import Grid
+    with pytest.raises(ConfigError) as info:
+        Grid("dinov2_vits14", ("nih",), ("knn",))
+    assert str(info.value) == ("Grid(models=...): 'dinov2_vits14' is a string, so its letters would be read "
+                               "as models. Fix: write a tuple, e.g. Grid(models=('dinov2_vits14',)).")
