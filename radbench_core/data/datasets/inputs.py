@@ -66,12 +66,35 @@ def reads_so_far(root: str | Path) -> set[str]:
     return {rel for r, seen in _RECORDERS.get() if r == root for rel in seen}
 
 
-def _stat(root: Path, rel: str) -> list[int] | None:
+VERIFY_CONTENT_ENV = "RADBENCH_VERIFY_CONTENT"
+
+
+def verify_content() -> bool:
+    """``RADBENCH_VERIFY_CONTENT=1``: also hash every input's bytes (a file restored from a backup
+    or by ``rsync -a`` with the same size and mtime is otherwise taken as unchanged)."""
+    return os.environ.get(VERIFY_CONTENT_ENV, "").strip() not in ("", "0")
+
+
+def content_digest(path: str | Path) -> str:
+    import hashlib
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def file_signature(path: str | Path) -> list | None:
+    """(size, mtime_ns), plus the content digest under ``RADBENCH_VERIFY_CONTENT``; None if missing."""
     try:
-        st = os.stat(root / rel)
+        st = os.stat(path)
+        return [st.st_size, st.st_mtime_ns] + ([content_digest(path)] if verify_content() else [])
     except OSError:
         return None
-    return [st.st_size, st.st_mtime_ns]
+
+
+def _stat(root: Path, rel: str) -> list | None:
+    return file_signature(Path(root) / rel)
 
 
 def input_manifest(root: str | Path, relpaths: Iterable[str]) -> dict[str, list[int] | None]:
@@ -92,6 +115,8 @@ def changed_inputs(root: str | Path, manifest: dict[str, list[int] | None]) -> l
             out.append(f"{rel} (created)")
         elif now[0] != was[0]:
             out.append(f"{rel} (size {was[0]} -> {now[0]})")
+        elif now[:2] == list(was)[:2]:
+            out.append(f"{rel} (same size and mtime, other content)")
         else:
             out.append(f"{rel} (modified, same size)")
     return out
