@@ -379,3 +379,14 @@ def test_nih_lists_that_overlap_or_are_cut_name_both_list_files(tmp_path: Path):
         index(root, LoadOptions())
     test_list.write_text("\ufeff" + "\n".join(tests) + "\n")                  # a BOM is not a name
     assert len(index(root, LoadOptions()).splits["test"]) == len(tests)
+
+
+def test_a_split_file_with_another_split_name_blames_the_file_not_the_data_folder(tmp_path: Path):
+    items = _items()
+    path = tmp_path / "official.json"
+    path.write_text(json.dumps({"train": ["img0", "img1"], "validation": ["img2"],
+                                "test": ["img3", "img4", "img5"]}))
+    with pytest.raises(DatasetError) as info:
+        load_or_create_splits(tmp_path, items, _make(items), split_file=str(path))
+    assert str(info.value) == (f"{path}: split name(s) ['validation'] are not among ['train', 'val', 'test']. "
+                               "Fix: name the splits train, val and test (e.g. 'validation' -> 'val').")

@@ -31,6 +31,7 @@ from radbench_core.core.errors import ConfigError, DatasetError, StorageError
 SPLITS_FILENAME = "radbench_splits.json"      # legacy: older radbench wrote it into the dataset folder
 SPLIT_ALGORITHM_VERSION = 3                   # 2: stratified by class; 3: inputs recorded, labels keyed
 _DIGITS = re.compile(r"(\d+)")
+SPLIT_NAMES = ("train", "val", "test")
 
 
 def natural_key(name: str) -> tuple:
@@ -184,6 +185,10 @@ def load_or_create_splits(root: Path, items: list[Item], make: Callable[[], dict
     if split_file is not None:
         path = user_split_path(root, split_file)
         data = _read_split_json(path)
+        unknown = sorted(set(data) - set(SPLIT_NAMES))
+        if unknown:
+            raise DatasetError(path, f"split name(s) {unknown} are not among {list(SPLIT_NAMES)}",
+                               "name the splits train, val and test (e.g. 'validation' -> 'val')")
         positions = _positions(path, data, items)
         _check_coverage(path, data, items)
         return positions
