@@ -331,3 +331,23 @@ def test_the_report_is_built_aside_and_swapped_in(tmp_path, monkeypatch):
     after = {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()}
     assert after == before                                            # previous report intact
     assert not [p for p in run.iterdir() if p.name.startswith(".report-")]
+
+
+def test_same_size_and_mtime_is_a_documented_limitation_and_verify_content_catches_it(tmp_path, monkeypatch):
+    """Issue 26: a file restored with the same size and mtime (backup, rsync -a) reused cached features."""
+    from radbench_core.data.datasets.inputs import changed_inputs, input_manifest
+    path = tmp_path / "a.png"
+    path.write_bytes(b"1234")
+    os.utime(path, ns=(1, 10**18))
+    before, manifest = sources_fingerprint(tmp_path, ["a.png"]), input_manifest(tmp_path, ["a.png"])
+    path.write_bytes(b"9876")                                           # same size ...
+    os.utime(path, ns=(1, 10**18))                                      # ... and the same mtime
+    assert sources_fingerprint(tmp_path, ["a.png"]) == before           # the documented limitation
+    assert changed_inputs(tmp_path, manifest) == []
+    monkeypatch.setenv("RADBENCH_VERIFY_CONTENT", "1")
+    verified = sources_fingerprint(tmp_path, ["a.png"])
+    manifest = input_manifest(tmp_path, ["a.png"])
+    path.write_bytes(b"1234")
+    os.utime(path, ns=(1, 10**18))
+    assert sources_fingerprint(tmp_path, ["a.png"]) != verified
+    assert changed_inputs(tmp_path, manifest) == ["a.png (same size and mtime, other content)"]

@@ -412,19 +412,41 @@ def usage_error(project, *args) -> str:
     (("--radbench-profile=tiny_profile.py", "--radbench-shard=half"),
      "--radbench-shard: 'half' is not of the form i/N"),
     (("--radbench-profile=tiny_profile.py", "--radbench-seed=-4"),
-     "--radbench-seed: expected an integer >= 0, got '-4'"),
+     "--radbench-seed: expected an integer >= 0 and <= 4294967295, got '-4'"),
     (("--radbench-profile=tiny_profile.py", "--radbench-seed=abc"),
-     "--radbench-seed: expected an integer >= 0, got 'abc'"),
+     "--radbench-seed: expected an integer >= 0 and <= 4294967295, got 'abc'"),
+    (("--radbench-profile=tiny_profile.py", "--radbench-seed=99999999999999999999"),
+     "--radbench-seed: expected an integer >= 0 and <= 4294967295, got '99999999999999999999'. Fix:"),
+    (("--radbench-profile=tiny_profile.py", "--radbench-device=cuda"),
+     "--radbench-device: cuda was asked for but no CUDA GPU is visible (torch.cuda.is_available() is "
+     "False). Fix: pass --radbench-device=cpu"),
+    (("--radbench-profile=tiny_profile.py", "--radbench-device=cuda:7"),
+     "--radbench-device: cuda:7 was asked for but no CUDA GPU is visible"),
+    (("--radbench-profile=tiny_profile.py", "--radbench-baseline=b.json", "--radbench-fail=auroc:0.01",
+      "--radbench-update-baseline"),
+     "--radbench-update-baseline: with --radbench-fail the tolerances would be ignored"),
     (("--radbench-profile=tiny_profile.py", "--radbench-device=tpu"),
      "--radbench-device: expected cpu, cuda or cuda:N, got 'tpu'"),
     (("--radbench-profile=tiny_profile.py", "--radbench-resume=no-such-run"),
      "--radbench-resume: no run folder"),
     (("--radbench-profile=tiny_profile.py", "--radbench-update-baseline"),
      "--radbench-update-baseline needs --radbench-baseline FILE to write"),
-], ids=["profile", "fail", "shard-range", "shard-form", "seed-negative", "seed-text", "device", "resume",
+], ids=["profile", "fail", "shard-range", "shard-form", "seed-negative", "seed-text", "seed-huge",
+        "device-no-gpu", "device-index-no-gpu", "update-baseline-and-fail", "device", "resume",
         "update-baseline"])
 def test_bad_plugin_option_is_a_usage_error(project, args, expected):
     assert expected in usage_error(project, *args)
+
+
+def test_device_problem_names_the_visible_gpus():
+    from fixtures.options import device_problem
+    assert device_problem("cuda:7", True, 2) == (
+        "--radbench-device: cuda:7: only 2 GPU(s) are visible (cuda:0 .. cuda:1). Fix: pass a number "
+        "below 2, or check CUDA_VISIBLE_DEVICES")
+    assert device_problem("cuda:1", True, 2) is None and device_problem("cuda", True, 1) is None
+    assert device_problem("cpu", False, 0) is None and device_problem(None, False, 0) is None
+    assert "must be an integer" in device_problem("cuda:x", True, 1)
+    assert "no CUDA GPU is visible" in device_problem("cuda", False, 0)
 
 
 @pytest.mark.parametrize("args", [("--radbench-seed=-4",), ("--radbench-device=tpu",),
@@ -503,3 +525,19 @@ def test_bad_inputs_fail_their_cell_only_and_keep_stored_results(project, tmp_pa
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["outcomes"] == {"passed": 1, "failed": 5, "skipped": 1}
     assert manifest["interrupted"] is False
+
+
+def test_a_profile_whose_cells_are_all_inapplicable_is_a_usage_error(project):
+    """Issue 26: it ran nothing and exited 0 without a word."""
+    project.makepyfile(seg_knn=TINY_PROFILE.format(demo=True, models=("dinov2_vits14",), datasets=("mc",)))
+    message = usage_error(project, "--radbench-profile=seg_knn.py")
+    assert ("--radbench-profile: profile 'tiny' has no applicable cell: all 1 combinations of its grids "
+            "are inapplicable (e.g. dinov2_vits14-mc-knn), so nothing would run. Fix: pair") in message
+
+
+def test_a_grid_given_strings_names_the_string_not_a_letter():
+    from radbench_core.config.profiles import Grid
+    with pytest.raises(ConfigError) as info:
+        Grid("dinov2_vits14", ("nih",), ("knn",))
+    assert str(info.value) == ("Grid(models=...): 'dinov2_vits14' is a string, so its letters would be read "
+                               "as models. Fix: write a tuple, e.g. Grid(models=('dinov2_vits14',)).")

@@ -96,6 +96,20 @@ def test_is_ct_case():
         is_ct_case("case_1")
 
 
+def test_a_case_name_error_names_the_dataset_json(root: Path):
+    """Issue 26: it said "dataset.json entry 'case_1'" without the path."""
+    import shutil
+    meta = _meta(root)
+    image, label = meta["training"][0]["image"], meta["training"][0]["label"]
+    shutil.copy(root / image, root / "imagesTr" / "case_1.nii.gz")
+    shutil.copy(root / label, root / "labelsTr" / "case_1.nii.gz")
+    meta["training"][0] = {"image": "./imagesTr/case_1.nii.gz", "label": "./labelsTr/case_1.nii.gz"}
+    (root / "dataset.json").write_text(json.dumps(meta))
+    with pytest.raises(DatasetError) as err:
+        open_dataset(SPEC, root)
+    assert str(err.value).startswith(f"{root / 'dataset.json'}: entry 'case_1': expected AMOS case files named")
+
+
 def test_missing_validation_section(root: Path):
     meta = _meta(root)
     meta["validation"] = [e for e in meta["validation"] if int(e["image"][-11:-7]) > 500]

@@ -179,3 +179,17 @@ def test_corrupt_jpeg_is_a_dataset_error(tmp_path):
     victim.write_bytes(b"\xff\xd8\xff\xe0 truncated")
     with pytest.raises(DatasetError, match=r"view1_frontal.jpg: cannot decode the image.*Fix: re-download"):
         ix.load_slices(ix.items[0])
+
+
+def test_a_patient_in_train_and_valid_names_the_csv_files(tmp_path):
+    """Issue 26: the error named a split cache file "(newly made)" instead of the CSVs."""
+    write_phantom(tmp_path, "tiny", seed=0, test_labels=False)
+    valid = tmp_path / FOLDER / "valid.csv"
+    lines = valid.read_text().splitlines()
+    lines[1] = lines[1].replace("valid/patient64541/study1", "valid/patient00001/study9")
+    valid.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DatasetError) as err:
+        open_dataset(get_dataset("chexpert"), tmp_path, LoadOptions(splits_dir=str(tmp_path / "cache")))
+    text = str(err.value)
+    assert text.startswith(f"{tmp_path / FOLDER / 'train.csv'} and {valid}: patient 'patient00001' is in both")
+    assert "newly made" not in text and "cache" not in text

@@ -110,7 +110,8 @@ def test_splits_are_reused_and_published_split_and_cap(tmp_path: Path):
     first = open_dataset(SPLEEN, root, LoadOptions(splits_dir=str(cache))).splits
     (saved_path,) = cache.glob("Task09_Spleen-*.json")               # saved in radbench's cache
     saved = json.loads(saved_path.read_text())
-    saved["train"], saved["test"] = saved["test"], saved["train"]
+    assert "dataset.json" in saved["inputs"]                          # keyed on what it read
+    saved["splits"]["train"], saved["splits"]["test"] = saved["splits"]["test"], saved["splits"]["train"]
     saved_path.write_text(json.dumps(saved))
     swapped = open_dataset(SPLEEN, root, LoadOptions(splits_dir=str(cache))).splits   # it is reused
     assert swapped["train"] == first["test"] and swapped["test"] == first["train"]

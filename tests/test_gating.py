@@ -233,10 +233,10 @@ def test_update_baseline_refuses_other_profile(tmp_path):
 
 
 def test_nan_values_are_stored_as_null_and_compare(tmp_path):
-    base = baseline_of(tmp_path, rec(auroc=math.nan))
+    base = baseline_of(tmp_path, rec(auroc=math.nan, f1=0.5))   # an all-null baseline is refused
     assert base.cells["dinov2_vits14-nih-linear"].metrics["auroc"].value is None
-    assert compare([rec(auroc=0.6)], base, {})[0].verdict == "improved"
-    assert compare([rec(auroc=math.nan)], base, {})[0].verdict == "ok"
+    assert verdict_of(compare([rec(auroc=0.6, f1=0.5)], base, {}), "auroc").verdict == "improved"
+    assert verdict_of(compare([rec(auroc=math.nan, f1=0.5)], base, {}), "auroc").verdict == "ok"
 
 
 @pytest.mark.parametrize("content, fragment", [
@@ -253,6 +253,15 @@ def test_nan_values_are_stored_as_null_and_compare(tmp_path):
      "value 'high' is not a number"),
     ('{"format": "radbench-baseline", "version": 1, "profile": "demo", "radbench_version": "0",'
      ' "cells": {"c": {"config_hash": "h", "metrics": {"auroc": {"higher": 1}}}}}', "has no 'value'"),
+    ('{"format": "radbench-baseline", "version": 1, "profile": "demo", "radbench_version": "0",'
+     ' "cells": {"c": {"config_hash": "h", "metrics": {"auroc": {"value": NaN}}}}}',
+     "cell 'c' metric 'auroc': value nan is not finite (any comparison with it would pass)"),
+    ('{"format": "radbench-baseline", "version": 1, "profile": "demo", "radbench_version": "0",'
+     ' "cells": {"c": {"config_hash": "h", "metrics": {"auroc": {"value": -Infinity}}}}}',
+     "value -inf is not finite"),
+    ('{"format": "radbench-baseline", "version": 1, "profile": "demo", "radbench_version": "0",'
+     ' "cells": {"c": {"config_hash": "h", "metrics": {"auroc": {"value": null}, "f1": {"value": null}}}}}',
+     "all 2 metric values are null, so nothing would be compared"),
 ])
 def test_malformed_baseline_raises_naming_file_problem_and_fix(tmp_path, content, fragment):
     path = tmp_path / "demo.json"

@@ -67,6 +67,20 @@ def test_gate_fails_a_drop_passes_an_improvement_and_flags_a_changed_config(proj
     changed.stdout.fnmatch_lines([f"*{LINEAR}*not comparable*"])
 
 
+def test_resume_with_another_seed_refuses_the_records_naming_the_seed(project, finished_run):
+    """Issue 26 M3: the records say seed 0; resuming with seed 7 must not keep them as 'recorded'."""
+    profile, run_dir, _ = finished_run
+    before = {p.name: p.read_bytes() for p in (run_dir / "cells").glob("*.json")}
+    result = run(project, f"--radbench-profile={profile}", f"--radbench-resume={run_dir}",
+                 "--radbench-seed=7")
+    result.assert_outcomes(failed=4, skipped=1)
+    result.stdout.fnmatch_lines([f"*{run_dir}/cells/{LINEAR}.json: --radbench-resume: this record was "
+                                 "made with seed 0 (recorded) vs 7 (this run). Fix: resume with the "
+                                 "options of that run*"])
+    assert "already recorded" not in result.stdout.str()
+    assert {p.name: p.read_bytes() for p in (run_dir / "cells").glob("*.json")} == before
+
+
 def test_resume_runs_exactly_the_missing_cells(project, finished_run):
     profile, run_dir, _ = finished_run
     before = records(run_dir)

@@ -103,7 +103,7 @@ def test_creates_then_reuses_the_saved_split_in_the_cache_never_the_dataset(tmp_
     assert list(data.iterdir()) == []                                  # the dataset folder is untouched
     saved_path = computed_splits_path(cache, data, items)
     assert saved_path.parent == cache and saved_path.name.startswith("data-")
-    assert json.loads(saved_path.read_text()) == keys_by_group(items, first)
+    assert json.loads(saved_path.read_text())["splits"] == keys_by_group(items, first)
     assert first == {"train": [0, 1, 3, 4, 5], "val": [], "test": [2]}   # 4 patients: T T S T
     # a second call reads the file instead of calling make()
     assert load_or_create_splits(data, items, make, splits_dir=cache) == first
@@ -125,7 +125,7 @@ def test_a_damaged_cached_split_is_recomputed_with_one_warning(tmp_path: Path):
     with pytest.warns(UserWarning, match="saved split is unusable .*recomputing it"):
         out = load_or_create_splits(tmp_path / "data", items, _make(items), splits_dir=tmp_path)
     assert out == {"train": [0, 1, 3, 4, 5], "val": [], "test": [2]}
-    assert json.loads(saved.read_text()) == keys_by_group(items, out)
+    assert json.loads(saved.read_text())["splits"] == keys_by_group(items, out)
 
 
 def test_a_legacy_split_file_in_the_dataset_folder_is_ignored(tmp_path: Path):
@@ -281,3 +281,112 @@ def test_subset_properties(sizes, n):
     assert [it.key for it in items] == [str(i) for i in sorted(i for v in sub.values() for i in v)]
     assert {s: [items[i].key for i in v] for s, v in renumbered.items()} == \
         {s: [str(i) for i in v] for s, v in sub.items()}
+
+
+# -- mechanism 1: a cached split is keyed on every file its making read (issue 26) ------------------
+
+def _nih_phantom(tmp_path: Path) -> Path:
+    from radbench_core.data.phantoms.nih import write_phantom
+    root = tmp_path / "nih"
+    write_phantom(root, "tiny", seed=0)
+    return root
+
+
+def test_a_patient_moved_between_nih_list_files_gives_the_fresh_split(tmp_path: Path):
+    from radbench_core.data.datasets import get_dataset, open_dataset
+    from radbench_core.data.datasets.base import LoadOptions
+    spec, root = get_dataset("nih"), _nih_phantom(tmp_path)
+    options = LoadOptions(splits_dir=str(tmp_path / "cache" / "splits"))
+    first = open_dataset(spec, root, options)
+    assert {"Data_Entry_2017_v2020.csv", "test_list.txt", "train_val_list.txt"} <= set(first.input_files) or \
+        {"test_list.txt", "train_val_list.txt"} <= set(first.input_files)
+    test_keys = [it.key for it in first.split_items("test")]
+    moved_patient = first.items[first.splits["test"][0]].patient
+    moved = [k for k in test_keys if first.items[[it.key for it in first.items].index(k)].patient == moved_patient]
+    test_list, train_list = root / "test_list.txt", root / "train_val_list.txt"
+    test_list.write_text("\n".join(k for k in test_list.read_text().split() if k not in moved) + "\n")
+    train_list.write_text(train_list.read_text() + "\n".join(moved) + "\n")
+    with pytest.warns(UserWarning, match=r"made from files that changed since \(.*test_list.txt \(size"):
+        again = open_dataset(spec, root, options)
+    fresh = open_dataset(spec, root, LoadOptions())                         # no cache at all
+    assert len(again.splits["test"]) == len(test_keys) - len(moved) == len(fresh.splits["test"])
+    assert again.splits == fresh.splits
+    assert not set(moved) & {it.key for it in again.split_items("test")}
+
+
+def test_a_changed_csv_invalidates_the_generic_datasets_split_and_feature_key(tmp_path: Path):
+    """No check names the generic dataset's CSV: the read recorder finds it."""
+    import numpy as np
+    from PIL import Image
+    from radbench_core.data.datasets import open_dataset
+    from radbench_core.data.datasets.base import LoadOptions
+    from radbench_core.data.datasets.generic import csv_dataset
+    from radbench_core.run.feature_cache import index_files, sources_fingerprint
+    spec = csv_dataset("ward", "Ward", folder="ward", label_column="dx", classes=("a", "b"))
+    for i in range(20):
+        Image.fromarray(np.full((4, 4), i, np.uint8)).save(tmp_path / f"{i}.png")
+    rows = [f"{i}.png,{'ab'[i % 2]}" for i in range(20)]
+    (tmp_path / "labels.csv").write_text("image,dx\n" + "\n".join(rows) + "\n")
+    options = LoadOptions(splits_dir=str(tmp_path / "cache"))
+    first = open_dataset(spec, tmp_path, options)
+    assert "labels.csv" in first.input_files
+    key = sources_fingerprint(tmp_path, index_files(first))
+    # same items, another CSV (a column added): the saved split names the CSV and is remade
+    (tmp_path / "labels.csv").write_text("image,dx,site\n" + "\n".join(r + ",x" for r in rows) + "\n")
+    with pytest.warns(UserWarning, match=r"changed since \(labels.csv \(size \d+ -> \d+\)\); recomputing"):
+        again = open_dataset(spec, tmp_path, options)
+    assert again.splits == first.splits                         # the same items: the same split
+    assert sources_fingerprint(tmp_path, index_files(again)) != key
+    with warnings.catch_warnings(record=True) as seen:         # unchanged: reused without a word
+        warnings.simplefilter("always")
+        assert open_dataset(spec, tmp_path, options).splits == first.splits
+    assert not [w for w in seen if "recomputing" in str(w.message)]
+
+
+def test_a_file_read_only_inside_make_is_recorded_and_keys_the_split(tmp_path: Path):
+    """A dataset whose split reads its own list file (no radbench code names it)."""
+    items = _items()
+    (tmp_path / "data").mkdir()
+    exclude = tmp_path / "data" / "held_out.txt"
+    exclude.write_text("img1\n")
+
+    def make():
+        held = set(exclude.read_text().split())
+        return {"train": [it.key for it in items if it.key not in held], "val": [], "test": sorted(held)}
+    cache = tmp_path / "cache"
+    first = load_or_create_splits(tmp_path / "data", items, make, splits_dir=cache)
+    saved = json.loads(computed_splits_path(cache, tmp_path / "data", items).read_text())
+    assert list(saved["inputs"]) == ["held_out.txt"]
+    exclude.write_text("img0\nimg1\n")
+    with pytest.warns(UserWarning, match=r"held_out.txt \(size 5 -> 10\)"):
+        second = load_or_create_splits(tmp_path / "data", items, make, splits_dir=cache)
+    assert second["test"] == [0, 1] and first["test"] == [1]
+
+
+def test_nih_lists_that_overlap_or_are_cut_name_both_list_files(tmp_path: Path):
+    from radbench_core.data.datasets.base import LoadOptions
+    from radbench_core.data.datasets.nih import index
+    root = _nih_phantom(tmp_path)
+    test_list, train_list = root / "test_list.txt", root / "train_val_list.txt"
+    tests, trains = test_list.read_text().split(), train_list.read_text().split()
+    train_list.write_text("\n".join(trains + tests[:1]) + "\n")             # in both lists
+    with pytest.raises(DatasetError, match=r"train_val_list.txt and .*test_list.txt: 1 image\(s\) are in both") as e:
+        index(root, LoadOptions())
+    assert "(newly made)" not in str(e.value)
+    train_list.write_text("\n".join(trains) + "\n")
+    test_list.write_text("\n".join(tests[: len(tests) // 2]) + "\n")          # cut to half
+    with pytest.raises(DatasetError, match=r"of the \d+ images of the CSV are in neither list"):
+        index(root, LoadOptions())
+    test_list.write_text("\ufeff" + "\n".join(tests) + "\n")                  # a BOM is not a name
+    assert len(index(root, LoadOptions()).splits["test"]) == len(tests)
+
+
+def test_a_split_file_with_another_split_name_blames_the_file_not_the_data_folder(tmp_path: Path):
+    items = _items()
+    path = tmp_path / "official.json"
+    path.write_text(json.dumps({"train": ["img0", "img1"], "validation": ["img2"],
+                                "test": ["img3", "img4", "img5"]}))
+    with pytest.raises(DatasetError) as info:
+        load_or_create_splits(tmp_path, items, _make(items), split_file=str(path))
+    assert str(info.value) == (f"{path}: split name(s) ['validation'] are not among ['train', 'val', 'test']. "
+                               "Fix: name the splits train, val and test (e.g. 'validation' -> 'val').")

@@ -39,6 +39,14 @@ class Grid:
     datasets: tuple[str, ...]
     protocols: tuple[str, ...]
 
+    def __post_init__(self) -> None:
+        # Grid("dinov2_vits14", ...) would iterate the letters and report "unknown model 'd'"
+        for name in ("models", "datasets", "protocols"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                raise ConfigError(f"Grid({name}=...)", f"{value!r} is a string, so its letters would be "
+                                  f"read as {name}", f"write a tuple, e.g. Grid({name}=({value!r},))")
+
     def cells(self) -> list[Cell]:
         return [Cell(m, d, *parse_protocol(p))
                 for m in self.models for d in self.datasets for p in self.protocols]

@@ -84,6 +84,8 @@ def load_baseline(path: str | Path) -> Baseline:
             value = m["value"]
             need(value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)),
                  f"{where}: value {value!r} is not a number")
+            need(value is None or math.isfinite(value),
+                 f"{where}: value {value!r} is not finite (any comparison with it would pass)")
             hib = m.get("higher_is_better", True)
             need(isinstance(hib, bool), f"{where}: higher_is_better {hib!r} is not true/false")
             ci = [m.get(k) for k in ("ci_low", "ci_high")]
@@ -96,6 +98,9 @@ def load_baseline(path: str | Path) -> Baseline:
                               and isinstance(pred.get("sha256"), str)),
              f"cell {cell_id!r}: predictions {pred!r} is not an object with 'file' and 'sha256'")
         cells[cell_id] = BaselineCell(entry["config_hash"], metrics, pred)
+    values = [m.value for cell in cells.values() for m in cell.metrics.values()]
+    need(not values or any(v is not None for v in values),
+         f"all {len(values)} metric values are null, so nothing would be compared")
     return Baseline(path, str(doc["profile"]), str(doc["radbench_version"]), cells)
 
 

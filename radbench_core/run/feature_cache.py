@@ -25,6 +25,7 @@ from filelock import FileLock
 
 from radbench_core.core.atomic import _storage_error, atomic_write_bytes
 from radbench_core.core.errors import StorageError
+from radbench_core.data.datasets.inputs import file_signature, verify_content
 
 FEATURE_CODE_VERSION = 2          # 2: checksummed metadata, source fingerprints in the key
 Features = dict[str, dict[str, np.ndarray]]        # split -> kind -> array
@@ -39,22 +40,29 @@ def sources_fingerprint(root: str | Path, relpaths: Iterable[str]) -> str:
     """Hash of (path, size, mtime) of every source file: a file changed in place changes it.
 
     One ``stat`` per file (no read), cheap next to decoding; a missing file hashes as missing so the
-    reader reports it, not the cache. Usage: ``sources_fingerprint(index.root, index_files(index))``.
+    reader reports it, not the cache. A file replaced with the same size and mtime (a restore from
+    backup, ``rsync -a``) is not seen: ``RADBENCH_VERIFY_CONTENT=1`` hashes the content too. Usage: ``sources_fingerprint(index.root, index_files(index))``.
     """
     root = Path(root)
     digest = hashlib.sha256()
-    for rel in relpaths:
-        try:
-            st = os.stat(root / rel)
-            digest.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-        except OSError:
-            digest.update(f"{rel}\0missing\n".encode())
+    if not verify_content():
+        for rel in relpaths:
+            try:
+                st = os.stat(root / rel)
+                digest.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            except OSError:
+                digest.update(f"{rel}\0missing\n".encode())
+        return digest.hexdigest()[:32]
+    for rel in relpaths:              # RADBENCH_VERIFY_CONTENT=1: every byte (slow, but exact)
+        digest.update(f"{rel}\0{file_signature(root / rel)}\n".encode())
     return digest.hexdigest()[:32]
 
 
 def index_files(index: Any) -> list[str]:
-    """Every file (images and masks) the items of a DatasetIndex read, relative to its root."""
-    return [rel for item in index.items for rel in (*item.images, *item.masks)]
+    """Every file a DatasetIndex's features derive from, relative to its root: the items' images and
+    masks, and the files indexing read (CSVs, list files, dataset.json; ``DatasetIndex.input_files``)."""
+    return [rel for item in index.items for rel in (*item.images, *item.masks)] + \
+        list(getattr(index, "input_files", ()))
 
 
 def _sha256(path: Path) -> str:

@@ -155,7 +155,7 @@ def cached_features(setup: CellSetup, backbone) -> FrozenInputs:
     transform = _transform(backbone, setup.resolution)
     parts = {"model": cell.model, "weights": backbone.weights, "dataset": cell.dataset,
              "extractor": extractor_fingerprint(),
-             "sources": _sources_of(index),
+             "sources": sources_of(index),
              "root": str(index.root), "resolution": setup.resolution, "mean": list(backbone.mean),
              "std": list(backbone.std), "demo_arch": repr(getattr(backbone.spec, "demo_kwargs", None))
              if ctx.profile.demo else None,
@@ -179,7 +179,7 @@ def cached_features(setup: CellSetup, backbone) -> FrozenInputs:
         dataset=cell.dataset)
 
 
-def _sources_of(index: DatasetIndex) -> str:
+def sources_of(index: DatasetIndex) -> str:
     """The size+mtime fingerprint of the index's files, taken once per index (one stat per file;
     NIH has 112k): an index lives for the session in ``_INDEXES`` like its items and splits."""
     fingerprint = getattr(index, "_sources_fingerprint", None)

@@ -13,6 +13,7 @@ import random
 import resource
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -32,8 +33,9 @@ from radbench_core.run.context import (  # noqa: F401  (re-exported: the plugin 
     _INDEXES, BackbonePool, RunContext, load_index, load_options_of)
 from radbench_core.run.feature_cache import FeatureCache
 from radbench_core.run.identity import (  # noqa: F401  (re-exported)
-    cell_hparams, config_hash, fit_to_patches, resolution_of)
-from radbench_core.run.inputs import BUILDERS, BuiltInputs, CellSetup
+    cell_hparams, config_hash, config_parts, fit_to_patches, identity_hash, identity_parts,
+    identity_summary, resolution_of, weights_identity)
+from radbench_core.run.inputs import BUILDERS, BuiltInputs, CellSetup, sources_of
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class CellPlan:
     hparams: Mapping[str, Any]           # read only: nothing is added after hashing
     resolution: int
     config_hash: str
+    identity: Mapping[str, Any]          # the parts the hash covers (resume names the one that differs)
 
 
 def seed_everything(seed: int) -> None:
@@ -62,8 +65,21 @@ def plan_cell(cell: Cell, ctx: RunContext) -> CellPlan:
     hparams = cell_hparams(cell, protocol, ctx.profile)
     resolution = resolution_of(cell, protocol, ctx.profile)
     options = load_options_of(cell.dataset, ctx, hparams)
-    return CellPlan(protocol, MappingProxyType(hparams), resolution,
-                    config_hash(cell, hparams, resolution, ctx.profile, options))
+    data = None
+    if not ctx.profile.uses_phantoms:           # a phantom is named by its generator's fingerprint
+        index, _ = load_index(cell.dataset, ctx, options)
+        data = f"{Path(index.root).resolve()} {sources_of(index)}"
+    weights = None if ctx.profile.demo or protocol.inputs == "scratch" else \
+        weights_identity(cell.model, ctx.weights_dir)
+    parts = identity_parts(config_parts(cell, hparams, resolution, ctx.profile, options), seed=ctx.seed,
+                           data=data, weights=weights, switches={"compile": True} if ctx.compile else {})
+    return CellPlan(protocol, MappingProxyType(hparams), resolution, identity_hash(parts),
+                    MappingProxyType(parts))
+
+
+def planned_identity(cell: Cell, ctx: RunContext) -> dict[str, Any]:
+    """The identity parts ``run_cell`` will record (resume names the part that differs)."""
+    return dict(plan_cell(cell, ctx).identity)
 
 
 def planned_config_hash(cell: Cell, ctx: RunContext) -> str:
@@ -105,6 +121,7 @@ def _record(cell: Cell, ctx: RunContext, plan: CellPlan, index: DatasetIndex, pr
     """The protocol's result as a record: big arrays to files, paths relative to the run."""
     dataset, profile = get_dataset(cell.dataset), ctx.profile
     extra = dict(result.extra)
+    extra["identity"] = identity_summary(dict(plan.identity))
     examples = extra.get("examples")
     if examples and ctx.run_dir is not None:
         extra["examples"] = os.path.relpath(examples, ctx.run_dir)

@@ -12,6 +12,7 @@ import importlib
 from pathlib import Path
 
 from radbench_core.data.datasets.base import DatasetIndex, DatasetSpec, LoadOptions
+from radbench_core.data.datasets.inputs import recording_reads
 from radbench_core.core.errors import DatasetError, DatasetMissing
 from radbench_core.core.registry import Registry, lazy
 
@@ -47,7 +48,9 @@ def open_dataset(spec: DatasetSpec, root: str | Path, options: LoadOptions | Non
     root = Path(root)
     if not root.is_dir():
         raise DatasetMissing(root, f"{spec.title} was not found", spec.download_hint)
-    index = spec.index(root, options or LoadOptions())
+    with recording_reads(root) as read:          # every file the index and its split read
+        index = spec.index(root, options or LoadOptions())
+    index.input_files = tuple(sorted(read))
     for split in ("train", "val", "test"):
         if not index.splits.get(split):
             raise DatasetError(root, f"the {split!r} split of {spec.title} is empty",

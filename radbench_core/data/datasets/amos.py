@@ -26,11 +26,11 @@ TRAIN_VAL_FRACTIONS = (0.8, 0.2)      # of the official training cases
 _CASE = re.compile(r"amos_(\d+)")
 
 
-def is_ct_case(case_id: str) -> bool:
+def is_ct_case(case_id: str, json_path: Path | str = "dataset.json") -> bool:
     """AMOS ids above 500 are MRI scans; the benchmark uses the CT ones."""
     match = _CASE.fullmatch(case_id)
     if match is None:
-        raise DatasetError(f"dataset.json entry {case_id!r}", "expected AMOS case files named "
+        raise DatasetError(json_path, f"entry {case_id!r}: expected AMOS case files named "
                            "amos_XXXX.nii.gz", "use the dataset.json and files of the AMOS 2022 release")
     return int(match.group(1)) <= CT_MAX_ID
 
@@ -39,8 +39,10 @@ def index_amos(root: Path, options: LoadOptions) -> NiftiIndex:
     """Index the CT cases: official validation -> test, training -> train/val by patient."""
     root = Path(root)
     meta = read_dataset_json(root, num_classes=len(AMOS_LABELS) - 1)
-    training = labelled_cases(root, meta, "training", keep=is_ct_case)
-    validation = labelled_cases(root, meta, "validation", keep=is_ct_case)
+    def keep(case_id: str) -> bool:
+        return is_ct_case(case_id, root / "dataset.json")
+    training = labelled_cases(root, meta, "training", keep=keep)
+    validation = labelled_cases(root, meta, "validation", keep=keep)
     if not training or not validation:
         raise DatasetError(root / "dataset.json", f"found {len(training)} CT training and "
                            f"{len(validation)} CT validation cases, expected both to be non-empty",

@@ -117,6 +117,7 @@ class DatasetIndex:
     root: Path
     items: list[Item]
     splits: dict[str, list[int]] = field(default_factory=dict)   # "train"/"val"/"test" -> item idx
+    input_files: tuple[str, ...] = ()    # every file indexing read (CSVs, lists, dataset.json): cache keys
 
     # -- readers: dataset modules override these ------------------------------------------------
     def load_slices(self, item: Item) -> np.ndarray:

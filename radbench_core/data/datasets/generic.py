@@ -25,7 +25,8 @@ from typing import Sequence
 import numpy as np
 
 from radbench_core.data.datasets.base import DatasetIndex, DatasetSpec, Item, LoadOptions
-from radbench_core.data.datasets.csvtools import list_files, read_csv, read_gray, read_raw, safe_relpath
+from radbench_core.data.datasets.csvtools import list_files, read_csv, read_gray, safe_relpath
+from radbench_core.data.datasets.geometry import check_image_mask_pair, read_mask_2d
 from radbench_core.data.datasets.splits import keys_by_group, natural_key, patient_split, resolve_splits
 from radbench_core.core.errors import ConfigError, DatasetError
 
@@ -71,7 +72,7 @@ class GenericIndex(DatasetIndex):
         if _is_volume(path.name):
             from radbench_core.data.datasets.volumes import load_label
             return load_label(path, self.spec.num_classes)
-        mask = read_raw(path).astype(np.int64)
+        mask = read_mask_2d(path).astype(np.int64)
         if mask.max(initial=0) > self.spec.num_classes:
             raise DatasetError(path, f"mask values up to {mask.max()}, expected 0..{self.spec.num_classes}",
                                "store class indices (0 = background) in the mask images")
@@ -143,7 +144,7 @@ def _index_masks(root: Path, options: LoadOptions, *, spec_ref: list, images_dir
             raise DatasetError(root / masks_dir / name, f"the mask of {images_dir}/{name} is missing",
                                f"give every image a mask of the same name in {masks_dir}/")
         rel = f"{images_dir}/{name}"
-        n = _volume_slices(root / rel) if _is_volume(name) else 1
+        n = check_image_mask_pair(root / rel, root / masks_dir / name)    # same grid, or refused
         items.append(Item(key=name, patient=name.split(".")[0], images=(rel,), n_slices=n,
                           masks=(f"{masks_dir}/{name}",)))
     return GenericIndex(spec=spec, root=root, items=items, splits=_splits(root, items, options, spec))

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from radbench_core.data.datasets.base import DatasetSize, DatasetSpec, Item, LoadOptions, phantom_writer
-from radbench_core.data.datasets.csvtools import (ImageFileIndex, check_mask_geometry, image_shape,
-                                             list_files, read_raw)
+from radbench_core.data.datasets.csvtools import ImageFileIndex, image_shape, list_files
+from radbench_core.data.datasets.geometry import check_image_mask_pair, read_mask_2d
 from radbench_core.data.datasets import study_splits
 from radbench_core.data.datasets.splits import keys_by_group, natural_key, patient_split
 from radbench_core.data.datasets.study_splits import mc_study_split
@@ -35,11 +35,10 @@ class MontgomeryIndex(ImageFileIndex):
         image = self.root / item.images[0]
         out = np.zeros(image_shape(image), dtype=np.int64)
         for value, rel in ((1, item.masks[0]), (2, item.masks[1])):
-            mask = read_raw(self.root / rel)
-            check_mask_geometry(image, self.root / rel, mask.shape)
+            check_image_mask_pair(image, self.root / rel)
+            mask = read_mask_2d(self.root / rel)
             out[(mask > 0) & (out == 0)] = value
         return out[None]
-
 
 def index(root: Path, options: LoadOptions) -> MontgomeryIndex:
     """Index images and their two lung masks (one listing per folder; nothing decoded)."""
@@ -67,7 +66,6 @@ def index(root: Path, options: LoadOptions) -> MontgomeryIndex:
 
     splits = study_splits.resolve(root, items, make, make_study, options, SPEC.title)
     return MontgomeryIndex(spec=SPEC, root=root, items=items, splits=splits)
-
 
 SPEC = DatasetSpec(
     id="mc", title="Montgomery County CXR", modality="xray", task="segmentation",

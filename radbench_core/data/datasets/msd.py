@@ -21,7 +21,8 @@ from radbench_core.data.datasets.base import DatasetSize, DatasetSpec, Item, Loa
 from radbench_core.data.datasets.preprocess import window_percentile_per_slice
 from radbench_core.data.datasets.splits import (cap_splits, keys_by_group, load_or_create_splits,
                                            patient_split)
-from radbench_core.data.datasets.volumes import NiftiIndex, check_pair
+from radbench_core.data.datasets.geometry import check_image_mask_pair
+from radbench_core.data.datasets.volumes import NiftiIndex
 from radbench_core.core.errors import DatasetError
 from radbench_core.data.phantoms.nifti import write_msd_phantom
 
@@ -106,7 +107,7 @@ def labelled_cases(root: Path, meta: dict[str, Any], section: str,
             raise DatasetError(json_path, f"{where}: case {key!r} is listed twice",
                                "restore dataset.json from the original archive")
         items.append(Item(key=key, patient=key, images=(image,), masks=(label,),
-                          n_slices=check_pair(root / image, root / label)))
+                          n_slices=check_image_mask_pair(root / image, root / label)))
     return items
 
 

@@ -73,12 +73,27 @@ def _read_list(path: Path, known: set[str]) -> list[str]:
         raise DatasetError(path, "the official split list is missing",
                            "download train_val_list.txt and test_list.txt from the NIH release, "
                            "or pass a split file (LoadOptions.split_file)")
-    names = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+    names = [ln.strip() for ln in path.read_text(encoding="utf-8-sig").splitlines() if ln.strip()]
     unknown = [n for n in names if n not in known]
     if unknown:
         raise DatasetError(path, f"{len(unknown)} listed image(s) are not in the CSV, e.g. "
                                  f"{unknown[:3]}", "use the list files and CSV of the same release")
     return names
+
+
+def _check_lists_partition(root: Path, known: set[str], test: set[str], train_val: list[str]) -> None:
+    """The release puts every image in exactly one list: an overlap or a cut list is a wrong split."""
+    lists = f"{root / TRAIN_VAL_LIST} and {root / TEST_LIST}"
+    both = sorted(test.intersection(train_val))
+    if both:
+        raise DatasetError(lists, f"{len(both)} image(s) are in both lists, e.g. {both[:3]}",
+                           "list every image in exactly one of them (restore the release's list files)")
+    unlisted = sorted(known - test - set(train_val))
+    if unlisted and test and train_val:          # an empty list is the empty-split error instead
+        raise DatasetError(lists, f"{len(unlisted)} of the {len(known)} images of the CSV are in neither "
+                                  f"list, e.g. {unlisted[:3]} (a list file cut short?)",
+                           "restore the release's train_val_list.txt and test_list.txt, or pass a "
+                           "split file (--radbench-splits nih=FILE)")
 
 
 def index(root: Path, options: LoadOptions) -> ImageFileIndex:
@@ -104,6 +119,7 @@ def index(root: Path, options: LoadOptions) -> ImageFileIndex:
         known = {it.key for it in items}
         test = set(_read_list(root / TEST_LIST, known))
         train_val = _read_list(root / TRAIN_VAL_LIST, known)
+        _check_lists_partition(root, known, test, train_val)
         pos = {it.key: it for it in items}
         groups = patient_split([pos[k].patient for k in train_val], (1 - VAL_FRACTION, VAL_FRACTION),
                                ("train", "val"))

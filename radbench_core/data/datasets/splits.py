@@ -8,8 +8,10 @@ gets its share of every class (stratified systematic sampling).
 
 radbench never writes into the user's dataset folder: a computed split is saved under
 ``LoadOptions.splits_dir`` (the run's cache folder) in a file named after the dataset's file list,
-so adding or removing files gives a new split instead of silently reusing a stale one. A user split
-file is an input; one that no longer covers the items on disk is refused.
+so adding or removing files gives a new split instead of silently reusing a stale one; the file
+also records (size, mtime) of every input the split was made from (CSVs, list files, dataset.json,
+as recorded by :mod:`inputs`), and a change to any of them recomputes it, naming what changed. A
+user split file is an input; one that no longer covers the items on disk is refused.
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ from typing import Callable, Hashable, Sequence
 
 from radbench_core.core.atomic import atomic_write_json
 from radbench_core.data.datasets.base import Item, LoadOptions
+from radbench_core.data.datasets.inputs import changed_inputs, input_manifest, reads_so_far, recording_reads
 from radbench_core.core.errors import ConfigError, DatasetError, StorageError
 
 SPLITS_FILENAME = "radbench_splits.json"      # legacy: older radbench wrote it into the dataset folder
-SPLIT_ALGORITHM_VERSION = 2                   # 2: stratified by class where the dataset has labels
+SPLIT_ALGORITHM_VERSION = 3                   # 2: stratified by class; 3: inputs recorded, labels keyed
 _DIGITS = re.compile(r"(\d+)")
+SPLIT_NAMES = ("train", "val", "test")
 
 
 def natural_key(name: str) -> tuple:
@@ -132,8 +136,8 @@ def _positions(where: str | Path, splits: dict[str, list[str]], items: list[Item
 
 def items_fingerprint(items: list[Item]) -> str:
     """Hash of the dataset's file list (keys, patients, files): names a computed split file."""
-    blob = json.dumps([SPLIT_ALGORITHM_VERSION] + [[it.key, it.patient, list(it.images), list(it.masks)]
-                                                   for it in items])
+    blob = json.dumps([SPLIT_ALGORITHM_VERSION] + [[it.key, it.patient, list(it.images), list(it.masks),
+                                                    it.label] for it in items], default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -181,25 +185,57 @@ def load_or_create_splits(root: Path, items: list[Item], make: Callable[[], dict
     if split_file is not None:
         path = user_split_path(root, split_file)
         data = _read_split_json(path)
+        unknown = sorted(set(data) - set(SPLIT_NAMES))
+        if unknown:
+            raise DatasetError(path, f"split name(s) {unknown} are not among {list(SPLIT_NAMES)}",
+                               "name the splits train, val and test (e.g. 'validation' -> 'val')")
         positions = _positions(path, data, items)
         _check_coverage(path, data, items)
         return positions
     saved = computed_splits_path(splits_dir, root, items) if splits_dir is not None else None
     if saved is not None and saved.is_file():
-        try:
-            return _positions(saved, _read_split_json(saved), items)
-        except DatasetError as exc:          # our own cache file is damaged: recompute it
-            warnings.warn(f"{saved}: saved split is unusable ({exc.problem}); recomputing it",
-                          stacklevel=2)
-    splits = make()
-    positions = _positions(f"{saved or root} (newly made)", splits, items)
+        reused = _reuse_saved(root, saved, items)
+        if reused is not None:
+            return reused
+    with recording_reads(root) as made_from:
+        splits = make()
+    sources = sorted(made_from) or sorted(reads_so_far(root))
+    where = " and ".join(str(root / rel) for rel in sources) if sources else f"{root} (computed split)"
+    positions = _positions(where, splits, items)
     if saved is not None:
+        own = {str(saved.relative_to(root)) if saved.is_relative_to(root) else ""}   # cache inside root
+        record = {"splits": splits, "inputs": input_manifest(root, (reads_so_far(root) | made_from) - own)}
         try:
-            atomic_write_json(saved, splits)
+            atomic_write_json(saved, record)
         except (StorageError, OSError) as exc:
             warnings.warn(f"{saved}: could not save the splits ({exc}); using them from memory only, "
                           "so they are recomputed (identically) on each run", stacklevel=2)
     return positions
+
+
+def _reuse_saved(root: Path, saved: Path, items: list[Item]) -> dict[str, list[int]] | None:
+    """The saved split's positions if it is readable and all its inputs are unchanged, else None."""
+    try:
+        record = json.loads(saved.read_text())
+        inputs = record["inputs"]
+        splits = record["splits"]
+        if not isinstance(inputs, dict) or not isinstance(splits, dict):
+            raise TypeError("not a split record")
+    except (OSError, ValueError, KeyError, TypeError) as exc:      # our own cache file is damaged
+        warnings.warn(f"{saved}: saved split is unusable ({type(exc).__name__}: {exc}); recomputing it",
+                      stacklevel=3)
+        return None
+    changed = changed_inputs(root, inputs)
+    if changed:
+        warnings.warn(f"{saved}: the saved split was made from files that changed since "
+                      f"({', '.join(changed[:3])}{', ...' if len(changed) > 3 else ''}); recomputing it",
+                      stacklevel=3)
+        return None
+    try:
+        return _positions(saved, {str(k): list(v) for k, v in splits.items()}, items)
+    except DatasetError as exc:
+        warnings.warn(f"{saved}: saved split is unusable ({exc.problem}); recomputing it", stacklevel=3)
+        return None
 
 
 def keys_by_group(items: list[Item], positions: dict[str, list[int]]) -> dict[str, list[str]]:
