@@ -74,9 +74,9 @@ def _load_registry(kind: str) -> dict[str, Any]:
 
 
 def _dataset_rows() -> list[list[str]]:
-    from radbench_core.data.datasets import DATASET_IDS, get_dataset
+    from radbench_core.data.datasets import DATASETS, get_dataset
     rows = []
-    for dataset_id in DATASET_IDS:
+    for dataset_id in DATASETS:                  # built-in first, then registered (conftest, entry points)
         try:
             s = get_dataset(dataset_id)
         except ModuleNotFoundError as exc:       # its loader module is not in this install
@@ -326,6 +326,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.pytest_args = extra
     func: Callable[[argparse.Namespace], int] = args.func
     try:
+        from radbench_core.config.project import load_project   # the same entries as a pytest run
+        load_project(getattr(args, "profile", None) or os.environ.get("RADBENCH_PROFILE"))
         return func(args)
     except RadbenchError as exc:
         print(f"radbench: error: {exc}", file=sys.stderr)

@@ -77,8 +77,10 @@ def load_calibration(path: str | Path) -> dict[str, float]:
 
 def _items(dataset: str, hparams: dict[str, Any]) -> dict[str, float]:
     if dataset not in DATASETS:
-        raise ConfigError(f"planner: dataset {dataset!r}", "no size known",
-                          "add its items, slices and split fractions to planner_data.DATASETS")
+        raise ConfigError(f"planner: dataset {dataset!r}", "no size known (the planner knows the "
+                          f"study's datasets only: {', '.join(DATASETS)})",
+                          "plan those cells only (e.g. -k 'not " + dataset + "'), or add its items, slices "
+                          "and split fractions to radbench_core/plan/constants.DATASETS")
     size = DATASETS[dataset]
     cap = hparams.get("max_items")
     n = {s: size["items"] * size[s] for s in ("train", "val", "test")}
