@@ -173,7 +173,7 @@ def test_a_split_file_that_no_longer_covers_the_items_is_refused(tmp_path: Path)
                                      "2 of 6 items on disk are in no split (e.g. 'img3', 'img4')")
     gone = tmp_path / "gone.json"                                     # an item removed since
     gone.write_text(json.dumps({"train": [it.key for it in items] + ["img7"]}))
-    with pytest.raises(DatasetError, match="unknown item key 'img7'.*items were removed"):
+    with pytest.raises(DatasetError, match="unknown item key 'img7'.*keys are e.g. 'img0'"):
         load_or_create_splits(tmp_path, items, _make(items), split_file=str(gone))
 
 

@@ -5,6 +5,7 @@ package's entry points)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -87,6 +88,13 @@ def test_radbench_list_prepare_and_plan_see_the_project_and_entry_points(user_pr
     prepared = radbench(user_project, "prepare", "ward_cxr", "--data-dir", "data")
     assert prepared.returncode == 0, prepared.stderr
     assert "Ward chest X-rays at data/ward_cxr: 40 items" in prepared.stdout
+    written = radbench(user_project, "prepare", "ward_cxr", "--data-dir", "data", "--write-splits", "ward.json")
+    assert written.returncode == 0, written.stderr
+    split = json.loads((user_project / "ward.json").read_text())
+    assert sorted(split) == ["test", "train", "val"] and sorted(sum(split.values(), [])) == sorted(
+        f"{i}.png" for i in range(40))
+    for name, keys in split.items():                      # stratified: both classes in every split
+        assert {int(k.split(".")[0]) % 2 for k in keys} == {0, 1}, name
     planned = radbench(user_project, "plan", "--profile", "my_profile.py")      # sizes of user data: unknown
     assert planned.returncode == 2 and "dataset 'ward_cxr': no size known" in planned.stderr
     assert len(planned.stderr.strip().splitlines()) == 1

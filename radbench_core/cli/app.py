@@ -201,6 +201,12 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         ids = index.splits.get(split, [])
         patients = {index.items[i].patient for i in ids}
         _out(f"  {split:<5}  {len(ids):>6} items  {len(patients):>6} patients")
+    if args.write_splits:
+        from radbench_core.core.atomic import atomic_write_json
+        splits = {s: [index.items[i].key for i in index.splits.get(s, [])] for s in ("train", "val", "test")}
+        atomic_write_json(Path(args.write_splits), splits)
+        _out(f"split written to {args.write_splits}; edit it and pass --radbench-splits {spec.id}="
+             f"{args.write_splits}")
     return 0
 
 
@@ -266,6 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", metavar="DATASET")
     p.add_argument("--data-dir", metavar="DIR", help="folder holding the datasets (or RADBENCH_DATA_DIR)")
     p.add_argument("--demo", action="store_true", help="write the synthetic phantom instead")
+    p.add_argument("--write-splits", metavar="FILE", help="write the split as a split file "
+                   '({"train": [item keys], "val": [...], "test": [...]}) to edit and pass back')
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("submit", help="run N shards as a SLURM job array (or locally with --local)")

@@ -65,9 +65,19 @@ class GenericIndex(DatasetIndex):
 
 def _splits(root: Path, items: list[Item], options: LoadOptions, spec: DatasetSpec) -> dict[str, list[int]]:
     def make() -> dict[str, list[str]]:
-        return keys_by_group(items, patient_split([it.patient for it in items]))
+        return keys_by_group(items, patient_split([it.patient for it in items], strata=_strata(items, spec)))
     names = spec.class_names if spec.label_kind != "mask" else ()
     return resolve_splits(root, items, make, options, spec.title, names)
+
+
+def _strata(items: list[Item], spec: DatasetSpec) -> list | None:
+    """The class of each item (multi-class) or its label pattern (multi-label, blank = "?"), so the split
+    is stratified as the built-in datasets' are; masks have none."""
+    if spec.label_kind == "multiclass":
+        return [it.label for it in items]
+    if spec.label_kind == "multilabel":
+        return ["".join("?" if math.isnan(v) else str(int(v)) for v in it.label) for it in items]
+    return None
 
 
 def _index_csv(root: Path, options: LoadOptions, *, spec_ref: list, csv: str, image_column: str,

@@ -26,7 +26,8 @@ from radbench_core.data.datasets.base import Item, LoadOptions
 from radbench_core.core.errors import ConfigError, DatasetError, StorageError
 
 SPLITS_FILENAME = "radbench_splits.json"      # legacy: older radbench wrote it into the dataset folder
-SPLIT_ALGORITHM_VERSION = 2                   # 2: stratified by class where the dataset has labels
+SPLIT_ALGORITHM_VERSION = 3                   # 2: stratified by class where the dataset has labels; 3: generic too
+SPLIT_NAMES = ("train", "val", "test")
 _DIGITS = re.compile(r"(\d+)")
 
 
@@ -113,9 +114,10 @@ def _positions(where: str | Path, splits: dict[str, list[str]], items: list[Item
         for key in keys:
             if key not in position:
                 raise DatasetError(where, f"split {split!r} lists the unknown item key {key!r} "
-                                          f"(not among the {len(items)} items found on disk)",
-                                   "use the item keys of this dataset (e.g. case ids); items were "
-                                   "removed since the split file was written, so update it")
+                                          f"(not among the {len(items)} items found on disk, whose keys "
+                                          f"are e.g. {', '.join(repr(it.key) for it in items[:3])})",
+                                   "list item keys as `radbench prepare DATASET --write-splits FILE` "
+                                   "writes them (a missing file on disk, or a key in another form)")
             if key in seen_in:
                 raise DatasetError(where, f"item {key!r} is in both {seen_in[key]!r} and {split!r}",
                                    "list every item in at most one split")
@@ -181,6 +183,10 @@ def load_or_create_splits(root: Path, items: list[Item], make: Callable[[], dict
     if split_file is not None:
         path = user_split_path(root, split_file)
         data = _read_split_json(path)
+        unknown = sorted(set(data) - set(SPLIT_NAMES))
+        if unknown:
+            raise DatasetError(path, f"unknown split name(s) {unknown}; valid: {', '.join(SPLIT_NAMES)}",
+                               "name the lists train, val and test")
         positions = _positions(path, data, items)
         _check_coverage(path, data, items)
         return positions
