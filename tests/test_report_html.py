@@ -217,3 +217,19 @@ def test_demo_cells_are_never_compared_with_the_published_numbers():
     assert all(e.published is None for e in table.entries.values())
     assert "study 0.763" not in "".join(table.text(r, c) for (r, c) in table.entries)
     assert "not compared with the published" in reproduction_html(compare_to_published(hf), demo_shared=1)
+
+
+def test_banner_says_what_the_data_really_was(tmp_path):
+    """Issue 22: a smoke run over the user's folder said "synthetic phantom data"."""
+    from dataclasses import replace
+
+    from radbench_core.report.html import SMOKE_BANNER
+    recs = grid()
+    recs[3] = replace(rec("resnet152", "chexpert", "linear", value=0.75, weights=DEMO_WEIGHTS),
+                      dataset_provenance="CheXpert at /data/chexpert")
+    html = build_report(recs, tmp_path / "smoke").read_text()
+    assert SMOKE_BANNER in html and DEMO_BANNER not in html
+    recs[0] = replace(rec("dinov2_vitl14", "nih", "linear", value=0.8, weights=DEMO_WEIGHTS),
+                      dataset_provenance="phantom (demo, synthetic tiny, abc) of NIH ChestX-ray14")
+    html = build_report(recs, tmp_path / "both").read_text()
+    assert SMOKE_BANNER in html and DEMO_BANNER in html

@@ -138,3 +138,21 @@ def test_radbench_report_prints_the_projects_titles(tmp_path: Path, user_project
     assert result.returncode == 0, result.stderr
     html = "".join(p.read_text() for p in store.run_dir.rglob("*.html"))
     assert "DeiT-S/16 (ward)" in html and "Ward chest X-rays" in html
+
+
+def run_pytest(project: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", str(ROOT / "benchmarks" / "test_classification.py"), *args,
+         "-p", "no:cacheprovider", f"--radbench-results-dir={tmp_path / 'runs'}",
+         f"--radbench-cache-dir={tmp_path / 'cache'}"],
+        cwd=project, env=env_for(project), capture_output=True, text=True, timeout=300)
+
+
+def test_a_typoed_data_dir_is_a_usage_error_and_smoke_covers_registered_datasets(
+        tmp_path: Path, user_project: Path) -> None:
+    typo = run_pytest(user_project, tmp_path, "--radbench-profile=smoke", "--radbench-data-dir=dta", "--co", "-q")
+    assert typo.returncode == 4, typo.stdout[-1500:]
+    assert "--radbench-data-dir: dta does not exist (profile 'smoke' looks for the folders" in typo.stderr
+    listed = run_pytest(user_project, tmp_path, "--radbench-profile=smoke", "--radbench-data-dir=data", "--co", "-q")
+    assert listed.returncode == 0, listed.stdout[-1500:] + listed.stderr[-1500:]
+    assert "dinov2_vits14-ward_cxr-knn" in listed.stdout
