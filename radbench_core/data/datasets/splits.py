@@ -81,10 +81,26 @@ def patient_split(patients: Sequence[str], fractions: tuple[float, float, float]
         g = max(range(len(groups)), key=lambda k: (deficits[k], -k))
         counts[g] += 1
         group_of[patient] = g
+    _fill_empty_groups(ordered, group_of, counts)
     out: dict[str, list[int]] = {name: [] for name in groups}
     for i, patient in enumerate(patients):
         out[groups[group_of[patient]]].append(i)
     return out
+
+
+def _fill_empty_groups(ordered: list[str], group_of: dict[str, int], counts: list[int]) -> None:
+    """A small folder (3 MSD cases: 2 train, 0 val, 1 test by the dealing) gets one patient in every
+    group, taken from the largest one (its last-dealt patient), when there are enough patients.
+
+    Only splits that would otherwise leave a group empty, which the loaders refuse, change."""
+    if len(ordered) < len(counts):
+        return
+    for empty in [g for g, c in enumerate(counts) if c == 0]:
+        largest = max(range(len(counts)), key=lambda k: (counts[k], -k))
+        donor = next(p for p in reversed(ordered) if group_of[p] == largest)
+        group_of[donor] = empty
+        counts[largest] -= 1
+        counts[empty] += 1
 
 
 def _read_split_json(path: Path) -> dict[str, list[str]]:
