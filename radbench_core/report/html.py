@@ -126,7 +126,7 @@ def _manifest_html(manifest: dict[str, Any] | None) -> str:
         return '<p class="missing">No run manifest was given.</p>'
     rows = []
     keys = [k for k in _MANIFEST_KEYS if k in manifest] + sorted(k for k in manifest
-                                                                 if k not in _MANIFEST_KEYS)
+                                                                 if k not in _MANIFEST_KEYS and k != "failed_cells")
     for key in keys:
         value = manifest[key]
         if isinstance(value, dict):
@@ -261,5 +261,11 @@ def render_index(records: list[CellResult], tables: dict[str, Table], figures: d
         parts.append("<h2>Regression verdicts</h2>" + (_verdicts_html(verdicts) if verdicts else
                                                       '<p class="missing">no metric compared</p>'))
     parts.append("<h2>Cells</h2>" + _cells_html(records, links or {}))
+    failed = {c: r for c, r in ((manifest or {}).get("failed_cells") or {}).items()
+              if c not in {rec.cell_id for rec in records}}        # a cell that passed on resume is not failed
+    if failed:
+        rows = "".join(f"<tr><td>{escape(c)}</td><td>{escape(str(r))}</td></tr>" for c, r in sorted(failed.items()))
+        parts.append(f"<h2>Failed cells ({len(failed)})</h2><table><tr><th>cell</th><th>reason</th></tr>"
+                     f"{rows}</table>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
