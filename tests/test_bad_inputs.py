@@ -525,6 +525,10 @@ def test_bad_inputs_fail_their_cell_only_and_keep_stored_results(project, tmp_pa
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["outcomes"] == {"passed": 1, "failed": 5, "skipped": 1}
     assert manifest["interrupted"] is False
+    assert len(manifest["failed_cells"]) == 5                       # issue 22: and in the HTML report
+    assert any("cannot decode the image" in r for r in manifest["failed_cells"].values())
+    html = (run_dir / "index.html").read_text()
+    assert "Failed cells (5)" in html and "not a DenseNet201 (densenet201) checkpoint" in html
 
 
 def test_a_profile_whose_cells_are_all_inapplicable_is_a_usage_error(project):

@@ -189,3 +189,29 @@ def test_mae_release_file_loads(tmp_path: Path) -> None:
     loaded = reload("mae_vitl16", tmp_path).model.state_dict()
     assert loaded.keys() == encoder.keys()
     assert all(torch.equal(loaded[k], encoder[k]) for k in loaded)
+
+
+def test_torchvision_2017_files_without_batch_counters_load_as_torchvision_loads_them(tmp_path: Path) -> None:
+    """densenet201-c1103571.pth and resnet152-b121ed2d.pth predate BatchNorm's num_batches_tracked:
+    torchvision loads them strictly (torch sets the counters to 0), and so does radbench."""
+    from torchvision.models import DenseNet
+    ref = randomise(DenseNet(growth_rate=16, block_config=(1, 1, 1, 1), num_init_features=32, bn_size=2))
+    old_style = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+    official = {old_style.sub(r"\1.\2", k): v for k, v in ref.state_dict().items()
+                if not k.endswith("num_batches_tracked")}
+    assert not any(k.endswith("num_batches_tracked") for k in official)
+    DenseNet(growth_rate=16, block_config=(1, 1, 1, 1), num_init_features=32, bn_size=2).load_state_dict(
+        {k: v for k, v in ref.state_dict().items() if not k.endswith("num_batches_tracked")}, strict=False)
+    torch.save(official, tmp_path / "densenet201.pth")
+    loaded = reload("densenet201", tmp_path).model.state_dict()
+    for key, value in ref.state_dict().items():
+        if not key.startswith("classifier") and not key.endswith("num_batches_tracked"):
+            assert torch.equal(loaded[key], value), key
+    assert all(int(v) == 0 for k, v in loaded.items() if k.endswith("num_batches_tracked"))
+
+    source = load_backbone("resnet152", demo=True, resolution=64)
+    resnet = {k: v.clone() for k, v in randomise(source.model, 3).state_dict().items()
+              if not k.endswith("num_batches_tracked")}
+    torch.save(resnet, tmp_path / "resnet152.pth")
+    loaded = reload("resnet152", tmp_path).model.state_dict()
+    assert all(torch.equal(loaded[k], resnet[k]) for k in resnet)

@@ -195,3 +195,14 @@ def test_shape_mismatch_and_out_of_range_labels(tmp_path: Path):
     with pytest.raises(DatasetError,
                        match=r"spleen_1.nii.gz: label values \[4\] are outside the declared 0..1"):
         index.load_mask(index.items[0])
+
+
+def test_a_three_case_folder_gets_one_case_per_split(tmp_path: Path):
+    """Issue 22: a small valid MSD folder (3 labelled cases) had an empty val split; now 1 / 1 / 1."""
+    root = _phantom(tmp_path, SPLEEN)
+    _edit_json(root, lambda m: m.__setitem__("training", m["training"][:3]))
+    index = open_dataset(SPLEEN, root)
+    assert {name: len(index.splits[name]) for name in ("train", "val", "test")} == {"train": 1, "val": 1, "test": 1}
+    _edit_json(root, lambda m: m.__setitem__("training", m["training"][:2]))
+    with pytest.raises(DatasetError, match=r"split of .* is empty \(2 patients in the folder; at least 3 "):
+        open_dataset(SPLEEN, root)

@@ -59,7 +59,8 @@ def test_a_full_disk_when_the_manifest_is_written_is_one_line_and_the_rest_still
     line = next(n for n in st.notes if n.startswith("the manifest could not be written"))
     assert "the disk is full" in line and f"--radbench-resume {store.run_dir}" in line and "\n" not in line
     assert reported == [1]                                  # the report step still ran
-    assert "weights: random-init (demo) on the data given - not a real result" in st.notes
+    assert ("weights: random-init (smoke) on your data folder - checks the pipeline, not the models"
+            in st.notes)                                    # user data is never called "synthetic phantoms"
 
 
 def test_leftover_report_folders_of_a_killed_build_are_swept(tmp_path):

@@ -114,3 +114,36 @@ def test_phantom_writer_is_learnable_in_the_declared_layout(kind: str, tmp_path:
     else:
         masks = [index.load_mask(it) for it in index.items]
         assert all(m.max() <= 1 for m in masks) and sum(m.sum() for m in masks) > 0
+
+
+def test_classes_alternating_by_patient_are_stratified_in_every_split(tmp_path: Path) -> None:
+    """Issue 22: classes alternating patient by patient put every test patient in one class before."""
+    spec = csv_dataset("alt", "Alt", folder="alt", label_column="dx", classes=("normal", "effusion"),
+                       patient_column="pid")
+    rows = ["image,dx,pid"]
+    for p in range(50):                       # 50 patients x 2 images, class = patient parity
+        for j in range(2):
+            png(tmp_path / f"{p}_{j}.png", np.full((4, 4), p))
+            rows.append(f"{p}_{j}.png,{('normal', 'effusion')[p % 2]},P{p}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows))
+    index = open_dataset(spec, tmp_path)
+    for split, share in (("train", 0.7), ("val", 0.1), ("test", 0.2)):
+        labels = [index.items[i].label for i in index.splits[split]]
+        assert sorted(set(labels)) == [0, 1], split
+        for cls in (0, 1):                    # each class within one patient (2 images) of its share
+            assert abs(labels.count(cls) - 50 * share) <= 2, (split, cls, labels.count(cls))
+        assert len({index.items[i].patient for i in index.splits[split]}) == round(50 * share)
+
+
+def test_a_split_file_with_a_wrong_key_or_name_shows_the_valid_ones(tmp_path: Path) -> None:
+    from radbench_core.data.datasets import LoadOptions
+    spec = csv_dataset("sf", "SF", folder="sf", label_column="dx", classes=("a", "b"))
+    for i in range(20):
+        png(tmp_path / f"{i}.png", np.full((4, 4), i))
+    (tmp_path / "labels.csv").write_text("image,dx\n" + "\n".join(f"{i}.png,{'ab'[i % 2]}" for i in range(20)))
+    (tmp_path / "split.json").write_text('{"train": ["0.png", "img/1.png"], "val": [], "test": []}')
+    with pytest.raises(DatasetError, match=r"unknown item key 'img/1.png' .*keys are e\.g\. '0\.png', '1\.png'"):
+        open_dataset(spec, tmp_path, LoadOptions(split_file="split.json"))
+    (tmp_path / "split.json").write_text('{"train": ["0.png"], "valid": ["1.png"], "test": []}')
+    with pytest.raises(DatasetError, match=r"split name\(s\) \['valid'\] are not among \['train', 'val', 'test'\]"):
+        open_dataset(spec, tmp_path, LoadOptions(split_file="split.json"))

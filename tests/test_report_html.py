@@ -217,3 +217,40 @@ def test_demo_cells_are_never_compared_with_the_published_numbers():
     assert all(e.published is None for e in table.entries.values())
     assert "study 0.763" not in "".join(table.text(r, c) for (r, c) in table.entries)
     assert "not compared with the published" in reproduction_html(compare_to_published(hf), demo_shared=1)
+
+
+def test_banner_says_what_the_data_really_was(tmp_path):
+    """Issue 22: a smoke run over the user's folder said "synthetic phantom data"."""
+    from dataclasses import replace
+
+    from radbench_core.report.html import SMOKE_BANNER
+    recs = grid()
+    recs[3] = replace(rec("resnet152", "chexpert", "linear", value=0.75, weights=DEMO_WEIGHTS),
+                      dataset_provenance="CheXpert at /data/chexpert")
+    html = build_report(recs, tmp_path / "smoke").read_text()
+    assert SMOKE_BANNER in html and DEMO_BANNER not in html
+    recs[0] = replace(rec("dinov2_vitl14", "nih", "linear", value=0.8, weights=DEMO_WEIGHTS),
+                      dataset_provenance="phantom (demo, synthetic tiny, abc) of NIH ChestX-ray14")
+    html = build_report(recs, tmp_path / "both").read_text()
+    assert SMOKE_BANNER in html and DEMO_BANNER in html
+
+
+def test_failed_cells_appear_with_their_one_line_reason(tmp_path):
+    """Issue 22: failed cells were missing from the HTML report."""
+    from types import SimpleNamespace
+
+    from fixtures.session import cell_of, failure_line
+    reason = ("<tmp>/ward/labels.csv: row of 3.png: label 'efusion' is not one of ['normal', 'effusion']. "
+              "Fix: fix the label or the class_names.")
+    crash = SimpleNamespace(reprcrash=SimpleNamespace(message="radbench_core.core.errors.DatasetError: " + reason
+                                                       + "\n\nmore detail"))
+    assert failure_line(crash) == "radbench_core.core.errors.DatasetError: " + reason
+    assert failure_line("Traceback\n  line\nValueError: boom\n") == "ValueError: boom"
+    assert cell_of("benchmarks/test_classification.py::test_cell[dinov2_vits14-ward-knn@224]") == \
+        "dinov2_vits14-ward-knn@224"
+    recs = grid()
+    manifest = {"profile": "mine", "failed_cells": {"dinov2_vits14-ward-knn@224": reason,
+                                                    recs[0].cell_id: "failed before resume"}}
+    html = build_report(recs, tmp_path, manifest=manifest).read_text()
+    assert "Failed cells (1)" in html and "dinov2_vits14-ward-knn@224" in html
+    assert "label &#x27;efusion&#x27; is not one of" in html and "failed before resume" not in html

@@ -42,7 +42,9 @@ def test_patient_split_properties(patients, fractions):
     n = len(set(patients))
     for g, f in zip(groups, fractions):
         n_g = len({patients[i] for i in out[g]})
-        assert abs(n_g - f * n) < 1                                    # within one patient of target
+        # within one patient of target; below 10 patients a group the dealing left empty takes one
+        # patient from the largest (test_small_folders_get_every_split_and_larger_ones_keep_their_split)
+        assert abs(n_g - f * n) < (1 if n >= 10 else 2)
     assert out == patient_split(list(patients), fractions, groups)     # deterministic
 
 
@@ -104,7 +106,7 @@ def test_creates_then_reuses_the_saved_split_in_the_cache_never_the_dataset(tmp_
     saved_path = computed_splits_path(cache, data, items)
     assert saved_path.parent == cache and saved_path.name.startswith("data-")
     assert json.loads(saved_path.read_text())["splits"] == keys_by_group(items, first)
-    assert first == {"train": [0, 1, 3, 4, 5], "val": [], "test": [2]}   # 4 patients: T T S T
+    assert first == {"train": [0, 1], "val": [3, 4, 5], "test": [2]}   # 4 patients: T T S T, last T -> empty val
     # a second call reads the file instead of calling make()
     assert load_or_create_splits(data, items, make, splits_dir=cache) == first
     assert len(calls) == 1
@@ -124,7 +126,7 @@ def test_a_damaged_cached_split_is_recomputed_with_one_warning(tmp_path: Path):
     saved.write_text("{not json")
     with pytest.warns(UserWarning, match="saved split is unusable .*recomputing it"):
         out = load_or_create_splits(tmp_path / "data", items, _make(items), splits_dir=tmp_path)
-    assert out == {"train": [0, 1, 3, 4, 5], "val": [], "test": [2]}
+    assert out == {"train": [0, 1], "val": [3, 4, 5], "test": [2]}
     assert json.loads(saved.read_text())["splits"] == keys_by_group(items, out)
 
 
@@ -132,7 +134,7 @@ def test_a_legacy_split_file_in_the_dataset_folder_is_ignored(tmp_path: Path):
     items = _items()
     (tmp_path / SPLITS_FILENAME).write_text("{not json")
     out = load_or_create_splits(tmp_path, items, _make(items))
-    assert out == {"train": [0, 1, 3, 4, 5], "val": [], "test": [2]}
+    assert out == {"train": [0, 1], "val": [3, 4, 5], "test": [2]}
 
 
 def test_read_only_folder_warns_and_keeps_split_in_memory(tmp_path: Path, monkeypatch):
@@ -173,7 +175,7 @@ def test_a_split_file_that_no_longer_covers_the_items_is_refused(tmp_path: Path)
                                      "2 of 6 items on disk are in no split (e.g. 'img3', 'img4')")
     gone = tmp_path / "gone.json"                                     # an item removed since
     gone.write_text(json.dumps({"train": [it.key for it in items] + ["img7"]}))
-    with pytest.raises(DatasetError, match="unknown item key 'img7'.*items were removed"):
+    with pytest.raises(DatasetError, match="unknown item key 'img7'.*keys are e.g. 'img0'"):
         load_or_create_splits(tmp_path, items, _make(items), split_file=str(gone))
 
 
@@ -390,3 +392,19 @@ def test_a_split_file_with_another_split_name_blames_the_file_not_the_data_folde
         load_or_create_splits(tmp_path, items, _make(items), split_file=str(path))
     assert str(info.value) == (f"{path}: split name(s) ['validation'] are not among ['train', 'val', 'test']. "
                                "Fix: name the splits train, val and test (e.g. 'validation' -> 'val').")
+
+
+def test_small_folders_get_every_split_and_larger_ones_keep_their_split(monkeypatch) -> None:
+    """With >= 3 patients every group gets one; a split that had no empty group is unchanged."""
+    from radbench_core.data.datasets import splits as splits_module
+    for n in range(1, 60):
+        patients = [f"p{i}" for i in range(n)]
+        new = splits_module.patient_split(patients)
+        if n >= 3:
+            assert all(new[g] for g in ("train", "val", "test")), n
+        with monkeypatch.context() as m:
+            m.setattr(splits_module, "_fill_empty_groups", lambda *a: None)
+            old = splits_module.patient_split(patients)
+        if all(old[g] for g in ("train", "val", "test")):
+            assert new == old, n
+        assert sorted(sum(new.values(), [])) == list(range(n))

@@ -179,3 +179,27 @@ def test_helpers_against_references(tmp_path: Path) -> None:
     assert describe_mismatch(got, want) == ("1 missing keys (e.g. c), 1 unexpected keys (e.g. x), "
                                             "1 shape mismatches (e.g. b (3,) vs expected (4,))")
     assert describe_mismatch(want, want) == ""
+
+
+def test_a_file_of_another_geometry_is_refused_unless_resampling_is_asked_by_name(tmp_path: Path) -> None:
+    """timm's converter would resample a position table of another grid silently; radbench refuses it
+    naming the key and both shapes, and resamples only for a spec that names the key."""
+    import dataclasses
+
+    from radbench_core.models.specs import MODELS
+    weights = state(source("dinov2_vits14"))
+    grid = weights["pos_embed"]
+    weights["pos_embed"] = torch.randn(1, 1 + 6 * 6, grid.shape[-1])       # a 6x6 table, not the model's
+    save_file(weights, tmp_path / "dinov2_vits14.safetensors")
+    with pytest.raises(WeightsError, match=rf"pos_embed \(1, 37, {grid.shape[-1]}\) vs expected "
+                                           rf"\({', '.join(map(str, grid.shape))}\).*resample_weights=\('pos_embed',\)"):
+        reload("dinov2_vits14", tmp_path)
+    spec = dataclasses.replace(get_model("dinov2_vits14"), id="resampled_dino", resample_weights=("pos_embed",))
+    MODELS.register(spec)
+    try:
+        save_file(weights, tmp_path / "resampled_dino.safetensors")
+        loaded = reload("resampled_dino", tmp_path).model.state_dict()
+        assert tuple(loaded["pos_embed"].shape) == tuple(grid.shape)
+        assert torch.equal(loaded["cls_token"], weights["cls_token"])
+    finally:
+        dict.pop(MODELS, "resampled_dino", None)

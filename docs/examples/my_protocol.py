@@ -1,14 +1,15 @@
 """A protocol is a function (inputs, hparams, seed) -> ProtocolResult; here: nearest class centroid.
 
 It receives the frozen features radbench extracted and cached (FrozenInputs), fits on train and
-scores test; the AUROC comes from radbench's metric, with its bootstrap confidence interval.
+scores test; the AUROC comes from radbench's metric, with its bootstrap confidence interval, and the
+test predictions go back to radbench (``test_predictions``) for paired comparisons between models.
 """
 
 import numpy as np
 
 from radbench_core.eval.metrics import auroc_metric
 from radbench_core.protocols import ProtocolSpec
-from radbench_core.protocols.base import FrozenInputs, ProtocolResult
+from radbench_core.protocols.base import FrozenInputs, ProtocolResult, test_predictions
 
 
 def run_centroid(inputs: FrozenInputs, hparams: dict, seed: int) -> ProtocolResult:
@@ -30,7 +31,9 @@ def run_centroid(inputs: FrozenInputs, hparams: dict, seed: int) -> ProtocolResu
         scores /= scores.sum(axis=1, keepdims=True)
     auroc = auroc_metric(inputs.labels["test"], scores, inputs.label_kind,
                          resamples=hparams["bootstrap_resamples"], seed=seed)
-    return ProtocolResult(metrics={"auroc": auroc}, chosen={"temperature": hparams["temperature"]})
+    # test_predictions: compare-models and the report's "≈" marks then cover this protocol too
+    return ProtocolResult(metrics={"auroc": auroc}, chosen={"temperature": hparams["temperature"]},
+                          extra=test_predictions(inputs.labels["test"], scores))
 
 
 CENTROID = ProtocolSpec("centroid", "classification", "frozen", "my_protocol:run_centroid",

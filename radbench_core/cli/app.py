@@ -74,9 +74,9 @@ def _load_registry(kind: str) -> dict[str, Any]:
 
 
 def _dataset_rows() -> list[list[str]]:
-    from radbench_core.data.datasets import DATASET_IDS, get_dataset
+    from radbench_core.data.datasets import DATASETS, get_dataset
     rows = []
-    for dataset_id in DATASET_IDS:
+    for dataset_id in DATASETS:                  # built-in first, then registered (conftest, entry points)
         try:
             s = get_dataset(dataset_id)
         except ModuleNotFoundError as exc:       # its loader module is not in this install
@@ -207,6 +207,12 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         ids = index.splits.get(split, [])
         patients = {index.items[i].patient for i in ids}
         _out(f"  {split:<5}  {len(ids):>6} items  {len(patients):>6} patients")
+    if args.write_splits:
+        from radbench_core.core.atomic import atomic_write_json
+        splits = {s: [index.items[i].key for i in index.splits.get(s, [])] for s in ("train", "val", "test")}
+        atomic_write_json(Path(args.write_splits), splits)
+        _out(f"split written to {args.write_splits}; edit it and pass --radbench-splits {spec.id}="
+             f"{args.write_splits}")
     return 0
 
 
@@ -275,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", metavar="DATASET")
     p.add_argument("--data-dir", metavar="DIR", help="folder holding the datasets (or RADBENCH_DATA_DIR)")
     p.add_argument("--demo", action="store_true", help="write the synthetic phantom instead")
+    p.add_argument("--write-splits", metavar="FILE", help="write the split as a split file "
+                   '({"train": [item keys], "val": [...], "test": [...]}) to edit and pass back')
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("submit", help="run N shards as a SLURM job array (or locally with --local)")
@@ -335,6 +343,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.pytest_args = extra
     func: Callable[[argparse.Namespace], int] = args.func
     try:
+        from radbench_core.config.project import load_project   # the same entries as a pytest run
+        load_project(getattr(args, "profile", None) or os.environ.get("RADBENCH_PROFILE"))
         return func(args)
     except RadbenchError as exc:
         print(f"radbench: error: {exc}", file=sys.stderr)

@@ -53,7 +53,8 @@ def cmd_compare_models(args: argparse.Namespace) -> int:
         raise ConfigError(f"compare-models --dataset {args.dataset} --protocol {args.protocol}",
                           f"{len(chosen)} cell(s) in the run, {len(with_preds)} with recorded test "
                           "predictions; need two", "run at least two models of that dataset and "
-                          "protocol with radbench >= issue 17 (it writes predictions/)")
+                          "protocol; a protocol of your own must return ProtocolResult(..., "
+                          "extra=radbench_core.protocols.base.test_predictions(labels, scores))")
     metric = args.metric or headline(with_preds[0])[0]
     values = {r.cell_id: r.metrics[metric].value for r in with_preds if metric in r.metrics}
     if len(values) < 2:

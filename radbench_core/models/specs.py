@@ -45,6 +45,9 @@ class ModelSpec:
     drop_prefixes: tuple[str, ...] = ("head.",)   # checkpoint keys the feature backbone does not use
     norm: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None
     source_note: str = ""           # where a user gets the official weights
+    # weight names a file may hold in another shape, resampled by timm's converter on purpose (e.g.
+    # ("pos_embed",) for a file trained at another resolution); any other wrong shape is refused
+    resample_weights: tuple[str, ...] = ()
     # arch="module": "package.module:function" (or the function) building the nn.Module from keyword
     # arguments (``demo_kwargs`` for the demo); its forward(x) returns (B, D) features, and it has
     # ``embed_dim`` (or ``num_features``) = D

@@ -161,6 +161,24 @@ def describe_mismatch(state: Mapping[str, torch.Tensor], expected: Mapping[str, 
     return ", ".join(parts)
 
 
+def fill_batch_counters(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor]
+                        ) -> dict[str, torch.Tensor]:
+    """BatchNorm's ``num_batches_tracked`` buffers, absent from torchvision's 2017 files (DenseNet201,
+    ResNet152), set to 0 as torch's own BatchNorm does when it loads such a file; values untouched."""
+    out = dict(state)
+    for key, value in expected.items():
+        if key.endswith(".num_batches_tracked") and key not in out:
+            out[key] = torch.zeros_like(value)
+    return out
+
+
+def wrong_shapes(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor],
+                 allowed: tuple[str, ...] = ()) -> list[str]:
+    """Keys the file holds under the model's own name but in another shape (not in ``allowed``)."""
+    return [k for k, v in expected.items()
+            if k in state and tuple(state[k].shape) != tuple(v.shape) and k not in allowed]
+
+
 def _key_errors(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor]) -> int:
     return len(set(state) ^ set(expected)) + sum(tuple(state[k].shape) != tuple(v.shape)
                                                   for k, v in expected.items() if k in state)
@@ -171,17 +189,23 @@ def load_weights_into(model: torch.nn.Module, spec: ModelSpec, path: Path) -> No
     state = read_state_dict(path, spec.id)
     expected = model.state_dict()
     keep = set(expected)
-    state = _drop(state, spec.drop_prefixes, keep)
+    state = fill_batch_counters(_drop(state, spec.drop_prefixes, keep), expected)
+    # a tensor of the model's own name in another shape is refused before timm's converter, which
+    # would silently resample a position table or patch kernel, unless the spec names it
+    reshaped = wrong_shapes(state, expected, spec.resample_weights)
     if describe_mismatch(state, expected):
-        candidates = [_timm_filter(state, model)] + [convert(state, expected) for convert in CONVERTERS.values()]
+        candidates = ([] if reshaped else [_timm_filter(state, model)]) + \
+            [convert(state, expected) for convert in CONVERTERS.values()]
         # keep the conversion that fits best; a hopeless file is reported as it was written
-        for converted in (_drop(c, spec.drop_prefixes, keep) for c in candidates):
+        for converted in (fill_batch_counters(_drop(c, spec.drop_prefixes, keep), expected) for c in candidates):
             if _key_errors(converted, expected) < _key_errors(state, expected):
                 state = converted
     problem = describe_mismatch(state, expected)
     if problem:
+        resample = (f"; to resample it on purpose, declare ModelSpec(resample_weights={tuple(reshaped[:2])!r})"
+                    if reshaped else "")
         raise WeightsError(path, f"not a {spec.label} ({spec.timm_arch or spec.id}) checkpoint: {problem}",
                            f"use the {spec.label} weights or rename the file; it must hold the state dict of "
-                           f"timm's {spec.timm_arch}")
+                           f"timm's {spec.timm_arch}{resample}")
     with torch.no_grad():
         model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)

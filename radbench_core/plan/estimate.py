@@ -83,8 +83,8 @@ def _items(dataset: str, hparams: dict[str, Any]) -> tuple[dict[str, float], int
     from radbench_core.data.datasets import get_dataset
     size = get_dataset(dataset).size
     if size is None:
-        raise ConfigError(f"planner: dataset {dataset!r}", "no size known",
-                          "give its DatasetSpec a size=DatasetSize(train, val, test, slices_per_item)")
+        raise ConfigError(f"planner: dataset {dataset!r}", "no size known (a user dataset has no published size)",
+                          "plan those cells only (e.g. -k 'not " + dataset + "'), or give its DatasetSpec a size=DatasetSize(train, val, test, slices_per_item)")
     cap = hparams.get("max_items")
     n = {s: float(size.of(s)) for s in SPLITS}
     return {s: min(v, float(cap)) if cap is not None else v for s, v in n.items()}, size.slices_per_item

@@ -81,6 +81,23 @@ class ProtocolResult:
     extra: dict[str, Any] = field(default_factory=dict)         # per-class values, per-seed, files
 
 
+def test_predictions(labels: Any, scores: Any, *, runs: bool = False) -> dict[str, Any]:
+    """The ``extra`` of a classification ProtocolResult that makes the cell comparable item by item.
+
+    Why: ``radbench compare-models`` and the report's "≈" marks pair two cells' test predictions;
+    a protocol that returns ``ProtocolResult(..., extra=test_predictions(inputs.labels["test"],
+    scores))`` is covered like the built-in ones. ``labels`` and ``scores`` follow the test split's
+    item order (``inputs.labels["test"]``): scores ``(N,)``/``(N, C)``, or ``(R, N[, C])`` with
+    ``runs=True`` for R seeds whose headline is their mean. The runner writes them to
+    ``<run>/predictions/`` and keeps them out of the record.
+    """
+    from radbench_core.eval.predictions import ArrayPayload
+    payload = ArrayPayload(labels=np.asarray(labels), scores=np.asarray(scores, dtype=np.float32))
+    if runs:
+        payload["runs"] = True
+    return {"test_predictions": payload}
+
+
 def require(hparams: dict[str, Any], key: str, protocol: str) -> Any:
     """``hparams[key]``, or a ConfigError that names the protocol and where the value comes from."""
     if key not in hparams:

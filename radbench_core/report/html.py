@@ -23,6 +23,8 @@ from radbench_core.core.results import CellResult
 
 DEMO_BANNER = ("Demo profile: random-init weights on synthetic phantom data — these numbers say "
                "nothing about the models")
+SMOKE_BANNER = ("Smoke check: random-init tiny models on your own data folder — these numbers check the "
+                "folder, its splits and loaders, and say nothing about the models")
 PUBLISHED_BANNER = ("The study's published numbers (Baharoon et al. 2023, Tables 3-9) laid out by radbench: "
                     "no model was run")
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
@@ -124,7 +126,7 @@ def _manifest_html(manifest: dict[str, Any] | None) -> str:
         return '<p class="missing">No run manifest was given.</p>'
     rows = []
     keys = [k for k in _MANIFEST_KEYS if k in manifest] + sorted(k for k in manifest
-                                                                 if k not in _MANIFEST_KEYS)
+                                                                 if k not in _MANIFEST_KEYS and k != "failed_cells")
     for key in keys:
         value = manifest[key]
         if isinstance(value, dict):
@@ -204,6 +206,18 @@ def significance_html(groups: list[dict[str, Any]]) -> str:
     return "".join(parts)
 
 
+def on_user_data(record: CellResult) -> bool:
+    """Whether the cell read a data folder (its provenance names one) rather than a synthetic phantom."""
+    return bool(record.dataset_provenance) and not record.dataset_provenance.startswith("phantom")
+
+
+def data_banners(records: list[CellResult]) -> list[str]:
+    """What the random-init cells' data really was: phantoms (demo), the user's folder (smoke), or both."""
+    demo = [r for r in records if r.is_demo]
+    return ([DEMO_BANNER] if any(not on_user_data(r) for r in demo) else []) + \
+        ([SMOKE_BANNER] if any(on_user_data(r) for r in demo) else [])
+
+
 def render_index(records: list[CellResult], tables: dict[str, Table], figures: dict[str, list[Path]],
                  manifest: dict[str, Any] | None = None,
                  verdicts: list[dict[str, Any]] | None = None,
@@ -212,8 +226,8 @@ def render_index(records: list[CellResult], tables: dict[str, Table], figures: d
     """The whole page as a string; figure paths are read to embed the PNGs."""
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              "<title>radbench report</title>", f"<style>{_CSS}</style></head><body>"]
-    if any(r.is_demo for r in records):
-        parts.append(f'<div class="banner" role="alert">{escape(DEMO_BANNER)}</div>')
+    for banner in data_banners(records):
+        parts.append(f'<div class="banner" role="alert">{escape(banner)}</div>')
     if records and all(r.weights == PUBLISHED_WEIGHTS for r in records):
         parts.append(f'<div class="banner" role="note">{escape(PUBLISHED_BANNER)}</div>')
     n_demo = sum(r.is_demo for r in records)
@@ -247,5 +261,11 @@ def render_index(records: list[CellResult], tables: dict[str, Table], figures: d
         parts.append("<h2>Regression verdicts</h2>" + (_verdicts_html(verdicts) if verdicts else
                                                       '<p class="missing">no metric compared</p>'))
     parts.append("<h2>Cells</h2>" + _cells_html(records, links or {}))
+    failed = {c: r for c, r in ((manifest or {}).get("failed_cells") or {}).items()
+              if c not in {rec.cell_id for rec in records}}        # a cell that passed on resume is not failed
+    if failed:
+        rows = "".join(f"<tr><td>{escape(c)}</td><td>{escape(str(r))}</td></tr>" for c, r in sorted(failed.items()))
+        parts.append(f"<h2>Failed cells ({len(failed)})</h2><table><tr><th>cell</th><th>reason</th></tr>"
+                     f"{rows}</table>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

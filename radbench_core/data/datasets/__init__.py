@@ -53,7 +53,9 @@ def open_dataset(spec: DatasetSpec, root: str | Path, options: LoadOptions | Non
     index.input_files = tuple(sorted(read))
     for split in ("train", "val", "test"):
         if not index.splits.get(split):
-            raise DatasetError(root, f"the {split!r} split of {spec.title} is empty",
+            patients = len({it.patient for it in index.items})
+            raise DatasetError(root, f"the {split!r} split of {spec.title} is empty ({patients} patients in "
+                                     "the folder; at least 3 are needed, one per split)",
                                "check that the folder holds the whole dataset, or pass a split file "
                                "that lists items for train, val and test")
     return index

@@ -6,7 +6,7 @@ and masks of the same names"). Two functions turn a few lines of config into a `
     csv_dataset("ward_cxr", "Ward chest X-rays", folder="ward_cxr", label_columns=("effusion", "edema"))
     mask_dataset("ward_liver", "Ward liver CT", folder="ward_liver", class_names=("liver",), modality="ct")
 
-Images: PNG/JPEG (grayscale), DICOM (``.dcm``, when pydicom is installed) and NIfTI (``.nii``/``.nii.gz``,
+Images: PNG/JPEG (grayscale), DICOM (``.dcm``, displayed as the standard says: see ``dicom.py``) and NIfTI (``.nii``/``.nii.gz``,
 a volume: a many-slice item). Labels: a CSV column of class names (multi-class) or several 0/1 columns
 (multi-label; blank = unknown, ignored), or a mask folder with the images' file names (class values
 0..C). Splits are patient-grouped (``patient_column``; default one patient per image) by the same
@@ -26,6 +26,7 @@ import numpy as np
 
 from radbench_core.data.datasets.base import DatasetIndex, DatasetSpec, Item, LoadOptions
 from radbench_core.data.datasets.csvtools import list_files, read_csv, read_gray, safe_relpath
+from radbench_core.data.datasets.dicom import read_dicom
 from radbench_core.data.datasets.geometry import check_image_mask_pair, read_mask_2d
 from radbench_core.data.datasets.splits import keys_by_group, natural_key, patient_split, resolve_splits
 from radbench_core.core.errors import ConfigError, DatasetError
@@ -35,22 +36,6 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".nii", ".nii.gz")
 
 def _is_volume(name: str) -> bool:
     return name.lower().endswith((".nii", ".nii.gz"))
-
-
-def read_dicom(path: Path) -> np.ndarray:
-    """One DICOM slice -> (H, W) float32 in [0, 1] (rescale slope/intercept applied, min-max scaled)."""
-    try:
-        import pydicom
-    except ImportError as exc:
-        raise DatasetError(path, "a DICOM file, but pydicom is not installed", "pip install pydicom") from exc
-    try:
-        ds = pydicom.dcmread(str(path))
-        arr = ds.pixel_array.astype(np.float32) * float(getattr(ds, "RescaleSlope", 1)) + \
-            float(getattr(ds, "RescaleIntercept", 0))
-    except Exception as exc:  # noqa: BLE001 - any decoder failure means an unreadable file
-        raise DatasetError(path, f"cannot decode the DICOM file ({exc})", "re-export or re-download it") from exc
-    lo, hi = float(arr.min()), float(arr.max())
-    return (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
 
 
 @dataclass
@@ -64,7 +49,7 @@ class GenericIndex(DatasetIndex):
             from radbench_core.data.datasets.volumes import load_image
             return load_image(path, window_ct if self.spec.modality == "ct" else window_mri)
         if path.suffix.lower() == ".dcm":
-            return read_dicom(path)[None]
+            return read_dicom(path, self.spec.modality)[None]
         return read_gray(path)[None]
 
     def load_mask(self, item: Item) -> np.ndarray:
@@ -81,9 +66,19 @@ class GenericIndex(DatasetIndex):
 
 def _splits(root: Path, items: list[Item], options: LoadOptions, spec: DatasetSpec) -> dict[str, list[int]]:
     def make() -> dict[str, list[str]]:
-        return keys_by_group(items, patient_split([it.patient for it in items]))
+        return keys_by_group(items, patient_split([it.patient for it in items], strata=_strata(items, spec)))
     names = spec.class_names if spec.label_kind != "mask" else ()
     return resolve_splits(root, items, make, options, spec.title, names)
+
+
+def _strata(items: list[Item], spec: DatasetSpec) -> list | None:
+    """The class of each item (multi-class) or its label pattern (multi-label, blank = "?"), so the split
+    is stratified as the built-in datasets' are; masks have none."""
+    if spec.label_kind == "multiclass":
+        return [it.label for it in items]
+    if spec.label_kind == "multilabel":
+        return ["".join("?" if math.isnan(v) else str(int(v)) for v in it.label) for it in items]
+    return None
 
 
 def _index_csv(root: Path, options: LoadOptions, *, spec_ref: list, csv: str, image_column: str,

@@ -29,7 +29,7 @@ from radbench_core.data.datasets.inputs import changed_inputs, input_manifest, r
 from radbench_core.core.errors import ConfigError, DatasetError, StorageError
 
 SPLITS_FILENAME = "radbench_splits.json"      # legacy: older radbench wrote it into the dataset folder
-SPLIT_ALGORITHM_VERSION = 3                   # 2: stratified by class; 3: inputs recorded, labels keyed
+SPLIT_ALGORITHM_VERSION = 4                   # 2: stratified; 3: inputs recorded; 4: generic stratified, small folders filled
 _DIGITS = re.compile(r"(\d+)")
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -84,10 +84,26 @@ def patient_split(patients: Sequence[str], fractions: tuple[float, float, float]
         g = max(range(len(groups)), key=lambda k: (deficits[k], -k))
         counts[g] += 1
         group_of[patient] = g
+    _fill_empty_groups(ordered, group_of, counts)
     out: dict[str, list[int]] = {name: [] for name in groups}
     for i, patient in enumerate(patients):
         out[groups[group_of[patient]]].append(i)
     return out
+
+
+def _fill_empty_groups(ordered: list[str], group_of: dict[str, int], counts: list[int]) -> None:
+    """A small folder (3 MSD cases: 2 train, 0 val, 1 test by the dealing) gets one patient in every
+    group, taken from the largest one (its last-dealt patient), when there are enough patients.
+
+    Only splits that would otherwise leave a group empty, which the loaders refuse, change."""
+    if len(ordered) < len(counts):
+        return
+    for empty in [g for g, c in enumerate(counts) if c == 0]:
+        largest = max(range(len(counts)), key=lambda k: (counts[k], -k))
+        donor = next(p for p in reversed(ordered) if group_of[p] == largest)
+        group_of[donor] = empty
+        counts[largest] -= 1
+        counts[empty] += 1
 
 
 def _read_split_json(path: Path) -> dict[str, list[str]]:
@@ -117,9 +133,10 @@ def _positions(where: str | Path, splits: dict[str, list[str]], items: list[Item
         for key in keys:
             if key not in position:
                 raise DatasetError(where, f"split {split!r} lists the unknown item key {key!r} "
-                                          f"(not among the {len(items)} items found on disk)",
-                                   "use the item keys of this dataset (e.g. case ids); items were "
-                                   "removed since the split file was written, so update it")
+                                          f"(not among the {len(items)} items found on disk, whose keys "
+                                          f"are e.g. {', '.join(repr(it.key) for it in items[:3])})",
+                                   "list item keys as `radbench prepare DATASET --write-splits FILE` "
+                                   "writes them (a missing file on disk, or a key in another form)")
             if key in seen_in:
                 raise DatasetError(where, f"item {key!r} is in both {seen_in[key]!r} and {split!r}",
                                    "list every item in at most one split")
