@@ -122,10 +122,11 @@ def test_half_the_cells_missing_still_reports(tmp_path):
     t3 = (tmp_path / "tables" / "table3_linear_probing.csv").read_text()
     df = pd.read_csv(io.StringIO(t3), comment="#", dtype=str, keep_default_na=False)
     df = df.set_index(df["Method"] + " " + df["Architecture"])
-    assert df.loc["DINOv2 ViT-L/14"].tolist()[2:4] == [
-        "0.800 [0.780, 0.820] (study 0.763, Δ +0.037, outside CI)", "—"]
-    assert df.loc["Supervised ResNet152"].tolist()[2:4] == [
-        "—", "0.750 [0.730, 0.770] (study 0.779, Δ -0.029, outside CI)"]
+    assert df.loc["DINOv2 ViT-L/14"].tolist()[2:4] == ["0.800 [0.780, 0.820]", "—"]
+    assert df.loc["Supervised ResNet152"].tolist()[2:4] == ["—", "0.750 [0.730, 0.770]"]
+    vs = (tmp_path / "tables" / "table3_linear_probing_vs_study.csv").read_text()
+    assert "DINOv2,ViT-L/14,NIH Chest X-ray,0.800,\"[0.780, 0.820]\",0.763,+0.037,no" in vs
+    assert "Run vs study (" in html
     # an extended table the smaller run cannot fill is removed, not left over from the earlier report
     assert (tmp_path / "tables" / "table6_dinov2_vs_scratch_extended.csv").exists()
     assert build_report(half[:1], tmp_path).exists()

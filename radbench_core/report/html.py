@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from radbench_core.report.comparison import VS_STUDY
 from radbench_core.report.figures import FIGURES
 from radbench_core.report.frame import METRIC_LABEL, PUBLISHED_WEIGHTS, headline, headline_frame
 from radbench_core.report.published import compare_to_published, published_index
@@ -55,7 +56,7 @@ def table_html(table: Table, ci: bool = True) -> str:
             if table.columns else ((), ())
         cells = []
         for c in range(len(table.columns)):
-            text = escape(table.text(r, c, ci))
+            text = escape(table.text(r, c, ci, compare=False))
             cells.append(f"<td><strong>{text}</strong></td>" if r in best[c] else
                          f"<td><u>{text}</u></td>" if r in second[c] else f"<td>{text}</td>")
         body.append("<tr>" + "".join(f"<td>{_label_html(x)}</td>" for x in labels)
@@ -229,6 +230,9 @@ def render_index(records: list[CellResult], tables: dict[str, Table], figures: d
         if key in tables:
             files = " · ".join(f'<a href="tables/{key}.{ext}">{ext}</a>' for ext in ("md", "csv", "tex"))
             parts.append(f"<h3>{escape(title)}</h3>{table_html(tables[key])}<p>{files}</p>")
+            if (companion := tables.get(f"{key}{VS_STUDY}")) is not None:
+                parts.append(f"<details><summary>Run vs study ({len(companion.rows)} entries)</summary>"
+                             f"{table_html(companion)}</details>")
         elif not key.endswith("_extended") and key != "other_cells":
             parts.append(f'<h3>{escape(title)}</h3><p class="missing">not in this run</p>')
     if significance is not None:
