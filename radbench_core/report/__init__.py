@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from radbench_core.core.atomic import atomic_write_text
+from radbench_core.report.clinical import PREFIXES as CLINICAL, clinical_tables
 from radbench_core.report.comparison import VS_STUDY, with_comparisons
 from radbench_core.report.figures import FIGURES, build_figures
 from radbench_core.report.figures_examples import find_file
@@ -50,6 +51,7 @@ def build_report(records: Iterable[CellResult], out_dir: str | Path,
     from radbench_core.report.marks import group_matrices, run_predictions
     predictions = run_predictions(records, roots)              # issue 17: paired significance
     tables = with_comparisons(build_tables(headline_frame(records), predictions=predictions))
+    tables.update(clinical_tables(records, predictions))       # per finding, test sets, operating point
     write_tables(tables, out_dir / "tables", ci=ci_in_tables)
 
     for stem in FIGURES:
@@ -74,6 +76,8 @@ def write_tables(tables: dict[str, Table], folder: Path, ci: bool = False) -> li
         for ext in ("md", "csv", "tex"):
             (folder / f"{key}.{ext}").unlink(missing_ok=True)
             (folder / f"{key}{VS_STUDY}.{ext}").unlink(missing_ok=True)
+    for stale in (p for prefix in CLINICAL for p in folder.glob(f"{prefix}*.*")):
+        stale.unlink(missing_ok=True)
     tex = []
     for key, table in tables.items():
         atomic_write_text(folder / f"{key}.md", to_markdown(table, ci=ci))

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from radbench_core.report.clinical import PREFIXES as CLINICAL
 from radbench_core.report.comparison import VS_STUDY
 from radbench_core.report.figures import FIGURES
 from radbench_core.report.frame import METRIC_LABEL, PUBLISHED_WEIGHTS, headline, headline_frame
@@ -235,6 +236,12 @@ def render_index(records: list[CellResult], tables: dict[str, Table], figures: d
                              f"{table_html(companion)}</details>")
         elif not key.endswith("_extended") and key != "other_cells":
             parts.append(f'<h3>{escape(title)}</h3><p class="missing">not in this run</p>')
+    clinical = [key for key in tables if key.startswith(CLINICAL)]
+    if clinical:
+        parts.append("<h2>Clinical detail</h2>")
+    for key in clinical:
+        files = " · ".join(f'<a href="tables/{key}.{ext}">{ext}</a>' for ext in ("md", "csv", "tex"))
+        parts.append(f"<h4>{escape(tables[key].heading)}</h4>{table_html(tables[key])}<p>{files}</p>")
     if significance is not None:
         parts.append("<h2>Significance</h2>" + significance_html(significance))
     parts.append("<h2>Figures</h2>")

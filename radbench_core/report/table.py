@@ -63,11 +63,12 @@ class Table:
     missing: int = 0                     # study entries this run lacks
     # (r, c) -> Holm-adjusted p of the entry vs its column's best (radbench_core.report.marks)
     vs_best: dict[tuple[int, int], float] = field(default_factory=dict)
+    title: str = ""                      # heading of a table that is none of the study's (clinical)
 
     @property
     def heading(self) -> str:
         """"Table 4" for the study's tables and their companions; "Other cells" for the rest."""
-        return f"Table {self.number}" if self.number else "Other cells"
+        return self.title or (f"Table {self.number}" if self.number else "Other cells")
 
     def tied_with_best(self, r: int, c: int) -> bool:
         """Not significantly different from the column's best (TIED_MARK); False when untested."""

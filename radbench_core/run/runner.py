@@ -230,6 +230,8 @@ def run_cell(cell: Cell, ctx: RunContext, pool: BackbonePool, cache: FeatureCach
     if examples and ctx.run_dir is not None:
         extra["examples"] = os.path.relpath(examples, ctx.run_dir)
     extra.setdefault("n_items", {s: len(index.splits[s]) for s in ("train", "val", "test")})
+    if "auroc_per_class" in extra:                         # the per-class list, named (report tables)
+        extra.setdefault("class_names", list(index.spec.class_names))
     payload = extra.pop("test_predictions", None)          # big arrays: a file, never the record
     if payload is not None and ctx.run_dir is not None:
         from radbench_core.eval.predictions import predictions_from_protocol, save_predictions
