@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from radbench_core.core.atomic import atomic_write_text
+from radbench_core.report.citation import citation_bib
 from radbench_core.report.clinical import PREFIXES as CLINICAL, clinical_tables
 from radbench_core.report.comparison import VS_STUDY, with_comparisons
 from radbench_core.report.figures import FIGURES, build_figures
@@ -26,6 +27,7 @@ from radbench_core.core.results import CellResult, cell_filename
 
 __all__ = ["build_report", "summary_table", "write_tables"]
 VERDICT_KEYS = ("cell_id", "metric", "baseline", "now", "delta", "verdict", "tolerance")
+CITATION_FILE = "citation.bib"        # the study's and radbench's BibTeX
 LATEX_DOCUMENT = "all_tables.tex"     # tables/: a pdflatex document that inputs every .tex table
 
 
@@ -53,6 +55,7 @@ def build_report(records: Iterable[CellResult], out_dir: str | Path,
     tables = with_comparisons(build_tables(headline_frame(records), predictions=predictions))
     tables.update(clinical_tables(records, predictions))       # per finding, test sets, operating point
     write_tables(tables, out_dir / "tables", ci=ci_in_tables)
+    atomic_write_text(out_dir / CITATION_FILE, citation_bib())
 
     for stem in FIGURES:
         for ext in ("png", "svg"):

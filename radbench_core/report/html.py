@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from radbench_core.report.citation import citation_bib
 from radbench_core.report.clinical import PREFIXES as CLINICAL
 from radbench_core.report.comparison import VS_STUDY
 from radbench_core.report.figures import FIGURES
@@ -258,5 +259,8 @@ def render_index(records: list[CellResult], tables: dict[str, Table], figures: d
         parts.append("<h2>Regression verdicts</h2>" + (_verdicts_html(verdicts) if verdicts else
                                                       '<p class="missing">no metric compared</p>'))
     parts.append("<h2>Cells</h2>" + _cells_html(records, links or {}))
+    parts.append('<h2>How to cite</h2><p>The study this report reproduces, and radbench '
+                 '(<a href="citation.bib">citation.bib</a>):</p>'
+                 f"<pre>{escape(citation_bib())}</pre>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
