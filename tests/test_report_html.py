@@ -218,3 +218,15 @@ def test_demo_cells_are_never_compared_with_the_published_numbers():
     assert all(e.published is None for e in table.entries.values())
     assert "study 0.763" not in "".join(table.text(r, c) for (r, c) in table.entries)
     assert "not compared with the published" in reproduction_html(compare_to_published(hf), demo_shared=1)
+
+
+def test_table_entries_link_to_their_cell_records_and_cells_show_selected_hyperparameters(tmp_path):
+    recs = grid()
+    recs[0] = CellResult.from_dict({**recs[0].to_dict(), "hparams": {"lr": 0.001, "n_blocks": 4}})
+    store = RunStore(tmp_path)
+    store.write_cell(recs[0])
+    html = build_report(recs, tmp_path).read_text()
+    href = f'href="cells/{recs[0].cell_id}.json" title="{recs[0].cell_id}">'
+    tables = html.split("<h2>Tables</h2>")[1].split("<h2>Figures</h2>")[0]
+    assert tables.count(href) >= 2                    # Table 3 and its run-vs-study companion
+    assert "<td>lr 0.001, n_blocks 4</td>" in html and "selected hyperparameters" in html

@@ -16,8 +16,9 @@ STUDY_BIBTEX = """@article{baharoon2023dinov2radiology,
   author  = {Baharoon, Mohammed and Qureshi, Waseem and Ouyang, Jiahong and Xu, Yanwu and
              Aljouie, Abdulrhman and Peng, Wei},
   journal = {arXiv preprint arXiv:2312.02366},
-  year    = {2023},
-  url     = {https://arxiv.org/abs/2312.02366}
+  eprint  = {2312.02366},
+  archivePrefix = {arXiv},
+  year    = {2023}
 }
 """
 

@@ -34,7 +34,8 @@ def comparison_table(table: Table) -> Table | None:
                  "inside": _INSIDE[entry.inside_ci]}
         out.rows.append((*table.rows[r], table.columns[c].title))
         for k, (_, name) in enumerate(COLUMNS):
-            out.entries[(len(out.rows) - 1, k)] = Entry(float("nan"), shown=texts[name])
+            out.entries[(len(out.rows) - 1, k)] = Entry(float("nan"), shown=texts[name],
+                                                        cell_id=entry.cell_id if k == 0 else "")
     return out
 
 
