@@ -18,7 +18,9 @@ from hypothesis import strategies as st
 
 from radbench_core.core.results import DEMO_WEIGHTS, CellResult, Metric
 from radbench_core.report import LATEX_DOCUMENT, write_tables
+from radbench_core.report.clinical import clinical_tables
 from radbench_core.report.comparison import with_comparisons
+from radbench_core.report.marks import PredictionStore
 from radbench_core.report.frame import headline_frame
 from radbench_core.report.published import published_records
 from radbench_core.report.render import LATEX_PACKAGES, tex_escape
@@ -39,9 +41,11 @@ def as_run(rec: CellResult, weights: str, shift: float) -> CellResult:
 def user_cells() -> list[CellResult]:
     """Cells no study table takes, with the names users give: Unicode, LaTeX specials."""
     auroc = {"auroc": Metric(0.71, True, 0.69, 0.73)}
+    named = {"auroc_per_class": [0.7, 0.72, None], "class_names": ["Pleural_Thickening", "Ödem",
+                                                                    "Mass & Nodule (≥3 cm)"]}
     return [CellResult(cell_id=f"{m}-{d}-fewshot@{v}", model=m, dataset=d, protocol="fewshot",
                        variant=v, task="classification", modality="xray", profile="paper",
-                       metrics=auroc, weights="official")
+                       metrics=auroc, weights="official", extra=named)
             for m, d, v in (("resnet50_α", "nih", "k=8"), ("vit_b16 & co", "my_data%", "Δ≥2 — µ"))]
 
 
@@ -71,12 +75,15 @@ RUNS = {"published": lambda: published_records(),
 @needs_pdflatex
 @pytest.mark.parametrize("kind, ci", [("published", False), ("demo", False), ("run", True)])
 def test_every_latex_table_compiles_and_fits_the_page(kind, ci, tmp_path):
-    tables = with_comparisons(build_tables(headline_frame(RUNS[kind]())))
+    records = RUNS[kind]()
+    tables = {**with_comparisons(build_tables(headline_frame(records))),
+              **clinical_tables(records, PredictionStore({}))}
     folder = tmp_path / "tables"
     written = write_tables(tables, folder, ci=ci)
     assert len(written) == len(tables) >= 7
     if kind == "run":
         assert any(k.endswith("_vs_study") for k in tables) and "other_cells" in tables
+        assert "perclass_nih" in tables and "perclass_my_data_" in tables
     log = compile_tables(folder, tmp_path, standalone=kind == "run")
     assert "Overfull \\hbox" not in log, log[log.index("Overfull"):][:600]
     assert "Missing character" not in log and (tmp_path / "paper.pdf").stat().st_size > 0
@@ -92,5 +99,6 @@ def test_tex_escape_is_plain_ascii_without_unescaped_specials(text):
 
 
 def test_tex_escape_translates_the_reports_symbols():
-    assert tex_escape("Δ +0.01 ≈ α — µ†") == r"$\Delta$ +0.01 $\approx$ $\alpha$ --- $\mu$\textdagger{}"
+    assert tex_escape("Δ +0.01 ≈ α — µ†") == \
+        r"$\Delta$ +0.01 $\approx$ $\alpha$ --- $\mu$\textdagger{}"
     assert tex_escape("Zürich 水") == "Zurich [U+6C34]"

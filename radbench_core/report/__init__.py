@@ -38,8 +38,9 @@ def build_report(records: Iterable[CellResult], out_dir: str | Path,
 
     ``ci_in_tables`` adds each entry's 95% CI to the Markdown and LaTeX tables (CSV and HTML
     always have them). ``run_dirs`` are the run directories the records came from (for a merged
-    report elsewhere): example arrays and per-cell JSON links are looked up under ``out_dir`` first, then each of them.
-    Table/figure files of an earlier report in ``out_dir`` that this run cannot fill are removed.
+    report elsewhere): example arrays and per-cell JSON links are looked up under ``out_dir``
+    first, then each of them. Table/figure files of an earlier report in ``out_dir`` that this run
+    cannot fill are removed.
     """
     out_dir = Path(out_dir)
     records = merge_records(_checked(records))

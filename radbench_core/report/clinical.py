@@ -9,6 +9,7 @@ come from each record's ``auroc_per_class`` + ``class_names`` and from its test 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Iterable
 
 import numpy as np
@@ -18,10 +19,15 @@ from radbench_core.eval.operating_point import (OPERATING_POINT, prevalence, sen
                                                 truths)
 from radbench_core.report.frame import (DATASET_ORDER, MODEL_ORDER, PROTOCOL_LABELS, dataset_label,
                                         model_label, order_key, variant_key)
-from radbench_core.report.table import Column, Entry, Table
+from radbench_core.report.table import MARKS_NOTE, Column, Entry, Table
 
 PREFIXES = ("perclass_", "testset_", "operating_")       # file stems of the clinical tables
 CELL_HEADER = ("Model", "Protocol", "Variant")
+
+
+def stem(dataset: str) -> str:
+    """A dataset id as part of a file stem and a LaTeX label (a user's id may hold % or spaces)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", dataset)
 
 
 def class_names(rec: CellResult, n: int) -> list[str]:
@@ -55,8 +61,8 @@ def per_class_table(dataset: str, recs: list[CellResult]) -> Table | None:
         return None
     first = recs[0]
     names = class_names(first, len(first.extra["auroc_per_class"]))
-    table = Table(f"perclass_{dataset}", 0, f"AUROC per finding on {dataset_label(dataset)} (test set), "
-                  "each cell's own test predictions; best per finding in bold, second best underlined.",
+    table = Table(f"perclass_{stem(dataset)}", 0, f"AUROC per finding on {dataset_label(dataset)} "
+                  f"(test set), from each cell's own test predictions. {MARKS_NOTE}",
                   CELL_HEADER, [], [Column("", n) for n in names], extended=True,
                   title=f"Per-finding AUROC, {dataset_label(dataset)}")
     for rec in recs:
@@ -82,7 +88,7 @@ def test_set_table(dataset: str, recs: list[CellResult], predictions) -> Table |
     n_classes = 1 if pred.label_kind == "binary" else np.shape(pred.scores)[-1]
     prev = prevalence(pred.labels, pred.label_kind, n_classes)
     names = class_names(rec, n_classes)
-    table = Table(f"testset_{dataset}", 0, f"Test set of {dataset_label(dataset)}: items, patients "
+    table = Table(f"testset_{stem(dataset)}", 0, f"Test set of {dataset_label(dataset)}: items, patients "
                   "and, per finding, the items with a known label, the positives and the prevalence.",
                   ("Finding",), [(n,) for n in names],
                   [Column("", t, "text") for t in ("Test items", "Patients", "Labelled", "Positives",
@@ -107,7 +113,7 @@ def operating_point_table(dataset: str, recs: list[CellResult], predictions) -> 
         return None
     n_classes = 1 if rows[0][1].label_kind == "binary" else np.shape(rows[0][1].scores)[-1]
     names = class_names(rows[0][0], n_classes)
-    table = Table(f"operating_{dataset}", 0, f"Sensitivity / specificity on {dataset_label(dataset)} "
+    table = Table(f"operating_{stem(dataset)}", 0, f"Sensitivity / specificity on {dataset_label(dataset)} "
                   f"(test set) at a stated operating point: {OPERATING_POINT}; mean over runs; "
                   "macro: mean over findings.", CELL_HEADER, [],
                   [Column("", n, "text") for n in (*names, "Macro")], extended=True,
