@@ -96,3 +96,17 @@ def test_report_has_a_clinical_section_with_files(tmp_path):
     html = build_report(recs, tmp_path).read_text()
     assert "<h2>Clinical detail</h2>" in html and "Per-finding AUROC, NIH" in html
     assert "Cardiomegaly" in (tmp_path / "tables" / "perclass_nih.tex").read_text()
+
+
+def test_per_organ_dice_table_names_the_organs():
+    def seg(model, spleen, liver):
+        return CellResult(cell_id=f"{model}-amos-seg_unet@224", model=model, dataset="amos",
+                          protocol="seg_unet", variant="224", task="segmentation", modality="ct",
+                          profile="t", metrics={"dice_jaccard": Metric(0.5)}, weights="official",
+                          extra={"per_class": {"spleen": {"dice": spleen, "jaccard": 0.1},
+                                               "liver": {"dice": liver, "jaccard": 0.1}}})
+    table = clinical_tables([seg("dinov2_vitl14", 0.9, float("nan")), seg("mae_vitl16", 0.8, 0.7)],
+                            PredictionStore({}))["perorgan_amos"]
+    assert [c.label for c in table.columns] == ["spleen", "liver"]
+    assert [table.text(r, 0, compare=False) for r in range(2)] == ["0.900", "0.800"]
+    assert table.text(0, 1) == "—" and table.text(1, 1, compare=False) == "0.700"

@@ -21,7 +21,7 @@ from radbench_core.report.frame import (DATASET_ORDER, MODEL_ORDER, PROTOCOL_LAB
                                         model_label, order_key, variant_key)
 from radbench_core.report.table import MARKS_NOTE, Column, Entry, Table
 
-PREFIXES = ("perclass_", "testset_", "operating_")       # file stems of the clinical tables
+PREFIXES = ("perclass_", "testset_", "operating_", "perorgan_")       # file stems of the clinical tables
 CELL_HEADER = ("Model", "Protocol", "Variant")
 
 
@@ -41,11 +41,11 @@ def class_names(rec: CellResult, n: int) -> list[str]:
     return [f"class {i + 1}" for i in range(n)]
 
 
-def _cells(records: Iterable[CellResult]) -> dict[str, list[CellResult]]:
+def _cells(records: Iterable[CellResult], task: str) -> dict[str, list[CellResult]]:
     by_dataset: dict[str, list[CellResult]] = {}
     for rec in sorted(records, key=lambda r: (order_key(MODEL_ORDER)(r.model), r.protocol,
                                               variant_key(r.variant or ""))):
-        if rec.task == "classification":
+        if rec.task == task:
             by_dataset.setdefault(rec.dataset, []).append(rec)
     return dict(sorted(by_dataset.items(), key=lambda kv: order_key(DATASET_ORDER)(kv[0])))
 
@@ -74,6 +74,30 @@ def per_class_table(dataset: str, recs: list[CellResult]) -> Table | None:
             if v is not None and math.isfinite(v):
                 table.entries[(len(table.rows) - 1, c)] = Entry(float(v), cell_id=rec.cell_id,
                                                                 metric="auroc")
+    return table
+
+
+def per_organ_table(dataset: str, recs: list[CellResult]) -> Table | None:
+    """Dice per organ (columns, foreground classes by name) of every segmentation cell on
+    ``dataset``: each record's ``per_class`` Dice, the mean over test volumes."""
+    recs = [r for r in recs if isinstance((r.extra or {}).get("per_class"), dict) and r.extra["per_class"]]
+    if not recs:
+        return None
+    organs = list(recs[0].extra["per_class"])
+    table = Table(f"perorgan_{stem(dataset)}", 0, f"Dice per organ on {dataset_label(dataset)} (test "
+                  f"volumes, mean over volumes where the organ is present). {MARKS_NOTE}", CELL_HEADER,
+                  [], [Column("", o) for o in organs], extended=True,
+                  title=f"Per-organ Dice, {dataset_label(dataset)}")
+    for rec in recs:
+        per_class = rec.extra["per_class"]
+        if list(per_class) != organs:
+            continue
+        table.rows.append(_row(rec))
+        for c, organ in enumerate(organs):
+            value = (per_class[organ] or {}).get("dice")
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                table.entries[(len(table.rows) - 1, c)] = Entry(float(value), cell_id=rec.cell_id,
+                                                                metric="dice")
     return table
 
 
@@ -145,7 +169,12 @@ def _fmt(x: float) -> str:
 def clinical_tables(records: Iterable[CellResult], predictions) -> dict[str, Table]:
     """Every clinical table the records and their predictions support, keyed by file stem."""
     out: dict[str, Table] = {}
-    for dataset, recs in _cells(records).items():
+    records = list(records)
+    for dataset, recs in _cells(records, "segmentation").items():
+        table = per_organ_table(dataset, recs)
+        if table is not None and table.rows:
+            out[table.key] = table
+    for dataset, recs in _cells(records, "classification").items():
         for make in (lambda: per_class_table(dataset, recs),
                      lambda: test_set_table(dataset, recs, predictions),
                      lambda: operating_point_table(dataset, recs, predictions)):
