@@ -156,6 +156,10 @@ def test_report_merges_run_dirs_into_index_html(tmp_path, capsys):
     assert index.is_file() and index.parent == tmp_path / "merged"
     assert "cell-a" in (tmp_path / "merged" / "results.csv").read_text()
     assert "cell-b" in (tmp_path / "merged" / "results.csv").read_text()
+    assert main(["report", str(a.run_dir), "--ci"]) == 0                  # CIs into Markdown and LaTeX
+    for ext in ("md", "tex"):
+        assert "0.800" in " ".join(p.read_text() for p in (a.run_dir / "tables").glob(f"*.{ext}"))
+        assert "[0.780, 0.820]" in " ".join(p.read_text() for p in (a.run_dir / "tables").glob(f"*.{ext}"))
 
 
 def test_report_published_writes_the_studys_records_and_tables(tmp_path, capsys):

@@ -112,7 +112,7 @@ def test_ranking_figure_points_and_note(tmp_path):
 def test_bar_and_curve_figures(tmp_path):
     hf = headline_frame(full_records(tmp_path))
     ax = plot_linear_bars(hf).axes[0]
-    assert (ax.get_xlabel(), ax.get_ylabel()) == ("Dataset", "AUROC")
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("Dataset", "AUROC (linear probe, default input size)")
     assert legend_texts(ax) == [model_label(m) for m in (A, B, C)]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["NIH", "CheXpert"]
     heights = sorted(round(p.get_height(), 3) for p in ax.patches)

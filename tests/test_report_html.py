@@ -122,10 +122,11 @@ def test_half_the_cells_missing_still_reports(tmp_path):
     t3 = (tmp_path / "tables" / "table3_linear_probing.csv").read_text()
     df = pd.read_csv(io.StringIO(t3), comment="#", dtype=str, keep_default_na=False)
     df = df.set_index(df["Method"] + " " + df["Architecture"])
-    assert df.loc["DINOv2 ViT-L/14"].tolist()[2:4] == [
-        "0.800 [0.780, 0.820] (study 0.763, Δ +0.037, outside CI)", "—"]
-    assert df.loc["Supervised ResNet152"].tolist()[2:4] == [
-        "—", "0.750 [0.730, 0.770] (study 0.779, Δ -0.029, outside CI)"]
+    assert df.loc["DINOv2 ViT-L/14"].tolist()[2:4] == ["0.800 [0.780, 0.820]", "—"]
+    assert df.loc["Supervised ResNet152"].tolist()[2:4] == ["—", "0.750 [0.730, 0.770]"]
+    vs = (tmp_path / "tables" / "table3_linear_probing_vs_study.csv").read_text()
+    assert "DINOv2,ViT-L/14,NIH Chest X-ray,0.800,\"[0.780, 0.820]\",0.763,+0.037,no" in vs
+    assert "Run vs study (" in html
     # an extended table the smaller run cannot fill is removed, not left over from the earlier report
     assert (tmp_path / "tables" / "table6_dinov2_vs_scratch_extended.csv").exists()
     assert build_report(half[:1], tmp_path).exists()
@@ -254,3 +255,13 @@ def test_failed_cells_appear_with_their_one_line_reason(tmp_path):
     html = build_report(recs, tmp_path, manifest=manifest).read_text()
     assert "Failed cells (1)" in html and "dinov2_vits14-ward-knn@224" in html
     assert "label &#x27;efusion&#x27; is not one of" in html and "failed before resume" not in html
+def test_table_entries_link_to_their_cell_records_and_cells_show_selected_hyperparameters(tmp_path):
+    recs = grid()
+    recs[0] = CellResult.from_dict({**recs[0].to_dict(), "hparams": {"lr": 0.001, "n_blocks": 4}})
+    store = RunStore(tmp_path)
+    store.write_cell(recs[0])
+    html = build_report(recs, tmp_path).read_text()
+    href = f'href="cells/{recs[0].cell_id}.json" title="{recs[0].cell_id}">'
+    tables = html.split("<h2>Tables</h2>")[1].split("<h2>Figures</h2>")[0]
+    assert tables.count(href) >= 2                    # Table 3 and its run-vs-study companion
+    assert "<td>lr 0.001, n_blocks 4</td>" in html and "selected hyperparameters" in html

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from radbench_core.report.frame import headline_frame, model_label, summary_table
 from radbench_core.report.layouts import LAYOUT_BY_KEY
+from radbench_core.report.comparison import with_comparisons
 from radbench_core.report.tables import (DEMO_NOTE, build_tables, format_count, tex_escape, to_csv,
                                          to_latex, to_markdown)
 from radbench_core.core.results import DEMO_WEIGHTS, CellResult, Metric
@@ -82,21 +83,28 @@ def test_table3_has_the_studys_rows_and_dashes_where_the_run_lacks_them():
 
 
 def test_markdown_latex_csv_marks_grouping_and_ci():
-    t = build_tables(headline_frame(RUN))["table3_linear_probing"]
+    tables = with_comparisons(build_tables(headline_frame(RUN)))
+    t = tables["table3_linear_probing"]
     md = to_markdown(t).splitlines()
-    assert md[0].startswith("**Table 3.**") and "second best underlined" in md[0]
+    assert md[0].startswith("**Table 3.**") and "second best in italics" in md[0]
+    assert "underlined" not in md[0] and "companion table table3_linear_probing_vs_study" in md[0]
     assert md[2] == "| Method | Architecture | NIH Chest X-ray | CheXpert | SARS-CoV-2 | Brain Tumor |"
     assert md[4] == "| Supervised | DenseNet201 | — | — | — | — |"
-    assert md[5] == "|  | ResNet152 | _0.790 (study 0.718, Δ +0.072, no CI)_ | — | — | — |"
+    assert md[5] == "|  | ResNet152 | _0.790_ | — | — | — |"      # one value per entry, no comparison
     assert md[6] == "|  | VGG19 | — | — | — | — |"                  # the study's Method grouping
-    assert md[8] == "| DINOv2 | ViT-S/14 | **0.800 (study 0.747, Δ +0.053, outside CI)** | " \
-                    "**0.850 (study 0.805, Δ +0.045, no CI)** | — | — |"
-    assert "0.800 [0.780, 0.820] (study 0.747" in to_markdown(t, ci=True)
+    assert md[8] == "| DINOv2 | ViT-S/14 | **0.800** | **0.850** | — | — |"
+    assert "| **0.800 [0.780, 0.820]** | **0.850** |" in to_markdown(t, ci=True)   # no CI: none shown
     tex = to_latex(t)
     assert r"\begin{tabular}{llcccc}" in tex and r"\underline{0.840" in tex and r"\textbf{0.800" in tex
+    assert r"\caption{Linear probing" in tex and "Table 3" not in tex.split("\n", 1)[1]
+    assert "italic" not in tex and "second best underlined" in tex and "study 0.747" not in tex
+    assert r"\textbf{0.800} {\scriptsize [0.780, 0.820]}" in to_latex(t, ci=True)
     df = pd.read_csv(io.StringIO(to_csv(t)), comment="#", dtype=str, keep_default_na=False)
     assert list(df.columns[:3]) == ["Method", "Architecture", "NIH Chest X-ray"]
-    assert df.iloc[4, 2] == "0.800 [0.780, 0.820] (study 0.747, Δ +0.053, outside CI)"
+    assert df.iloc[4, 2] == "0.800 [0.780, 0.820]"
+    vs = rows_of(tables["table3_linear_probing_vs_study"])
+    assert vs["DINOv2 ViT-S/14 NIH Chest X-ray"] == ["0.800", "[0.780, 0.820]", "0.747", "+0.053", "no"]
+    assert vs["DINOv2 ViT-S/14 CheXpert"] == ["0.850", "—", "0.805", "+0.045", "no CI"]
 
 
 SEG_RECS = [
@@ -128,15 +136,15 @@ def test_segmentation_study_metric_fallback_and_extended_headline():
     assert t5[f"{model_label('mae_vitl16')} 112"][0] == "0.600"
 
 
-def test_parameter_columns_fall_back_to_the_runs_counts(monkeypatch):
+def test_an_error_in_the_parameter_counter_is_never_hidden(monkeypatch):
+    """Issue 21: an ``except`` around the counter once turned a broken count into a silent fallback."""
     from radbench_core.report import layouts
 
-    def missing(*_):
-        raise ImportError("parameter_counts not installed")
-    monkeypatch.setattr(layouts, "_counts", missing)
-    t6 = build_tables(headline_frame(SEG_RECS))["table6_dinov2_vs_scratch"]
-    assert rows_of(t6)["DINOv2 ViT-L/14"][:2] == ["5M (2%)", "309M"]   # the row's largest count
-    assert rows_of(t6)["DINOv2 ViT-g/14"][:2] == ["—", "—"]
+    def broken(*_):
+        raise AttributeError("parameter counter broke")
+    monkeypatch.setattr(layouts, "_counts", broken)
+    with pytest.raises(AttributeError, match="parameter counter broke"):
+        build_tables(headline_frame(SEG_RECS))
 
 
 @pytest.mark.parametrize("n, text", [(1_138_000_000, "1,138M"), (31_042_434, "31M"),

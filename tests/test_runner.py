@@ -42,6 +42,8 @@ def test_second_frozen_protocol_runs_no_forward(cache_dir, tmp_path):
         assert 0.0 <= rec.metrics["auroc"].value <= 1.0
         assert rec.metrics["auroc"].ci_low <= rec.metrics["auroc"].value <= rec.metrics["auroc"].ci_high
         assert rec.extra["n_items"]["test"] > 0 and rec.seed == 0
+        names = rec.extra["class_names"]                  # the per-class list, named (clinical tables)
+        assert len(names) == len(rec.extra["auroc_per_class"]) and "Cardiomegaly" in names
 
 
 def test_linear_probe_on_the_nih_phantom_beats_chance_and_noise_does_not(cache_dir, tmp_path):

@@ -156,7 +156,8 @@ def cmd_report(args: argparse.Namespace) -> int:
                           "pass --out DIR for the merged report")
     out_dir = Path(args.out or args.run_dirs[0])
     from radbench_core.report import build_report
-    index = build_report(records, out_dir, manifest=manifest, verdicts=None, run_dirs=args.run_dirs)
+    index = build_report(records, out_dir, manifest=manifest, verdicts=None, run_dirs=args.run_dirs,
+                         ci_in_tables=args.ci)
     _out(str(index))
     return 0
 
@@ -263,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
                    f"{PUBLISHED_OUT} with --published)")
     p.add_argument("--published", action="store_true",
                    help="write the study's published numbers as records and report them")
+    p.add_argument("--ci", action="store_true",
+                   help="print each entry's 95%% CI in the Markdown and LaTeX tables too")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("compare", help="gate a finished run against a baseline (exit 1 on regressions)")

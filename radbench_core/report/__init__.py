@@ -12,16 +12,23 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from radbench_core.core.atomic import atomic_write_text
+from radbench_core.report.citation import citation_bib
+from radbench_core.report.clinical import PREFIXES as CLINICAL, clinical_tables
+from radbench_core.report.comparison import VS_STUDY, with_comparisons
 from radbench_core.report.figures import FIGURES, build_figures
 from radbench_core.report.figures_examples import find_file
 from radbench_core.report.frame import headline_frame, merge_records, records_frame, summary_table
 from radbench_core.report.html import render_index
+from radbench_core.report.render import latex_document
+from radbench_core.report.table import Table
 from radbench_core.report.tables import TABLES, build_tables, to_csv, to_latex, to_markdown
 from radbench_core.core.errors import ConfigError, StorageError
 from radbench_core.core.results import CellResult, cell_filename
 
-__all__ = ["build_report", "summary_table"]
+__all__ = ["build_report", "summary_table", "write_tables"]
 VERDICT_KEYS = ("cell_id", "metric", "baseline", "now", "delta", "verdict", "tolerance")
+CITATION_FILE = "citation.bib"        # the study's and radbench's BibTeX
+LATEX_DOCUMENT = "all_tables.tex"     # tables/: a pdflatex document that inputs every .tex table
 
 
 def build_report(records: Iterable[CellResult], out_dir: str | Path,
@@ -29,9 +36,11 @@ def build_report(records: Iterable[CellResult], out_dir: str | Path,
                  *, run_dirs: Iterable[str | Path] = (), ci_in_tables: bool = False) -> Path:
     """Write results.csv, tables/, figures/ and index.html under ``out_dir``; return index.html's path.
 
-    ``run_dirs`` are the run directories the records came from (for a merged report elsewhere):
-    example arrays and per-cell JSON links are looked up under ``out_dir`` first, then each of them.
-    Table/figure files of an earlier report in ``out_dir`` that this run cannot fill are removed.
+    ``ci_in_tables`` adds each entry's 95% CI to the Markdown and LaTeX tables (CSV and HTML
+    always have them). ``run_dirs`` are the run directories the records came from (for a merged
+    report elsewhere): example arrays and per-cell JSON links are looked up under ``out_dir``
+    first, then each of them. Table/figure files of an earlier report in ``out_dir`` that this run
+    cannot fill are removed.
     """
     out_dir = Path(out_dir)
     records = merge_records(_checked(records))
@@ -44,14 +53,10 @@ def build_report(records: Iterable[CellResult], out_dir: str | Path,
 
     from radbench_core.report.marks import group_matrices, run_predictions
     predictions = run_predictions(records, roots)              # issue 17: paired significance
-    tables = build_tables(headline_frame(records), predictions=predictions)
-    for key in TABLES:
-        for ext in ("md", "csv", "tex"):
-            (out_dir / "tables" / f"{key}.{ext}").unlink(missing_ok=True)
-    for key, table in tables.items():
-        atomic_write_text(out_dir / "tables" / f"{key}.md", to_markdown(table, ci=ci_in_tables))
-        atomic_write_text(out_dir / "tables" / f"{key}.csv", to_csv(table))
-        atomic_write_text(out_dir / "tables" / f"{key}.tex", to_latex(table, ci=ci_in_tables))
+    tables = with_comparisons(build_tables(headline_frame(records), predictions=predictions))
+    tables.update(clinical_tables(records, predictions))       # per finding, test sets, operating point
+    write_tables(tables, out_dir / "tables", ci=ci_in_tables)
+    atomic_write_text(out_dir / CITATION_FILE, citation_bib())
 
     for stem in FIGURES:
         for ext in ("png", "svg"):
@@ -66,6 +71,24 @@ def build_report(records: Iterable[CellResult], out_dir: str | Path,
     html = render_index(records, tables, figures, manifest, verdicts, links,
                         significance=group_matrices(records, predictions) if predictions else None)
     return atomic_write_text(out_dir / "index.html", html)
+
+
+def write_tables(tables: dict[str, Table], folder: Path, ci: bool = False) -> list[Path]:
+    """Each table as .md, .csv and .tex under ``folder`` plus LATEX_DOCUMENT (inputs every .tex);
+    files of an earlier report that these tables do not fill are removed. Returns the .tex paths."""
+    for key in TABLES:
+        for ext in ("md", "csv", "tex"):
+            (folder / f"{key}.{ext}").unlink(missing_ok=True)
+            (folder / f"{key}{VS_STUDY}.{ext}").unlink(missing_ok=True)
+    for stale in (p for prefix in CLINICAL for p in folder.glob(f"{prefix}*.*")):
+        stale.unlink(missing_ok=True)
+    tex = []
+    for key, table in tables.items():
+        atomic_write_text(folder / f"{key}.md", to_markdown(table, ci=ci))
+        atomic_write_text(folder / f"{key}.csv", to_csv(table))
+        tex.append(atomic_write_text(folder / f"{key}.tex", to_latex(table, ci=ci)))
+    atomic_write_text(folder / LATEX_DOCUMENT, latex_document(list(tables)))
+    return tex
 
 
 def _checked(records: Iterable[CellResult]) -> list[CellResult]:

@@ -24,10 +24,11 @@ from matplotlib.figure import Figure
 from radbench_core.core.atomic import atomic_write_bytes, atomic_write_text
 from radbench_core.report.frame import (DATASET_ORDER, METRIC_LABEL, MODEL_ORDER, dataset_label,
                                         headline_frame, model_label, order_key, variant_key)
-from radbench_core.report.ranking import (DEMO_TEXT, RULE_TEXT, Figure1Ranking, figure1_csv,
-                                          rank_models)
+from radbench_core.report.ranking import (DEMO_TEXT, FIGURE1_MODELS, RULE_TEXT, Figure1Ranking,
+                                          figure1_csv, rank_models)
 from radbench_core.core.results import CellResult
-from radbench_core.report.figure_style import DEMO_COLOR, DEMO_GID, DEMO_SUFFIX, mark_demo, new_figure
+from radbench_core.report.figure_style import (DEMO_COLOR, DEMO_GID, DEMO_SUFFIX, mark_demo, new_figure,
+                                               place_labels)
 
 FIGURES = {  # file stem -> title shown in the HTML report, in the study's order
     "fig1_ranking": "Figure 1. Classification vs segmentation rank of the six weakly-/self-supervised "
@@ -78,35 +79,59 @@ def plot_ranking(ranking: Figure1Ranking) -> Figure | None:
     both = ranks.dropna(subset=["cls_rank", "seg_rank"])
     if both.empty:
         return None
-    fig = new_figure(6.5, 6.0)
+    fig = new_figure(7.5, 6.0)
     ax = fig.add_subplot()
     for row in both.itertuples():
         ax.scatter(row.seg_rank, row.cls_rank, s=60, color=model_color(row.model), label=row.label)
-        ax.annotate(row.label, (row.seg_rank, row.cls_rank), fontsize=8, xytext=(4, 4),
-                    textcoords="offset points")
     n = int(max(both["cls_rank"].max(), both["seg_rank"].max()))
     ax.set_xticks(range(1, n + 1))
     ax.set_yticks(range(1, n + 1))
+    ax.set_xlim(0.5, n + 1.5)                       # room right of the last rank for its label
+    ax.set_ylim(0.5, n + 0.5)
     ax.set_xlabel("Segmentation rank (1 = best)")
     ax.set_ylabel("Classification rank (1 = best)")
     ax.set_title("Average rank over datasets")
-    ax.margins(0.15)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    fig.supxlabel(textwrap.fill(ranking_caption(ranking), 130), fontsize=6.5)
+    if ranking.is_demo:
+        mark_demo(fig)
+    place_labels(ax, list(zip(both["seg_rank"], both["cls_rank"])), list(both["label"]))
+    return fig
+
+
+def ranking_caption(ranking: Figure1Ranking) -> str:
+    """What Figure 1 ranks and what it leaves out: models not plotted (and why), datasets left out,
+    models of the six absent from the run."""
+    ranks = ranking.table
+    both = ranks.dropna(subset=["cls_rank", "seg_rank"])
     counts = ", ".join(f"{r.label} {r.n_cls_datasets}/{r.n_seg_datasets}" for r in both.itertuples())
     caption = f"{RULE_TEXT} Datasets (classification/segmentation): {counts}."
-    only = ranks[ranks["cls_rank"].isna() != ranks["seg_rank"].isna()]
-    if not only.empty:
-        notes = [f"{r.label} ({'classification' if pd.notna(r.cls_rank) else 'segmentation'} only)"
-                 for r in only.itertuples()]
+    notes = []
+    for r in ranks[ranks["cls_rank"].isna() != ranks["seg_rank"].isna()].itertuples():
+        ranked, unranked = (("classification", "segmentation") if pd.notna(r.cls_rank)
+                            else ("segmentation", "classification"))
+        has = unranked in ranking.present.get(r.model, set())
+        notes.append(f"{r.label} (its {unranked} cells are not at the compared size or datasets)"
+                     if has else f"{r.label} ({ranked} only)")
+    if notes:
         caption += " Not plotted: " + ", ".join(notes) + "."
-    fig.supxlabel(textwrap.fill(caption, 120), fontsize=6.5)
-    return mark_demo(fig) if ranking.is_demo else fig
+    left_out = [n for n in ranking.notes if "left out" in n]
+    if left_out:
+        caption += " Left out: " + "; ".join(left_out) + "."
+    absent = [model_label(m) for m in FIGURE1_MODELS if m not in set(ranks["model"])]
+    if absent:
+        caption += " Not in this run: " + ", ".join(absent) + "."
+    return caption
 
 
-def _yerr(group: pd.DataFrame) -> np.ndarray:
-    lo = np.where(group["ci_low"].notna(), group["value"] - group["ci_low"].astype(float), 0.0)
-    hi = np.where(group["ci_high"].notna(), group["ci_high"].astype(float) - group["value"], 0.0)
-    return np.clip(np.vstack([lo, hi]), 0.0, None)
+def _yerr(group: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Which bars have a 95% CI, and their (lower, upper) error lengths; a bar without one gets no
+    error bar at all (a published value has no interval: a zero-length bar would claim one)."""
+    has = (group["ci_low"].notna() & group["ci_high"].notna()).to_numpy()
+    value = group["value"].to_numpy(dtype=float)
+    lo = value - group["ci_low"].astype(float).to_numpy()
+    hi = group["ci_high"].astype(float).to_numpy() - value
+    return has, np.clip(np.vstack([lo, hi])[:, has], 0.0, None)
 
 
 def plot_linear_bars(hf: pd.DataFrame) -> Figure | None:
@@ -122,12 +147,18 @@ def plot_linear_bars(hf: pd.DataFrame) -> Figure | None:
     for j, model in enumerate(models):
         group = cells[cells["model"] == model]
         x = np.array([datasets.index(d) for d in group["dataset"]]) + (j - (len(models) - 1) / 2) * width
-        ax.bar(x, group["value"], width=width, yerr=_yerr(group), capsize=2,
-               color=model_color(model), label=model_label(model))
+        ax.bar(x, group["value"], width=width, color=model_color(model), label=model_label(model))
+        has, err = _yerr(group)
+        if has.any():
+            ax.errorbar(x[has], group["value"].to_numpy(dtype=float)[has], yerr=err, fmt="none",
+                        ecolor="black", elinewidth=0.8, capsize=2)
     ax.set_xticks(range(len(datasets)), [dataset_label(d) for d in datasets])
     ax.set_xlabel("Dataset")
-    ax.set_ylabel(METRIC_LABEL["auroc"])
+    ax.set_ylabel(METRIC_LABEL["auroc"] + " (linear probe, default input size)")
     ax.set_ylim(max(0.0, float(cells["value"].min()) - 0.1), 1.0)
+    with_ci = (cells["ci_low"].notna() & cells["ci_high"].notna())
+    ax.set_title("Error bars: 95% bootstrap CI" if with_ci.all() else "no CI: no error bar"
+                 if not with_ci.any() else "Error bars: 95% bootstrap CI where recorded", fontsize=8)
     ax.legend(fontsize=7, ncols=2)
     return mark_demo(fig) if _any_demo(cells) else fig
 
@@ -143,25 +174,33 @@ def plot_decoders(hf: pd.DataFrame) -> Figure | None:
     for ax, dataset in zip(axes, datasets):
         sub = cells[cells["dataset"] == dataset]
         models = sorted(set(sub["model"]), key=order_key(MODEL_ORDER))
+        sizes = {m: max(sub[sub["model"] == m]["variant"], key=variant_key) for m in models}
         for k, (protocol, label, hatch) in enumerate((("seg_linear", "Linear decoder", ""),
                                                       ("seg_unet", "U-Net decoder", "//"))):
             xs, ys = [], []
             for i, model in enumerate(models):
-                mine = sub[sub["model"] == model]
-                top = max(mine["variant"], key=variant_key)
-                hit = mine[(mine["variant"] == top) & (mine["protocol"] == protocol)]
+                hit = sub[(sub["model"] == model) & (sub["variant"] == sizes[model])
+                          & (sub["protocol"] == protocol)]
                 if not hit.empty:
                     xs.append(i + (k - 0.5) * 0.4)
                     ys.append(float(hit["value"].iloc[0]))
             ax.bar(xs, ys, width=0.4, label=label, hatch=hatch,
                    color="tab:blue" if k == 0 else "tab:orange")
-        ax.set_xticks(range(len(models)), [model_label(m) for m in models], rotation=45, ha="right",
-                      fontsize=7)
-        ax.set_title(dataset_label(dataset))
-        ax.set_ylabel(METRIC_LABEL["dice_jaccard"])
+        ax.set_xticks(range(len(models)), [_at_size(model_label(m), sizes[m]) for m in models],
+                      rotation=45, ha="right", fontsize=7)
+        ax.set_title(dataset_label(dataset) + ("" if len(set(sizes.values())) == 1 else
+                                               "\n(input sizes differ: see labels)"), fontsize=9)
+        metrics = sorted(set(sub["metric"]))
+        ax.set_ylabel(METRIC_LABEL.get(metrics[0], metrics[0]) if len(metrics) == 1
+                      else "mixed: " + " / ".join(METRIC_LABEL.get(m, m) for m in metrics), fontsize=8)
         ax.set_ylim(0.0, 1.0)
     axes[0].legend(fontsize=7)
     return mark_demo(fig) if _any_demo(cells) else fig
+
+
+def _at_size(label: str, variant: str) -> str:
+    """A model's label with the input size its bars were run at ("DINOv2 ViT-L/14 @448 px")."""
+    return f"{label} @{variant} px" if variant.isdigit() else f"{label} ({variant})" if variant else label
 
 
 def _curve(group: pd.DataFrame, shots: list[str]) -> tuple[list[int], np.ndarray, np.ndarray]:

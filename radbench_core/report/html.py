@@ -14,6 +14,9 @@ from typing import Any
 
 import pandas as pd
 
+from radbench_core.report.citation import citation_bib
+from radbench_core.report.clinical import PREFIXES as CLINICAL
+from radbench_core.report.comparison import VS_STUDY
 from radbench_core.report.figures import FIGURES
 from radbench_core.report.frame import METRIC_LABEL, PUBLISHED_WEIGHTS, headline, headline_frame
 from radbench_core.report.published import compare_to_published, published_index
@@ -41,8 +44,9 @@ def _label_html(text: str) -> str:
     return SUBSCRIPT.sub(r"<sub>\1</sub>", escape(text))
 
 
-def table_html(table: Table, ci: bool = True) -> str:
-    """One table as HTML: grouped header, best <strong>, second best <u>, "—" for absent."""
+def table_html(table: Table, ci: bool = True, links: dict[str, str] | None = None) -> str:
+    """One table as HTML: grouped header, best <strong>, second best <u>, "—" for absent; an entry
+    of a run cell links to that cell's record (``links``: cell id -> relative path)."""
     k = len(table.row_header)
     head = ""
     groups = column_spans([c.group for c in table.columns])
@@ -57,7 +61,11 @@ def table_html(table: Table, ci: bool = True) -> str:
             if table.columns else ((), ())
         cells = []
         for c in range(len(table.columns)):
-            text = escape(table.text(r, c, ci))
+            text = escape(table.text(r, c, ci, compare=False))
+            entry = table.entries.get((r, c))
+            if entry is not None and entry.cell_id and (links or {}).get(entry.cell_id):
+                text = (f'<a href="{escape(links[entry.cell_id], quote=True)}" '
+                        f'title="{escape(entry.cell_id, quote=True)}">{text}</a>')
             cells.append(f"<td><strong>{text}</strong></td>" if r in best[c] else
                          f"<td><u>{text}</u></td>" if r in second[c] else f"<td>{text}</td>")
         body.append("<tr>" + "".join(f"<td>{_label_html(x)}</td>" for x in labels)
@@ -171,9 +179,17 @@ def _cells_html(records: list[CellResult], links: dict[str, str]) -> str:
         href = escape(links.get(rec.cell_id, ""), quote=True)
         rows.append(f'<tr><td><a href="{href}">{escape(rec.cell_id)}</a></td><td>{escape(metric)}</td>'
                     f"<td>{escape(rec.weights)}</td><td>{escape(rec.device)}</td>"
-                    f"<td>{rec.wall_time_s:.1f}s</td><td>{escape(rec.status)}</td></tr>")
-    head = "".join(f"<th>{h}</th>" for h in ("cell", "headline", "weights", "device", "time", "status"))
+                    f"<td>{rec.wall_time_s:.1f}s</td><td>{escape(rec.status)}</td>"
+                    f"<td>{escape(_chosen(rec.hparams))}</td></tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("cell", "headline", "weights", "device", "time", "status",
+                                              "selected hyperparameters"))
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _chosen(chosen: dict[str, Any] | None) -> str:
+    """The hyperparameters a cell selected (on validation), as "k 20, lr 0.001"; "—" if none."""
+    return ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                     for k, v in sorted((chosen or {}).items())) or "—"
 
 
 def significance_html(groups: list[dict[str, Any]]) -> str:
@@ -242,9 +258,19 @@ def render_index(records: list[CellResult], tables: dict[str, Table], figures: d
     for key, title in TABLES.items():
         if key in tables:
             files = " · ".join(f'<a href="tables/{key}.{ext}">{ext}</a>' for ext in ("md", "csv", "tex"))
-            parts.append(f"<h3>{escape(title)}</h3>{table_html(tables[key])}<p>{files}</p>")
+            parts.append(f"<h3>{escape(title)}</h3>{table_html(tables[key], links=links)}<p>{files}</p>")
+            if (companion := tables.get(f"{key}{VS_STUDY}")) is not None:
+                parts.append(f"<details><summary>Run vs study ({len(companion.rows)} entries)</summary>"
+                             f"{table_html(companion)}</details>")
         elif not key.endswith("_extended") and key != "other_cells":
             parts.append(f'<h3>{escape(title)}</h3><p class="missing">not in this run</p>')
+    clinical = [key for key in tables if key.startswith(CLINICAL)]
+    if clinical:
+        parts.append("<h2>Clinical detail</h2>")
+    for key in clinical:
+        files = " · ".join(f'<a href="tables/{key}.{ext}">{ext}</a>' for ext in ("md", "csv", "tex"))
+        parts.append(f"<h4>{escape(tables[key].heading)}</h4>{table_html(tables[key], links=links)}"
+                     f"<p>{files}</p>")
     if significance is not None:
         parts.append("<h2>Significance</h2>" + significance_html(significance))
     parts.append("<h2>Figures</h2>")
@@ -267,5 +293,8 @@ def render_index(records: list[CellResult], tables: dict[str, Table], figures: d
         rows = "".join(f"<tr><td>{escape(c)}</td><td>{escape(str(r))}</td></tr>" for c, r in sorted(failed.items()))
         parts.append(f"<h2>Failed cells ({len(failed)})</h2><table><tr><th>cell</th><th>reason</th></tr>"
                      f"{rows}</table>")
+    parts.append('<h2>How to cite</h2><p>The study this report reproduces, and radbench '
+                 '(<a href="citation.bib">citation.bib</a>):</p>'
+                 f"<pre>{escape(citation_bib())}</pre>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

@@ -56,6 +56,7 @@ class Figure1Ranking:
     scores: pd.DataFrame                                  # per compared cell: its dataset score
     rule: dict[str, str] = field(default_factory=dict)    # task -> "complete datasets" | "scaled"
     notes: list[str] = field(default_factory=list)        # datasets used / left out, metric, size
+    present: dict[str, set[str]] = field(default_factory=dict)  # model -> tasks with any candidate cell
 
     @property
     def is_demo(self) -> bool:
@@ -178,7 +179,8 @@ def rank_figure1(cells: pd.DataFrame) -> Figure1Ranking:
     table["is_demo"] = table["model"].map(demo).fillna(False).astype(bool)
     scores = pd.concat([s for s in all_scores if len(s)], ignore_index=True) if any(
         len(s) for s in all_scores) else compared.assign(score=np.nan).iloc[0:0]
-    return Figure1Ranking(table[RANK_COLUMNS], scores, rules, notes)
+    present = {m: set(g["task"]) for m, g in _with_defaults(cells).groupby("model")} if len(cells) else {}
+    return Figure1Ranking(table[RANK_COLUMNS], scores, rules, notes, present)
 
 
 def rank_models(records: Iterable[CellResult]) -> Figure1Ranking:

@@ -3,6 +3,9 @@
 Why separate from ``tables.py``: what goes in a table (the study's layout) and how it is printed
 change for different reasons. The first label column (the study's "Method") is printed once per
 run of equal values, as the study groups its rows; ``_{448}`` in a label is a subscript.
+The LaTeX compiles with pdflatex (plain ASCII out, booktabs, adjustbox shrinks a table wider than
+the text to fit); every format prints one value per entry, its 95% CI on request, and leaves the
+comparison with the study to the companion table (``comparison.py``).
 """
 
 from __future__ import annotations
@@ -10,17 +13,33 @@ from __future__ import annotations
 import csv
 import io
 import re
-from radbench_core.report.table import Table
+import unicodedata
+
+from radbench_core.report.table import MARKS_NOTE, Table
 
 SUBSCRIPT = re.compile(r"_\{([^}]*)\}")
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
         "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-        "≈": r"$\approx$"}
+        "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
+        "≈": r"$\approx$", "Δ": r"$\Delta$", "α": r"$\alpha$", "β": r"$\beta$", "μ": r"$\mu$",
+        "µ": r"$\mu$", "σ": r"$\sigma$", "×": r"$\times$", "±": r"$\pm$", "≤": r"$\leq$",
+        "≥": r"$\geq$", "·": r"$\cdot$", "→": r"$\rightarrow$", "−": "--", "—": "---", "–": "--",
+        "†": r"\textdagger{}", "‡": r"\textdaggerdbl{}", "…": r"\ldots{}", "°": r"\textdegree{}",
+        "²": r"\textsuperscript{2}", "³": r"\textsuperscript{3}", "‘": "`", "’": "'", "“": "``",
+        "”": "''", "\u00a0": "~"}
+LATEX_PACKAGES = ("booktabs", "adjustbox")       # what a document needs to \input these tables
+MARKS_NOTES = {"md": MARKS_NOTE.replace("underlined", "in italics"), "tex": MARKS_NOTE}
 
 
 def tex_escape(text: str) -> str:
-    """Escape LaTeX's special characters so labels like ``ViT-L/16 (IN21k)`` or ``50%`` compile."""
-    return "".join(_TEX.get(ch, ch) for ch in text)
+    """Text as pdflatex-safe ASCII: specials escaped, the symbols reports use (Δ, α, ≈, —, †, ...)
+    as LaTeX commands, accented letters without their accent, anything else as ``[U+XXXX]``."""
+    return "".join(_TEX.get(ch) or (ch if ch.isascii() else _ascii(ch)) for ch in text)
+
+
+def _ascii(ch: str) -> str:
+    plain = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode()
+    return tex_escape(plain) if plain else f"[U+{ord(ch):04X}]"
 
 
 def column_spans(groups: list[str]) -> list[tuple[str, int, int]]:
@@ -52,30 +71,34 @@ def _mark(table: Table, r: int, c: int, text: str, best: str, second: str) -> st
     return best.format(text) if r in top else second.format(text) if r in runner_up else text
 
 
+def _caption(table: Table, fmt: str) -> str:
+    return table.caption.replace(MARKS_NOTE, MARKS_NOTES[fmt])
+
+
 def to_markdown(table: Table, ci: bool = False) -> str:
-    """GitHub Markdown with a bold caption line; best **x**, second best _x_."""
+    """GitHub Markdown with a bold caption line; best **x**, second best _x_; ``ci`` adds 95% CIs."""
     def esc(s: str) -> str:
         return SUBSCRIPT.sub(r"<sub>\1</sub>", s.replace("|", "\\|"))
     head = [*table.row_header, *(c.title for c in table.columns)]
-    lines = [f"**{table.heading}.** {esc(table.caption)}", "",
+    lines = [f"**{table.heading}.** {esc(_caption(table, 'md'))}", "",
              "| " + " | ".join(esc(h) for h in head) + " |",
              "|" + "---|" * len(table.row_header) + "---:|" * len(table.columns)]
     for r, labels in enumerate(grouped_labels(table)):
-        cells = [_mark(table, r, c, esc(table.text(r, c, ci)), "**{}**", "_{}_")
+        cells = [_mark(table, r, c, esc(table.text(r, c, ci, compare=False)), "**{}**", "_{}_")
                  for c in range(len(table.columns))]
         lines.append("| " + " | ".join([*(esc(x) for x in labels), *cells]) + " |")
     return "\n".join(lines) + "\n"
 
 
 def to_csv(table: Table) -> str:
-    """CSV with every value, its 95% CI and the published comparison; caption as a ``#`` line."""
+    """CSV with every value and its 95% CI; caption as a ``#`` line (comparison: the companion)."""
     buf = io.StringIO()
     buf.write(f"# {table.heading}. {table.caption}\n")
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow([*table.row_header, *(c.title for c in table.columns)])
     for r, labels in enumerate(table.rows):
         writer.writerow([*(plain_label(x) for x in labels),
-                         *(table.text(r, c, ci=True) for c in range(len(table.columns)))])
+                         *(table.text(r, c, ci=True, compare=False) for c in range(len(table.columns)))])
     return buf.getvalue()
 
 
@@ -86,11 +109,18 @@ def _tex_label(text: str) -> str:
 
 
 def to_latex(table: Table, ci: bool = False) -> str:
-    """A booktabs table; column groups become \\multicolumn headers; best \\textbf, second \\underline."""
+    """A booktabs table for pdflatex (needs LATEX_PACKAGES); column groups become \\multicolumn
+    headers; best \\textbf, second \\underline; ``ci`` adds each 95% CI in small type.
+
+    The caption is the table's own (LaTeX numbers it; the study's number is in a comment) and the
+    tabular sits in an adjustbox that shrinks it to the text width only when wider."""
     n, k = len(table.columns), len(table.row_header)
-    lines = [r"\begin{table}[t]", r"\centering",
-             rf"\caption{{{table.heading}. {tex_escape(plain_label(table.caption))}}}",
-             rf"\label{{tab:{table.key}}}", r"\begin{tabular}{" + "l" * k + "c" * n + "}", r"\toprule"]
+    lines = [f"% radbench: {tex_escape(table.heading)} ({table.key}); needs "
+             + ", ".join(rf"\usepackage{{{p}}}" for p in LATEX_PACKAGES),
+             r"\begin{table}[tbp]", r"\centering",
+             rf"\caption{{{tex_escape(plain_label(_caption(table, 'tex')))}}}",
+             rf"\label{{tab:{table.key}}}", r"\begin{adjustbox}{max width=\textwidth}",
+             r"\begin{tabular}{" + "l" * k + "c" * n + "}", r"\toprule"]
     groups = column_spans([c.group for c in table.columns])
     if any(g for g, _, _ in groups):
         lines.append(" & ".join([""] * k + [rf"\multicolumn{{{b - a}}}{{c}}{{{tex_escape(g)}}}"
@@ -100,8 +130,23 @@ def to_latex(table: Table, ci: bool = False) -> str:
                                                     *(c.label for c in table.columns)]) + r" \\")
     lines.append(r"\midrule")
     for r, labels in enumerate(grouped_labels(table)):
-        cells = [_mark(table, r, c, tex_escape(table.text(r, c, ci)), r"\textbf{{{}}}",
-                       r"\underline{{{}}}") for c in range(n)]
+        cells = [_mark(table, r, c, tex_escape(table.text(r, c, compare=False)), r"\textbf{{{}}}",
+                       r"\underline{{{}}}") + _tex_interval(table, r, c, ci) for c in range(n)]
         lines.append(" & ".join([*(_tex_label(x) for x in labels), *cells]) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{adjustbox}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def _tex_interval(table: Table, r: int, c: int, ci: bool) -> str:
+    interval = table.interval(r, c) if ci else ""
+    return rf" {{\scriptsize {interval}}}" if interval else ""
+
+
+def latex_document(inputs: list[str], title: str = "radbench tables") -> str:
+    """A standalone pdflatex document that \\input's each table file (landscape pages, so a wide
+    table shrinks less); what a paper's preamble needs is LATEX_PACKAGES."""
+    lines = [r"\documentclass[landscape]{article}", r"\usepackage[margin=2cm]{geometry}",
+             *(rf"\usepackage{{{p}}}" for p in LATEX_PACKAGES),
+             r"\begin{document}", rf"\section*{{{tex_escape(title)}}}",
+             *(rf"\input{{{name}}}" + "\n" + r"\clearpage" for name in inputs), r"\end{document}"]
     return "\n".join(lines) + "\n"

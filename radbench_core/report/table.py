@@ -14,6 +14,8 @@ ABSENT = "—"
 FALLBACK = "†"
 TIED_MARK = "≈"                          # not significantly different from the column's best
 SIGNIFICANCE_ALPHA = 0.05
+# Said once per caption; each format names its own second-best style (render.py swaps the phrase).
+MARKS_NOTE = "Best per column in bold, second best underlined."
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,7 @@ class Column:
     group: str                           # upper header ("NIH Chest X-ray"), "" for one level
     label: str
     kind: str = "metric"                 # "metric" | "params" (trainable and share) | "millions"
+    #                                      | "text" (the entry's ``shown`` text as is, never ranked)
 
     @property
     def title(self) -> str:
@@ -38,6 +41,7 @@ class Entry:
     total: float | None = None           # "params" columns: the total the share is taken of
     cell_id: str = ""                    # the run cell shown (paired significance)
     metric: str = ""                     # the metric shown (auroc, dice_jaccard_study, ...)
+    shown: str = ""                      # "text" columns: the entry as printed
 
     @property
     def inside_ci(self) -> bool | None:
@@ -59,11 +63,12 @@ class Table:
     missing: int = 0                     # study entries this run lacks
     # (r, c) -> Holm-adjusted p of the entry vs its column's best (radbench_core.report.marks)
     vs_best: dict[tuple[int, int], float] = field(default_factory=dict)
+    title: str = ""                      # heading of a table that is none of the study's (clinical)
 
     @property
     def heading(self) -> str:
         """"Table 4" for the study's tables and their companions; "Other cells" for the rest."""
-        return f"Table {self.number}" if self.number else "Other cells"
+        return self.title or (f"Table {self.number}" if self.number else "Other cells")
 
     def tied_with_best(self, r: int, c: int) -> bool:
         """Not significantly different from the column's best (TIED_MARK); False when untested."""
@@ -76,18 +81,28 @@ class Table:
         if entry is None:
             return ABSENT
         kind = self.columns[c].kind
+        if kind == "text":
+            return entry.shown or ABSENT
         if kind == "params":
             share = f" ({_percent(100.0 * entry.value / entry.total)})" if entry.total else ""
             return format_count(entry.value) + share
         if kind == "millions":
             return format_count(entry.value)
         out = f"{entry.value:.3f}{entry.note}{TIED_MARK if self.tied_with_best(r, c) else ''}"
-        if ci and _finite(entry.ci_low) and _finite(entry.ci_high):
-            out += f" [{entry.ci_low:.3f}, {entry.ci_high:.3f}]"
+        if ci and self.interval(r, c):
+            out += f" {self.interval(r, c)}"
         if compare and entry.published is not None:
             where = {True: "in CI", False: "outside CI", None: "no CI"}[entry.inside_ci]
             out += f" (study {entry.published:.3f}, Δ {entry.value - entry.published:+.3f}, {where})"
         return out
+
+    def interval(self, r: int, c: int) -> str:
+        """A metric entry's 95% CI as "[low, high]"; "" when it has none (never a made-up interval)."""
+        entry = self.entries.get((r, c))
+        if entry is None or self.columns[c].kind != "metric" or not (
+                _finite(entry.ci_low) and _finite(entry.ci_high)):
+            return ""
+        return f"[{entry.ci_low:.3f}, {entry.ci_high:.3f}]"
 
     def ranked_rows(self, c: int) -> tuple[set[int], set[int]]:
         """(best, second best) rows of a metric column; ties at 3 decimals share the mark."""

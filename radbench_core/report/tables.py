@@ -19,16 +19,16 @@ from radbench_core.report.frame import (DATASET_ORDER, METRIC_LABEL, MODEL_ORDER
                                         dataset_label, model_label,
                                         order_key, variant_key)
 from radbench_core.report.layouts import LAYOUTS, Layout, study_parameter_counts
+from radbench_core.report.comparison import VS_STUDY
 from radbench_core.report.published import published_index
 from radbench_core.report.render import column_spans, tex_escape, to_csv, to_latex, to_markdown
-from radbench_core.report.table import (ABSENT, FALLBACK, SIGNIFICANCE_ALPHA, TIED_MARK, Column, Entry, Table,
-                                        _finite, format_count)
+from radbench_core.report.table import (ABSENT, FALLBACK, MARKS_NOTE, SIGNIFICANCE_ALPHA, TIED_MARK,
+                                        Column, Entry, Table, _finite, format_count)
 
 __all__ = ["ABSENT", "DEMO_NOTE", "TABLES", "Column", "Entry", "Table", "build_tables",
            "column_spans", "tex_escape", "to_csv", "to_latex", "to_markdown"]
 DEMO_NOTE = "random-init (demo) weights — not a real result"
 PUBLISHED_NOTE = "these are the study's published numbers (Baharoon et al. 2023), not a run"
-MARKS_NOTE = "Best per column in bold, second best underlined (italic in Markdown)."
 PROTOCOL_ORDER = ("knn", "linear", "finetune", "lora", "bitfit", "linear_subset", "seg_linear",
                   "seg_unet", "scratch")
 TABLES = {lay.key: lay.title for lay in LAYOUTS}
@@ -66,8 +66,8 @@ def _notes(table: Table, recs: list[dict]) -> None:
     if recs and all(r["is_published"] for r in recs):
         table.caption += f" Note: {PUBLISHED_NOTE}."
     if any(e.published is not None for e in table.entries.values()):
-        table.caption += (" Where the study published a cell: ours (study value, difference, whether "
-                          "the study's value lies inside our 95% bootstrap CI).")
+        table.caption += (f" The study's published values of these entries, the differences and whether "
+                          f"each lies inside our 95% bootstrap CI: companion table {table.key}{VS_STUDY}.")
 
 
 def study_table(layout: Layout, index: dict[str, dict], published: dict[str, float]) -> Table:

@@ -126,6 +126,8 @@ def _record(cell: Cell, ctx: RunContext, plan: CellPlan, index: DatasetIndex, pr
     if examples and ctx.run_dir is not None:
         extra["examples"] = os.path.relpath(examples, ctx.run_dir)
     extra.setdefault("n_items", {s: len(index.splits[s]) for s in ("train", "val", "test")})
+    if "auroc_per_class" in extra:                         # the per-class list, named (report tables)
+        extra.setdefault("class_names", list(index.spec.class_names))
     payload = extra.pop("test_predictions", None)          # big arrays: a file, never the record
     metrics = result.metrics
     if payload is not None:                                # CIs over patients (issue 21)
