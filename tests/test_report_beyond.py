@@ -63,3 +63,27 @@ def test_no_section_without_a_new_model_and_files_written_with_one(tmp_path) -> 
     assert (tmp_path / "beyond_the_study.md").read_text().startswith("# Beyond the study")
     build_report([r for r in RECORDS if r.model == G14], tmp_path)
     assert not (tmp_path / "beyond_the_study.md").exists()
+
+
+def test_paired_test_against_vitg14_is_holm_corrected_over_the_tables_models() -> None:
+    import numpy as np
+    from radbench_core.eval.multiple import holm
+    from radbench_core.eval.paired import paired_bootstrap
+    from radbench_core.eval.predictions import classification_predictions
+    rng = np.random.default_rng(0)
+    n = 300
+    y = rng.integers(0, 2, n)
+    ids, groups = [f"i{k}" for k in range(n)], [f"p{k // 2}" for k in range(n)]
+    good = y + rng.normal(0, 0.6, n)
+    preds = {f"{G14}-nih-linear": classification_predictions(ids, groups, y, good, "binary"),
+             f"{RAD}-nih-linear": classification_predictions(ids, groups, y, rng.normal(0, 1, n), "binary"),
+             f"{SIG}-nih-linear": classification_predictions(ids, groups, y, good + rng.normal(0, 0.05, n), "binary")}
+    text, _ = beyond_markdown(RECORDS, preds, resamples=200)
+    raw = [paired_bootstrap(preds[f"{G14}-nih-linear"], preds[f"{m}-nih-linear"], "auroc", resamples=200).p_value
+           for m in (RAD, SIG)]
+    want = holm(raw)
+    rad_row = next(line for line in text.splitlines() if line.startswith("| RAD-DINO"))
+    sig_row = next(line for line in text.splitlines() if line.startswith("| MedSigLIP"))
+    assert f"p={want[0]:.3g}*" in rad_row and want[0] < 0.05
+    assert f"p={want[1]:.3g})" in sig_row and want[1] >= 0.05
+    assert "p=" not in rad_row.split("|")[4]                  # CheXpert: no predictions, no test
