@@ -4,7 +4,7 @@ Why: ``radbench plan`` gives FLOPs and GPU hours; a user without a GPU wants sec
 numbers are the frozen-probe path (``Backbone.pooled``: the last 4 blocks' class tokens) at 224 px,
 batch 1, one torch thread, best of ``--repeats`` after a warm-up. Weights are random (same cost).
 
-    OMP_NUM_THREADS=1 python benchmarks/frontier_cpu_cost.py [--models a,b] [--pixels 224] [--repeats 2]
+    PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/frontier_cpu_cost.py [--models a,b] [--pixels 224] [--repeats 2]
 """
 
 from __future__ import annotations

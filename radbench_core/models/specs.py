@@ -186,7 +186,7 @@ FRONTIER_SPECS = [
          layout="hf_siglip", training_data="medical", norm=HALF,
          training_note="medical image-text pairs (chest X-ray, CT/MRI slices, dermatology, ophthalmology, "
          "pathology) plus WebLI", source_note="the Hugging Face repo google/medsiglip-448 (gated)"),
-    ModelSpec(id="medsam_vitb16", label="MedSAM ViT-B/16", paradigm="self-supervised", family="sam", arch="sam",
+    ModelSpec(id="medsam_vitb16", label="MedSAM ViT-B/16", paradigm="supervised", family="sam", arch="sam",
               timm_name="samvit_base_patch16", patch_size=16, native_resolution=1024,
               tasks=("classification", "segmentation"),
               demo_kwargs=_tiny_vit(48, 3, global_attn_indexes=[1, 3], neck_chans=16), study_params_m=90,
