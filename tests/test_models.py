@@ -8,12 +8,12 @@ import torch
 
 from radbench_core.core.errors import ConfigError
 from radbench_core.models.architectures import create_architecture, reference_parameter_count
-from radbench_core.models.specs import MODELS, PARADIGMS, ModelSpec, count_parameters, demo_seed, get_model, preprocessing
+from radbench_core.models.specs import FRONTIER, MODELS, PARADIGMS, ModelSpec, count_parameters, demo_seed, get_model, preprocessing
 
 STUDY_IDS = {"dinov2_vits14", "dinov2_vitb14", "dinov2_vitl14", "dinov2_vitg14", "clip_vitl14", "openclip_vith14",
              "mae_vitl16", "msn_vitl16", "sam_vitl16", "vit_l16_in21k", "densenet201", "resnet152", "vgg19",
              "unet", "transunet"}
-FAMILIES = {"dinov2", "clip", "mae", "msn", "sam", "supervised_vit", "cnn", "scratch"}
+FAMILIES = {"dinov2", "clip", "mae", "msn", "sam", "supervised_vit", "cnn", "scratch", "dinov3", "siglip"}
 # The study's Table 2 (backbones) and Table 6 (scratch segmentation models), millions of parameters.
 STUDY_PARAMS_M = {"dinov2_vits14": 21, "dinov2_vitb14": 86, "dinov2_vitl14": 300, "dinov2_vitg14": 1100,
                   "clip_vitl14": 300, "openclip_vith14": 632, "mae_vitl16": 300, "msn_vitl16": 300,
@@ -23,7 +23,7 @@ STUDY_PARAMS_M = {"dinov2_vits14": 21, "dinov2_vitb14": 86, "dinov2_vitl14": 300
 
 def test_registry_holds_every_model_of_the_study() -> None:
     assert STUDY_IDS <= set(MODELS)
-    assert set(MODELS) - STUDY_IDS <= {"dinov2_vitl14_reg4"}
+    assert set(MODELS) - STUDY_IDS <= {"dinov2_vitl14_reg4", *FRONTIER}
     assert all(spec.id == key for key, spec in MODELS.items())
 
 
@@ -38,7 +38,9 @@ def test_spec_fields_are_consistent(model_id: str) -> None:
         assert spec.paradigm == "from scratch" and spec.tasks == ("segmentation",)
         return
     assert timm.is_model(spec.timm_arch), spec.timm_name
-    if spec.hub_id:  # a tagged timm name whose pretrained weights timm knows
+    if spec.layout != "timm":  # a Hugging Face / open_clip / SAM release, converted by hf_layouts.py
+        assert "." not in spec.timm_name and spec.source_note
+    elif spec.hub_id:  # a tagged timm name whose pretrained weights timm knows
         assert spec.timm_name in timm.list_pretrained(spec.timm_name)
         cfg = timm.get_pretrained_cfg(spec.timm_name)
         # torchvision's V2 recipe trains at 176 px and evaluates at 224 (timm's test_input_size)

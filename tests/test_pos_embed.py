@@ -64,6 +64,22 @@ def ref_msn(pos_embed: torch.Tensor, npatch: int) -> torch.Tensor:
     return torch.cat((class_emb.unsqueeze(0), pos), dim=1)
 
 
+def ref_dinov2_hub(pos_embed: torch.Tensor, w: int, h: int, patch_size: int, *, offset: float,
+                   antialias: bool) -> torch.Tensor:
+    """facebookresearch/dinov2 (current) interpolate_pos_encoding with the hub's interpolate_offset and
+    interpolate_antialias: a scale factor when the offset is set, an output size when it is 0."""
+    N = pos_embed.shape[1] - 1
+    M = int(math.sqrt(N))
+    class_pos_embed, patch_pos_embed = pos_embed[:, 0], pos_embed[:, 1:]
+    dim = pos_embed.shape[-1]
+    w0, h0 = w // patch_size, h // patch_size
+    kwargs = {"scale_factor": ((w0 + offset) / M, (h0 + offset) / M)} if offset else {"size": (w0, h0)}
+    patch_pos_embed = F.interpolate(patch_pos_embed.reshape(1, M, M, dim).permute(0, 3, 1, 2),
+                                    mode="bicubic", antialias=antialias, **kwargs)
+    patch_pos_embed = patch_pos_embed.permute(0, 2, 3, 1).view(1, -1, dim)
+    return torch.cat((class_pos_embed.unsqueeze(0), patch_pos_embed), dim=1)
+
+
 def ref_open_clip(pos_embed: torch.Tensor, grid_size: tuple[int, int]) -> torch.Tensor:
     """mlfoundations/open_clip resize_pos_embed (interpolation='bicubic', antialias=True)."""
     old = pos_embed[0]
@@ -214,11 +230,25 @@ def test_loaded_backbone_adds_the_official_table_at_448(model_id: str, tmp_path:
     torch.testing.assert_close(added_position_table(bb, 448), want, atol=1e-6, rtol=1e-6)
 
 
-def test_dinov2_with_registers_resizes_its_patch_table_by_dinov2s_rule(tmp_path: Path) -> None:
-    bb, stored = loaded("dinov2_vitl14_reg4", 448, tmp_path)
+@pytest.mark.parametrize("model_id", ["dinov2_vitl14_reg4", "dinov2_vitg14_reg4"])
+@pytest.mark.parametrize("pixels", [224, 448])
+def test_dinov2_with_registers_resizes_its_patch_table_by_the_hubs_reg_rule(model_id: str, pixels: int,
+                                                                             tmp_path: Path) -> None:
+    """Issue 20/24: the reg checkpoints run with antialias=True and no 0.1 offset (hub/backbones.py)."""
+    bb, stored = loaded(model_id, pixels, tmp_path)
     assert bb.model.no_embed_class and stored.shape[1] == 37 * 37
-    want = ref_dinov2(torch.cat([torch.zeros_like(stored[:, :1]), stored], dim=1), 448, 448, 14)[:, 1:]
-    torch.testing.assert_close(added_position_table(bb, 448), want, atol=1e-6, rtol=0)
+    padded = torch.cat([torch.zeros_like(stored[:, :1]), stored], dim=1)
+    want = ref_dinov2_hub(padded, pixels, pixels, 14, offset=0.0, antialias=True)[:, 1:]
+    torch.testing.assert_close(added_position_table(bb, pixels), want, atol=1e-6, rtol=0)
+    # the plain DINOv2 rule (0.1 offset, no antialias) is measurably different here
+    old = ref_dinov2_hub(padded, pixels, pixels, 14, offset=0.1, antialias=False)[:, 1:]
+    assert (old - want).abs().max() > 1e-3
+
+
+def test_the_hub_reference_with_the_plain_settings_is_the_studys_dinov2_formula() -> None:
+    pos = torch.randn(1, 1 + 37 * 37, 8, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(ref_dinov2_hub(pos, 448, 448, 14, offset=0.1, antialias=False),
+                               ref_dinov2(pos, 448, 448, 14), atol=0, rtol=0)
 
 
 def test_dinov2_at_its_own_518_px_adds_the_stored_table(tmp_path: Path) -> None:

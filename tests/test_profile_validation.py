@@ -19,7 +19,7 @@ def demo_with(grids=(Grid(("dinov2_vits14",), ("nih",), ("knn",)),), **changes) 
     return get_profile("demo").extend("t", grids=grids, replace_grids=True, **changes)
 
 
-@pytest.mark.parametrize("name", ["demo", "smoke", "paper", "sound", "full"])
+@pytest.mark.parametrize("name", ["demo", "smoke", "paper", "sound", "full", "frontier"])
 def test_built_in_profiles_are_valid(name: str) -> None:
     validate_profile(get_profile(name))
 

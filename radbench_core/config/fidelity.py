@@ -194,7 +194,12 @@ SETTINGS: tuple[Setting, ...] = (
        "(grid + 0.1) / 37, no antialias (interpolate_pos_encoding)", "repo dinov2/models/vision_transformer.py",
        "the same formula on every forward from the stored table (pos_embed.dinov2_resize; timm's "
        "antialiased resample is replaced)",
-       models=("dinov2_vits14", "dinov2_vitb14", "dinov2_vitl14", "dinov2_vitg14", "dinov2_vitl14_reg4")),
+       models=("dinov2_vits14", "dinov2_vitb14", "dinov2_vitl14", "dinov2_vitg14")),
+    _s("features", "DINOv2 with registers position table (beyond the study)",
+       "the hub's reg models resize with interpolate_antialias=True, interpolate_offset=0.0: bicubic "
+       "to the new size, antialiased", "repo dinov2/hub/backbones.py",
+       "the same formula on every forward (pos_embed.dinov2_reg_resize)",
+       models=("dinov2_vitl14_reg4", "dinov2_vitg14_reg4")),
     _s("features", "MAE / MSN / CLIP / OpenCLIP / ViT-L/16 position tables",
        "Hugging Face models at their native 224 px grid (no interpolation: the study ran them at 224 only)",
        "repo dinov2/eval/utils.py",

@@ -173,6 +173,7 @@ def _demo() -> Profile:
             Grid(("dinov2_vitl14", "mae_vitl16", "vit_l16_in21k"), ("mc",),
                  tuple(f"seg_fewshot@{n}" for n in (1, 4, "all"))),
             Grid(("unet",), ("mc",), tuple(f"scratch_fewshot@{n}" for n in (1, 4, "all"))),
+            *frontier_demo_grids(),
         ),
         hparams=_hparams(paper=False),
         cls_resolution=112,
@@ -296,7 +297,18 @@ def _smoke() -> Profile:
         hparams=hparams, cls_resolution=112, phantom_size="tiny", batch_size=32, num_workers=0)
 
 
-_BUILDERS = {"demo": _demo, "smoke": _smoke, "paper": _paper, "sound": _sound, "full": _full}
+def frontier_demo_grids() -> tuple[Grid, ...]:
+    from radbench_core.config.frontier_profile import frontier_demo_grids as grids
+    return grids()
+
+
+def _frontier() -> Profile:
+    from radbench_core.config.frontier_profile import frontier_profile
+    return frontier_profile()
+
+
+_BUILDERS = {"demo": _demo, "smoke": _smoke, "paper": _paper, "sound": _sound, "full": _full,
+             "frontier": _frontier}
 PROFILE_NAMES = tuple(_BUILDERS)
 
 

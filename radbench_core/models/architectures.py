@@ -52,7 +52,7 @@ def create_architecture(spec: ModelSpec, arch_kwargs: dict[str, Any] | None = No
     if spec.arch == "seg_scratch":
         raise ConfigError(f"model {spec.id!r}", "a from-scratch segmentation model has no feature backbone",
                           "build it with radbench_core.models.scratch_models.build_scratch_model")
-    kwargs = dict(arch_kwargs or {})
+    kwargs = {**spec.arch_kwargs, **(arch_kwargs or {})}
     kwargs["num_classes"] = 1000 if keep_classifier else 0
     if spec.arch == "vit":
         kwargs.setdefault("dynamic_img_size", True)
@@ -61,7 +61,7 @@ def create_architecture(spec: ModelSpec, arch_kwargs: dict[str, Any] | None = No
     if "vgg_cfg" in kwargs:
         from timm.models.vgg import VGG
         return VGG(cfg=kwargs.pop("vgg_cfg"), **kwargs)
-    return install(timm.create_model(spec.timm_arch, pretrained=False, **kwargs), spec.family)
+    return install(timm.create_model(spec.timm_arch, pretrained=False, **kwargs), spec.pos_rule or spec.family)
 
 
 def strip_unused_parts(spec: ModelSpec, model: torch.nn.Module) -> torch.nn.Module:

@@ -91,6 +91,12 @@ class Backbone(nn.Module):
     def pooled(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Frozen-probe features: ``cls`` (B, n_cls_blocks, D), last block last; ``patch_mean`` (B, D)."""
         self._check(x)
+        if self.spec.arch == "vit" and not self.model.num_prefix_tokens:
+            # SigLIP has no class token: its per-block summary is the mean patch token (timm's gap)
+            outs = self.model.forward_intermediates(x, indices=self._cls_blocks, norm=True, output_fmt="NLC",
+                                                    intermediates_only=True)
+            cls = torch.stack([tokens.mean(dim=1) for tokens in outs], dim=1)
+            return {"cls": cls, "patch_mean": cls[:, -1]}
         if self.spec.arch == "vit":
             outs = self.model.forward_intermediates(x, indices=self._cls_blocks, return_prefix_tokens=True,
                                                     norm=True, output_fmt="NLC", intermediates_only=True)
@@ -127,7 +133,7 @@ class Backbone(nn.Module):
             return self.model(x)
         feats = self.model.forward_features(x)
         if self.spec.arch == "vit":
-            return feats[:, 0]
+            return feats[:, 0] if self.model.num_prefix_tokens else feats.mean(dim=1)
         if self.spec.arch == "cnn" and self._fc7:
             return self._vgg_fc7(feats)
         return feats.mean(dim=(2, 3))

@@ -5,7 +5,9 @@ The official code of the study's models does not: DINOv2 interpolates bicubic wi
 scale-factor offset and no antialias on every forward from its 37x37 (518 px) table, MAE resizes by
 size with plain bicubic, MSN by a scale factor, OpenCLIP with antialiased bicubic, Google's ViT with
 linear ``scipy.ndimage.zoom``. A DINOv2 cell at 224 or 448 px therefore only sees the study's
-features if the table is resized with DINOv2's formula. Each rule below is that formula on a
+features if the table is resized with DINOv2's formula. DINOv2 *with registers* was released with
+another rule (antialiased, no offset), and Hugging Face ports (RAD-DINO, MedSigLIP) use transformers'
+own (bicubic by size, no antialias): a spec names its rule in ``pos_rule`` when it is not its family's. Each rule below is that formula on a
 (1, C, h, w) float32 grid; :class:`OfficialPosEmbedViT` applies the model's rule on every forward
 from the stored table, as DINOv2 (and the study, through it) does.
 """
@@ -29,6 +31,18 @@ def dinov2_resize(grid: torch.Tensor, size: Grid) -> torch.Tensor:
     """DINOv2 ``interpolate_pos_encoding``: scale factor (g + 0.1) / M, bicubic, no antialias."""
     side = grid.shape[-1]
     return F.interpolate(grid, scale_factor=((size[0] + 0.1) / side, (size[1] + 0.1) / side), mode="bicubic")
+
+
+def dinov2_reg_resize(grid: torch.Tensor, size: Grid) -> torch.Tensor:
+    """DINOv2 *with registers* (hub ``dinov2_vit*14_reg``: ``interpolate_antialias=True,
+    interpolate_offset=0.0``): bicubic to the new size, antialiased, no 0.1 offset."""
+    return F.interpolate(grid, size=size, mode="bicubic", antialias=True)
+
+
+def transformers_resize(grid: torch.Tensor, size: Grid) -> torch.Tensor:
+    """transformers ``Dinov2Embeddings`` / ``SiglipVisionEmbeddings.interpolate_pos_encoding``
+    (RAD-DINO, MedSigLIP): bicubic to the new size, align_corners=False, no antialias."""
+    return F.interpolate(grid, size=size, mode="bicubic", align_corners=False, antialias=False)
 
 
 def mae_resize(grid: torch.Tensor, size: Grid) -> torch.Tensor:
@@ -64,6 +78,12 @@ class PosEmbedRule:
 RULES: dict[str, PosEmbedRule] = {
     "dinov2": PosEmbedRule("dinov2", "dinov2/models/vision_transformer.py interpolate_pos_encoding "
                            "(the study's fork of facebookresearch/dinov2)", dinov2_resize),
+    "dinov2_reg": PosEmbedRule("dinov2_reg", "facebookresearch/dinov2 hub/backbones.py dinov2_vit*14_reg "
+                               "(interpolate_antialias=True, interpolate_offset=0.0)", dinov2_reg_resize),
+    "hf_dinov2": PosEmbedRule("hf_dinov2", "transformers models/dinov2/modeling_dinov2.py "
+                              "Dinov2Embeddings.interpolate_pos_encoding", transformers_resize),
+    "hf_siglip": PosEmbedRule("hf_siglip", "transformers models/siglip/modeling_siglip.py "
+                              "SiglipVisionEmbeddings.interpolate_pos_encoding", transformers_resize),
     "mae": PosEmbedRule("mae", "facebookresearch/mae util/pos_embed.py interpolate_pos_embed", mae_resize),
     "msn": PosEmbedRule("msn", "facebookresearch/msn src/deit.py interpolate_pos_encoding", msn_resize),
     "clip": PosEmbedRule("open_clip", "mlfoundations/open_clip resize_pos_embed", open_clip_resize),
@@ -127,7 +147,8 @@ class OfficialPosEmbedViT(VisionTransformer):
 
 
 def install(model: torch.nn.Module, family: str) -> torch.nn.Module:
-    """Give a timm ViT its family's official resizing; other models are returned untouched."""
+    """Give a timm ViT its family's (or its spec's ``pos_rule``) official resizing; other models are
+    returned untouched."""
     rule = rule_for(family)
     if rule is None or type(model) not in (VisionTransformer, OfficialPosEmbedViT):
         return model

@@ -23,6 +23,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 VGG_DROPOUT = 0.5   # torchvision vgg19 classifier: Dropout(0.5) after fc6 and after fc7
 PARADIGMS = ("supervised", "weakly-supervised", "self-supervised", "from scratch")
+TRAINING_DATA = ("natural", "medical")
 ARCHS = ("vit", "sam", "cnn", "seg_scratch", "module")
 
 
@@ -52,6 +53,13 @@ class ModelSpec:
     # arguments (``demo_kwargs`` for the demo); its forward(x) returns (B, D) features, and it has
     # ``embed_dim`` (or ``num_features``) = D
     builder: str | Callable[..., torch.nn.Module] | None = field(default=None, hash=False, compare=False)
+    # beyond the study (issue 24): what the weights saw, the position-table rule when it is not the
+    # family's, timm arguments every build gets (full and demo), and the official file layout
+    training_data: str = "natural"  # natural | medical
+    training_note: str = ""         # e.g. "LVD-1689M web images", "chest X-rays (MIMIC-CXR, ...)"
+    pos_rule: str = ""              # a key of pos_embed.RULES; "" = the family's rule
+    arch_kwargs: dict[str, Any] = field(default_factory=dict, hash=False)
+    layout: str = "timm"            # timm | hf_dinov2 | hf_siglip | open_clip_timm | sam (hf_layouts.py)
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
@@ -60,6 +68,9 @@ class ModelSpec:
         if self.paradigm not in PARADIGMS:
             raise ConfigError(f"ModelSpec {self.id!r}", f"paradigm {self.paradigm!r} is not one of "
                               f"{', '.join(PARADIGMS)}", "pick the one that says how it was trained")
+        if self.training_data not in TRAINING_DATA:
+            raise ConfigError(f"ModelSpec {self.id!r}", f"training_data {self.training_data!r} is not one of "
+                              f"{', '.join(TRAINING_DATA)}", "say whether its weights saw natural or medical images")
         if self.arch == "module" and self.builder is None:
             raise ConfigError(f"ModelSpec {self.id!r}", "arch='module' needs a builder",
                               "pass builder='package.module:function' returning the nn.Module")
@@ -106,7 +117,7 @@ _SPECS = [
     _vit("dinov2_vitg14", "DINOv2 ViT-g/14", "self-supervised", "dinov2", "vit_giant_patch14_dinov2.lvd142m",
          14, 518, 1100, _tiny_dinov2(96, 6)),
     _vit("dinov2_vitl14_reg4", "DINOv2 ViT-L/14 (reg4)", "self-supervised", "dinov2",
-         "vit_large_patch14_reg4_dinov2.lvd142m", 14, 518, 300, _tiny_dinov2(64, 4)),
+         "vit_large_patch14_reg4_dinov2.lvd142m", 14, 518, 300, _tiny_dinov2(64, 4), pos_rule="dinov2_reg"),
     # OpenAI CLIP was trained with QuickGELU; timm's quickgelu variant loads the same weights exactly.
     _vit("clip_vitl14", "CLIP ViT-L/14", "weakly-supervised", "clip", "vit_large_patch14_clip_quickgelu_224.openai",
          14, 224, 300, _tiny_vit(64, 4), hub_id="timm/vit_large_patch14_clip_224.openai"),
@@ -147,7 +158,54 @@ _SPECS = [
               study_params_m=324, drop_prefixes=()),
 ]
 
-MODELS: Registry[ModelSpec] = Registry.of_builtins("model", ModelSpec, "radbench list models", _SPECS)
+CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
+HALF = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+# SigLIP's MLP is 4304 wide on 1152 (so400m); big_vision and transformers use tanh-approximated GELU
+_SIGLIP = dict(act_layer="gelu_tanh")
+_TINY_SIGLIP = _tiny_vit(32, 2, mlp_ratio=4304 / 1152)
+_MED_CXR = "chest X-rays (MIMIC-CXR, CheXpert, NIH-CXR, PadChest, BRAX): overlaps the NIH and CheXpert cells"
+
+# Beyond the study (issue 24): the models radiology papers compare against today, loaded from the
+# files their authors publish (``layout``; hf_layouts.py converts the Hugging Face / open_clip ones).
+FRONTIER_SPECS = [
+    _vit("dinov2_vitg14_reg4", "DINOv2 ViT-g/14 (reg4)", "self-supervised", "dinov2",
+         "vit_giant_patch14_reg4_dinov2.lvd142m", 14, 518, 1100, _tiny_dinov2(96, 6), pos_rule="dinov2_reg",
+         training_note="LVD-142M curated web images"),
+    *[_vit(f"dinov3_vit{size[0]}16", f"DINOv3 ViT-{size[0].upper()}/16", "self-supervised", "dinov3",
+           f"vit_{size}_patch16_dinov3.lvd1689m", 16, 256, params, _tiny_dinov2(width, heads),
+           training_note="LVD-1689M curated web images (RoPE: no position table to resize)",
+           source_note="the DINOv3 release (github.com/facebookresearch/dinov3) or timm's hub copy")
+      for size, params, width, heads in (("small", 21, 32, 2), ("base", 86, 48, 3), ("large", 300, 64, 4))],
+    _vit("siglip_so400m14", "SigLIP so400m/14", "weakly-supervised", "siglip",
+         "vit_so400m_patch14_siglip_gap_384.webli", 14, 384, 413, _TINY_SIGLIP, arch_kwargs=_SIGLIP,
+         drop_prefixes=("head.", "attn_pool."), training_note="WebLI image-text pairs (sigmoid loss)"),
+    _vit("rad_dino", "RAD-DINO ViT-B/14", "self-supervised", "dinov2", "vit_base_patch14_dinov2", 14, 518, 86,
+         _tiny_dinov2(48, 3), hub_id="microsoft/rad-dino", pos_rule="hf_dinov2", layout="hf_dinov2",
+         training_data="medical", training_note=_MED_CXR, norm=((0.5307,) * 3, (0.2583,) * 3),
+         source_note="the Hugging Face repo microsoft/rad-dino (config.json + model.safetensors)"),
+    _vit("biomedclip_vitb16", "BiomedCLIP ViT-B/16", "weakly-supervised", "clip", "vit_base_patch16_224", 16, 224,
+         86, _tiny_vit(48, 3), hub_id="microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224",
+         layout="open_clip_timm", training_data="medical", norm=(CLIP_MEAN, CLIP_STD),
+         training_note="PMC-15M figure-caption pairs from PubMed Central (all modalities)",
+         source_note="the open_clip hub repo microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224"),
+    _vit("medsiglip_448", "MedSigLIP so400m/14", "weakly-supervised", "siglip", "vit_so400m_patch14_siglip_gap_448",
+         14, 448, 413, _TINY_SIGLIP, arch_kwargs=_SIGLIP, hub_id="google/medsiglip-448", pos_rule="hf_siglip",
+         layout="hf_siglip", training_data="medical", norm=HALF,
+         training_note="medical image-text pairs (chest X-ray, CT/MRI slices, dermatology, ophthalmology, "
+         "pathology) plus WebLI", source_note="the Hugging Face repo google/medsiglip-448 (gated)"),
+    ModelSpec(id="medsam_vitb16", label="MedSAM ViT-B/16", paradigm="supervised", family="sam", arch="sam",
+              timm_name="samvit_base_patch16", patch_size=16, native_resolution=1024,
+              tasks=("classification", "segmentation"),
+              demo_kwargs=_tiny_vit(48, 3, global_attn_indexes=[1, 3], neck_chans=16), study_params_m=90,
+              drop_prefixes=("head.", "neck."), layout="sam", training_data="medical", norm=((0.0,) * 3, (1.0,) * 3),
+              training_note="SAM fine-tuned on 1.57M medical image-mask pairs (CT, MRI, X-ray, ...); "
+              "inputs min-max scaled to [0, 1], no mean/std",
+              source_note="medsam_vit_b.pth from github.com/bowang-lab/MedSAM"),
+]
+
+MODELS: Registry[ModelSpec] = Registry.of_builtins("model", ModelSpec, "radbench list models",
+                                                   _SPECS + FRONTIER_SPECS)
+FRONTIER = tuple(spec.id for spec in FRONTIER_SPECS)
 
 
 def get_model(model_id: str | ModelSpec) -> ModelSpec:

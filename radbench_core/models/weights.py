@@ -21,6 +21,7 @@ from typing import Any, Mapping
 import torch
 
 from radbench_core.models.checkpoint_formats import CONVERTERS, is_torchscript, torchscript_refusal
+from radbench_core.models.hf_layouts import LAYOUT_FILES, check_config, hub_folder_file, to_timm
 from radbench_core.core.errors import WeightsError, WeightsMissing
 from radbench_core.models.specs import ModelSpec
 
@@ -56,9 +57,10 @@ def _hub_cached_file(spec: ModelSpec, hf_cache_dir: Path | None) -> Path | None:
     if not spec.hub_id:
         return None
     from huggingface_hub import try_to_load_from_cache
-    for filename in HUB_FILENAMES:
+    for filename in LAYOUT_FILES.get(spec.layout, HUB_FILENAMES):
         found = try_to_load_from_cache(spec.hub_id, filename, cache_dir=hf_cache_dir)
         if isinstance(found, str) and Path(found).is_file():
+            check_config(spec, Path(found).parent)
             return Path(found)
     return None
 
@@ -74,6 +76,9 @@ def find_weights(spec: ModelSpec, weights_dir: Path | str | None = None, *,
             path = Path(weights_dir) / name
             if path.is_file():
                 return WeightsSource(path, f"{path} sha256:{file_digest(path)}")
+        path = hub_folder_file(spec, Path(weights_dir))     # a published folder / file, as released
+        if path is not None:
+            return WeightsSource(path, f"{path} sha256:{file_digest(path)}")
     cached = _hub_cached_file(spec, hf_cache_dir)
     if cached is not None:
         return WeightsSource(cached, f"hf-cache:{spec.hub_id}")
@@ -186,7 +191,7 @@ def _key_errors(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.
 
 def load_weights_into(model: torch.nn.Module, spec: ModelSpec, path: Path) -> None:
     """Load a weights file into ``model`` strictly, converting official layouts timm knows."""
-    state = read_state_dict(path, spec.id)
+    state = to_timm(spec, read_state_dict(path, spec.id))
     expected = model.state_dict()
     keep = set(expected)
     state = fill_batch_counters(_drop(state, spec.drop_prefixes, keep), expected)

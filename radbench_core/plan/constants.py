@@ -32,7 +32,8 @@ MEASURED_EXTRACT_GIB = {224: 2.6, 448: 6.8}
 VIT_SHAPES: dict[str, tuple[int, int, int, float]] = {
     "vit_small": (12, 384, 6, 4.0), "vit_base": (12, 768, 12, 4.0), "vit_large": (24, 1024, 16, 4.0),
     "vit_huge": (32, 1280, 16, 4.0), "vit_giant": (40, 1536, 24, 4.0),   # DINOv2 g: SwiGLU 2x4096 ~ 4x
-    "samvit_large": (24, 1024, 16, 4.0),
+    "samvit_large": (24, 1024, 16, 4.0), "samvit_base": (12, 768, 12, 4.0),
+    "vit_so400m": (27, 1152, 16, 4304 / 1152),      # SigLIP / MedSigLIP shape-optimised 400M
 }
 
 # CNN forward cost at 224 px in GFLOP (= 2 x the multiply-adds torchvision's model docs list as

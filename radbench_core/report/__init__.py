@@ -62,6 +62,7 @@ def build_report(records: Iterable[CellResult], out_dir: str | Path,
         for ext in ("png", "svg"):
             (out_dir / "figures" / f"{stem}.{ext}").unlink(missing_ok=True)
     figures = build_figures(records, out_dir / "figures", roots=roots)
+    _write_beyond(records, out_dir, predictions)
 
     links = {}
     for rec in records:
@@ -89,6 +90,17 @@ def write_tables(tables: dict[str, Table], folder: Path, ci: bool = False) -> li
         tex.append(atomic_write_text(folder / f"{key}.tex", to_latex(table, ci=ci)))
     atomic_write_text(folder / LATEX_DOCUMENT, latex_document(list(tables)))
     return tex
+
+
+def _write_beyond(records: list[CellResult], out_dir: Path, predictions) -> None:
+    """Issue 24: beyond_the_study.md + fig1_ranking_extended.csv when the run has a new model."""
+    from radbench_core.report.beyond import beyond_markdown
+    section = beyond_markdown(records, predictions)
+    for name, text in zip(("beyond_the_study.md", "fig1_ranking_extended.csv"), section or ("", "")):
+        if section is None:
+            (out_dir / name).unlink(missing_ok=True)
+        else:
+            atomic_write_text(out_dir / name, text)
 
 
 def _checked(records: Iterable[CellResult]) -> list[CellResult]:

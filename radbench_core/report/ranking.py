@@ -63,12 +63,13 @@ class Figure1Ranking:
         return bool(self.scores["is_demo"].any()) if len(self.scores) else False
 
 
-def figure1_cells(records: Iterable[CellResult]) -> pd.DataFrame:
-    """Candidate cells of the six models: linear (default size) and seg_unet (every size)."""
+def figure1_cells(records: Iterable[CellResult], models: tuple[str, ...] = FIGURE1_MODELS) -> pd.DataFrame:
+    """Candidate cells of the six models (or ``models``: the extended set of the "Beyond the study"
+    section): linear (default size) and seg_unet (every size)."""
     rows = []
     for rec in records:
         linear = rec.protocol == "linear" and not rec.variant
-        if rec.model not in FIGURE1_MODELS or not (linear or rec.protocol == "seg_unet"):
+        if rec.model not in models or not (linear or rec.protocol == "seg_unet"):
             continue
         found = headline(rec)
         if found is None:
@@ -106,10 +107,11 @@ def _seg_size(group: pd.DataFrame) -> str:
     return max(counts.index, key=lambda v: (counts[v], -distance(v), variant_key(v)))
 
 
-def compared_cells(cells: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+def compared_cells(cells: pd.DataFrame, models: tuple[str, ...] = FIGURE1_MODELS
+                   ) -> tuple[pd.DataFrame, list[str]]:
     """One cell per model and dataset: the protocol, size and metric the figure compares."""
     cells = _with_defaults(cells)
-    cells = cells[cells["model"].isin(FIGURE1_MODELS)]
+    cells = cells[cells["model"].isin(models)]
     cls = cells[(cells["task"] == "classification") & (cells["protocol"] == "linear")
                 & (cells["variant"] == "")]
     parts, notes = [cls], []
@@ -154,10 +156,12 @@ def _task_scores(cells: pd.DataFrame, task: str) -> tuple[pd.DataFrame, str, lis
     return frame, rule, notes
 
 
-def rank_figure1(cells: pd.DataFrame) -> Figure1Ranking:
-    """Rank the six models per task from candidate cells (``figure1_cells`` or a hand-built frame)."""
-    compared, notes = compared_cells(cells)
-    models = sorted(set(compared["model"]), key=order_key(FIGURE1_MODELS))
+def rank_figure1(cells: pd.DataFrame, models: tuple[str, ...] = FIGURE1_MODELS) -> Figure1Ranking:
+    """Rank the six models (or ``models``) per task from candidate cells (``figure1_cells`` or a
+    hand-built frame)."""
+    compared, notes = compared_cells(cells, models)
+    order = models
+    models = sorted(set(compared["model"]), key=order_key(order))
     table = pd.DataFrame({"model": models, "label": [model_label(m) for m in models]})
     rules, all_scores = {}, []
     for task, short in TASKS:
