@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from radbench_core.protocols.base import FrozenInputs
 
@@ -34,3 +35,11 @@ def frozen_features(n: int, signal: float, kind: str, n_classes: int, seed: int 
         labels[split] = y
         patients[split] = [f"{split}{i // per_patient}" for i in range(len(y))]
     return FrozenInputs(feats, labels, patients, kind, n_classes)
+
+
+def randomise(module: torch.nn.Module, seed: int) -> None:
+    """Every parameter random (norms and layer scales too), so no identity hides a wrong mapping."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.1)

@@ -14,6 +14,8 @@ import pytest
 import torch
 
 from radbench_core.core.errors import WeightsError
+from synthetic import randomise
+
 from radbench_core.models.features import load_backbone
 from radbench_core.models.specs import get_model
 from radbench_core.models.weights import find_weights
@@ -21,13 +23,6 @@ from radbench_core.models.weights import find_weights
 transformers = pytest.importorskip("transformers")
 ATOL = 1e-5
 
-
-def _randomise(module: torch.nn.Module, seed: int) -> None:
-    """Every parameter random (norms and layer scales too), so no identity hides a wrong mapping."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
 
 
 def _images(pixels: int, seed: int = 0) -> torch.Tensor:
@@ -46,7 +41,7 @@ def _rad_dino_official(folder: Path):
                                        num_attention_heads=kw["num_heads"], intermediate_size=4 * kw["embed_dim"],
                                        image_size=518, patch_size=14, layerscale_value=1.0)
     model = transformers.Dinov2Model(config).eval()
-    _randomise(model, 1)
+    randomise(model, 1)
     model.save_pretrained(folder)
     return model
 
@@ -128,7 +123,7 @@ def medsiglip(tmp_path_factory):
         text_config=dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
                          vocab_size=64, bos_token_id=1, eos_token_id=2, pad_token_id=0))
     model = transformers.SiglipModel(config).eval()
-    _randomise(model, 2)
+    randomise(model, 2)
     weights = tmp_path_factory.mktemp("weights")
     model.save_pretrained(weights / "medsiglip_448")           # the model id as the folder name
     return model, weights

@@ -4,10 +4,11 @@ load the files their official libraries write, every tensor equal, the official 
 from __future__ import annotations
 
 from functools import partial
-from pathlib import Path
 
 import pytest
 import torch
+
+from synthetic import randomise
 
 from radbench_core.models.features import load_backbone
 from radbench_core.models.specs import get_model
@@ -15,12 +16,6 @@ from radbench_core.models.weights import find_weights
 
 ATOL = 1e-5
 
-
-def _randomise(module: torch.nn.Module, seed: int) -> None:
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
 
 
 def _tiny_trunk_name() -> str:
@@ -48,7 +43,7 @@ def biomedclip(tmp_path_factory):
                   image_size=224)
     text = dict(context_length=8, vocab_size=64, width=16, heads=2, layers=1)
     model = CLIP(embed_dim=24, vision_cfg=vision, text_cfg=text).eval()
-    _randomise(model, 3)
+    randomise(model, 3)
     folder = tmp_path_factory.mktemp("weights") / "BiomedCLIP-PubMedBERT_256-vit_base_patch16_224"
     folder.mkdir()
     torch.save(model.state_dict(), folder / "open_clip_pytorch_model.bin")
@@ -94,7 +89,7 @@ def medsam(tmp_path_factory):
               mask_decoder=MaskDecoder(num_multimask_outputs=3, transformer_dim=chans, iou_head_hidden_dim=8,
                                        transformer=TwoWayTransformer(depth=1, embedding_dim=chans, mlp_dim=16,
                                                                      num_heads=2))).eval()
-    _randomise(sam, 5)
+    randomise(sam, 5)
     weights = tmp_path_factory.mktemp("weights")
     torch.save(sam.state_dict(), weights / "medsam_vit_b.pth")   # the released file name, as published
     return sam, weights

@@ -7,8 +7,7 @@ MedSAM) on the study's grid, so a reader sees them beside DINOv2 ViT-L/14 and Vi
 
 from __future__ import annotations
 
-from radbench_core.config.profiles import (CLS_DATASETS, PATIENTS_PER_CLASS, SEG_DATASETS, SEG_SHOTS, Grid,
-                                           Profile, _paper)
+from radbench_core.config.profiles import CLS_DATASETS, SEG_DATASETS, Grid, Profile, _paper, _shots
 from radbench_core.models.specs import FRONTIER
 
 STUDY_BEST = ("dinov2_vitl14", "dinov2_vitg14")
@@ -33,6 +32,6 @@ def frontier_profile() -> Profile:
         demo=False,
         grids=(Grid(FRONTIER_MODELS, CLS_DATASETS, ("knn", "linear")),
                Grid(FRONTIER_MODELS, SEG_DATASETS, FRONTIER_SEG),
-               Grid(FRONTIER_MODELS, ("nih",), PATIENTS_PER_CLASS),
-               Grid(FRONTIER_MODELS, ("mc",), SEG_SHOTS)),
+               Grid(FRONTIER_MODELS, ("nih",), _shots("fewshot")),
+               Grid(FRONTIER_MODELS, ("mc",), _shots("seg_fewshot"))),
         hparams=paper.hparams, cls_resolution=224, batch_size=128, num_workers=8)
