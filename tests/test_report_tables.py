@@ -223,3 +223,19 @@ def test_cells_no_study_table_takes_go_to_the_other_cells_table():
     assert shown == {"dinov2_vitl14-nih-fewshot@8", "dinov2_vitl14-mc-knn"}   # linear is in Table 3
     assert [c.label for c in other.columns] == ["NIH", "MC"]
     assert ("DINOv2 ViT-L/14", "Few-shot", "8") in other.rows
+
+
+def test_extended_rows_are_model_major_then_protocol_then_variant():
+    """Table 9's companion keys rows by model x protocol x variant; every other by model x variant."""
+    recs = [rec("dinov2_vitl14", "nih", "lora", value=0.70), rec("dinov2_vits14", "nih", "bitfit", value=0.61),
+            rec("dinov2_vitl14", "nih", "finetune", value=0.72), rec("dinov2_vits14", "nih", "lora", value=0.62),
+            rec("dinov2_vits14", "nih", "linear", "448", value=0.60), rec("dinov2_vits14", "nih", "linear", value=0.59)]
+    ext = build_tables(headline_frame(recs))["table9_finetune_lora_bitfit_extended"]
+    assert ext.row_header == ("Model", "Protocol", "Variant")
+    s, l = model_label("dinov2_vits14"), model_label("dinov2_vitl14")
+    labels = [tuple(row) for row in ext.rows]
+    assert [lab[0] for lab in labels] == [s] * 4 + [l] * 2                  # model first (MODEL_ORDER)
+    assert [lab[2] for lab in labels[:2]] == ["448", "default"]              # then variant (variant_key) within a protocol
+    assert labels[0][1] == labels[1][1] != labels[2][1]
+    t3 = build_tables(headline_frame(recs))["table3_linear_probing_extended"]
+    assert t3.row_header == ("Model", "Variant")

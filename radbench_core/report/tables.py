@@ -10,8 +10,8 @@ published value, so every rendering shows ours, theirs, the difference and wheth
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Iterable
 
 import pandas as pd
 
@@ -107,50 +107,83 @@ def study_table(layout: Layout, index: dict[str, dict], published: dict[str, flo
     return table
 
 
+@dataclass(frozen=True)
+class _RowKind:
+    """How an extended table keys its rows: model x variant, or model x protocol x variant where the
+    study's rows are protocols (Table 9). The one place that choice is made."""
+    by_protocol: bool
+
+    @property
+    def header(self) -> tuple[str, ...]:
+        return ("Model",) + (("Protocol",) if self.by_protocol else ()) + ("Variant",)
+
+    def row_key(self, rec: dict) -> tuple[str, str, str]:
+        return rec["model"], rec["protocol"] if self.by_protocol else "", rec["variant"]
+
+    def column_key(self, rec: dict) -> tuple[str, str]:
+        return rec["dataset"], "" if self.by_protocol else rec["protocol"]
+
+    def labels(self, key: tuple[str, str, str]) -> tuple[str, ...]:
+        model, protocol, variant = key
+        return ((model_label(model),) + ((PROTOCOL_LABELS.get(protocol, protocol),) if self.by_protocol else ())
+                + (variant or "default",))
+
+
+def _row_order(key: tuple[str, str, str]) -> tuple:
+    model, protocol, variant = key
+    return order_key(MODEL_ORDER)(model), order_key(PROTOCOL_ORDER)(protocol), variant_key(variant)
+
+
+def _pivot(layout: Layout, hf: pd.DataFrame, kind: _RowKind) -> dict[tuple, dict[int, dict]]:
+    """row key -> {column index: record}: the run's records on the layout's columns and protocols
+    (the first record of a row and column wins)."""
+    protocols = layout.protocols or frozenset(hf["protocol"])
+    columns = {(c.dataset, c.protocol): i for i, c in enumerate(layout.cols)}
+    cells: dict[tuple, dict[int, dict]] = {}
+    for rec in hf.to_dict("records"):
+        c = columns.get(kind.column_key(rec))
+        if c is not None and rec["protocol"] in protocols:
+            cells.setdefault(kind.row_key(rec), {}).setdefault(c, rec)
+    return cells
+
+
+def _params_entries(recs: Iterable[dict]) -> tuple[Entry, Entry] | None:
+    """(trainable with its share, total) of a row: the record with the most trainable parameters."""
+    counted = [x for x in recs if _finite(x["params_trainable"]) and _finite(x["params_total"])]
+    if not counted:
+        return None
+    best = max(counted, key=lambda x: x["params_trainable"])
+    return Entry(float(best["params_trainable"]), total=float(best["params_total"])), Entry(float(best["params_total"]))
+
+
 def extended_table(layout: Layout, hf: pd.DataFrame, taken: set[str],
                    published: dict[str, float]) -> Table | None:
     """Every run cell of the table's datasets and protocols, any model and variant; None if the
     study table already holds all of them."""
-    by_protocol = any(r.protocol for r in layout.rows)
-    protocols = layout.protocols or frozenset(hf["protocol"])
-    cols = {(c.dataset, c.protocol): i for i, c in enumerate(layout.cols)}
-    cells: dict[tuple[str, str, str], dict[int, dict]] = {}
-    for rec in hf.to_dict("records"):
-        c = cols.get((rec["dataset"], "" if by_protocol else rec["protocol"]))
-        if c is None or rec["protocol"] not in protocols:
-            continue
-        key = (rec["model"], rec["protocol"] if by_protocol else "", rec["variant"])
-        cells.setdefault(key, {}).setdefault(c, rec)
-    if not any(rec["cell_id"] not in taken for row in cells.values() for rec in row.values()):
+    kind = _RowKind(any(r.protocol for r in layout.rows))
+    cells = _pivot(layout, hf, kind)
+    records = [rec for row in cells.values() for rec in row.values()]
+    if all(rec["cell_id"] in taken for rec in records):
         return None
-    keys = sorted(cells, key=lambda k: (order_key(MODEL_ORDER)(k[0]), order_key(PROTOCOL_ORDER)(k[1]),
-                                        variant_key(k[2])))
-    header = ("Model",) + (("Protocol",) if by_protocol else ()) + ("Variant",)
-    rows = [(model_label(m),) + ((PROTOCOL_LABELS.get(p, p),) if by_protocol else ()) + (v or "default",)
-            for m, p, v in keys]
-    has_params = any(_finite(rec["params_trainable"]) for row in cells.values() for rec in row.values())
-    pcols = [Column("", "Trainable (share)", "params"), Column("", "Total", "millions")] \
-        if layout.params and has_params else []
+    keys = sorted(cells, key=_row_order)
+    has_params = bool(layout.params) and any(_finite(rec["params_trainable"]) for rec in records)
+    pcols = [Column("", "Trainable (share)", "params"), Column("", "Total", "millions")] if has_params else []
     table = Table(f"{layout.key}_extended", layout.number,
                   f"Extended {layout.title.split('.')[0]}: every cell of this run on the table's "
-                  "datasets and protocols, all models and input sizes.", header, rows,
-                  pcols + [Column(c.group, c.label) for c in layout.cols], extended=True)
-    used = []
+                  "datasets and protocols, all models and input sizes.", kind.header,
+                  [kind.labels(k) for k in keys], pcols + [Column(c.group, c.label) for c in layout.cols],
+                  extended=True)
     for r, key in enumerate(keys):
         for c, rec in cells[key].items():
             table.entries[(r, len(pcols) + c)] = _entry(rec, False, published)
-            used.append(rec)
-        counted = [x for x in cells[key].values()
-                   if _finite(x["params_trainable"]) and _finite(x["params_total"])]
-        if pcols and counted:
-            best = max(counted, key=lambda x: x["params_trainable"])
-            table.entries[(r, 0)] = Entry(float(best["params_trainable"]), total=float(best["params_total"]))
-            table.entries[(r, 1)] = Entry(float(best["params_total"]))
+        params = _params_entries(cells[key].values()) if pcols else None
+        if params:
+            table.entries[(r, 0)], table.entries[(r, 1)] = params
     metric = METRIC_LABEL["auroc" if layout.task == "classification" else "dice_jaccard"]
     table.caption += f" Metric: {metric} (our headline). {MARKS_NOTE}"
     if pcols:
         table.caption += " Parameters as recorded by the run (its own class count)."
-    _notes(table, used)
+    _notes(table, records)
     return table
 
 
