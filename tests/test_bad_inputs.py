@@ -404,7 +404,7 @@ def usage_error(project, *args) -> str:
 
 @pytest.mark.parametrize("args, expected", [
     (("--radbench-profile=nonsense",),
-     "--radbench-profile: unknown profile 'nonsense'. Fix: use one of demo, smoke, paper, full or a .py profile file"),
+     "--radbench-profile: unknown profile 'nonsense'. Fix: use one of demo, smoke, paper, sound, full, frontier or a .py profile file"),
     (("--radbench-profile=tiny_profile.py", "--radbench-fail=auroc:-1"),
      "--radbench-fail: a negative tolerance in 'auroc:-1'"),
     (("--radbench-profile=tiny_profile.py", "--radbench-shard=3/2"),

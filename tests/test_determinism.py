@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 import pytest
+import numpy as np
 import torch
 
 from radbench_core.run import runner
@@ -105,9 +106,13 @@ def test_another_seed_changes_the_random_parts_only(phantoms, tmp_path):
     """kNN has no randomness but its bootstrap; training does: the seed must reach both."""
     knn = {s: run_fresh(FROZEN_KNN, s, phantoms, tmp_path / f"knn-{s}") for s in (0, 1)}
     assert knn[0].metrics["auroc"].value == knn[1].metrics["auroc"].value      # same features, same split
-    assert (knn[0].metrics["auroc"].ci_low, knn[0].metrics["auroc"].ci_high) != \
-        (knn[1].metrics["auroc"].ci_low, knn[1].metrics["auroc"].ci_high)     # bootstrap follows the seed
-    assert knn[0].config_hash == knn[1].config_hash                            # still the same cell
+    from radbench_core.eval.paired import cluster_counts                       # the CI's patient draws
+    patients = np.array([f"p{i}" for i in range(40)])
+    assert not np.array_equal(cluster_counts(patients, 50, 0)[0], cluster_counts(patients, 50, 1)[0])
+    assert knn[0].metrics["auroc"].ci_unit == knn[1].metrics["auroc"].ci_unit
+    # issue 26: the seed is part of a record's identity, so resume never mixes two seeds' records
+    assert knn[0].config_hash != knn[1].config_hash
+    assert (knn[0].extra["identity"]["seed"], knn[1].extra["identity"]["seed"]) == (0, 1)
     tuned = {s: run_fresh(FINETUNE, s, phantoms, tmp_path / f"ft-{s}") for s in (0, 1)}
     assert tuned[0].metrics["auroc"].value != tuned[1].metrics["auroc"].value  # head init, batch order
     assert (tuned[0].seed, tuned[1].seed) == (0, 1)

@@ -143,7 +143,9 @@ def test_paper_knn_settings() -> None:
     hp = get_profile("paper").hparams_for("knn")
     assert tuple(hp["ks"]) == (100, 200, 400, 800, 1000)
     assert (hp["temperature"], hp["smoothing"]) == (0.07, 1.0)
-    assert (hp["k_selection"], hp["mlknn_self_neighbour"]) == ("val", False)   # ours; the study: test, True
+    assert (hp["k_selection"], hp["mlknn_self_neighbour"]) == ("test", True)   # the study, flaws included
+    sound = get_profile("sound").hparams_for("knn")
+    assert (sound["k_selection"], sound["mlknn_self_neighbour"]) == ("val", False)   # the switches at ours
 
 
 def _repo_mlknn_proba(bank: np.ndarray, y: np.ndarray, queries: np.ndarray, k: int, s: float = 1.0):

@@ -13,10 +13,13 @@ def test_k_and_m_select_exactly_the_intended_cells(project):
     result = project.runpytest_subprocess("benchmarks", "--collect-only", "-q", "-k", "dinov2 and nih",
                                           *project.base_args)
     ids = sorted(line.split("[", 1)[1].rstrip("]") for line in result.outlines if "::test_cell[" in line)
-    assert ids and all(i.startswith("dinov2_") and "-nih-" in i for i in ids)
     from radbench_core.config.profiles import get_profile
+    from radbench_core.models.specs import get_model
+    # -k matches the id and the markers: RAD-DINO's family marker is dinov2 (a DINOv2 trained on CXR)
+    assert ids and all(("dinov2" in i or get_model(i.split("-")[0]).family == "dinov2") and "-nih-" in i
+                       for i in ids)
     expected = sorted(c.id for c in get_profile("demo").cells()
-                      if c.model.startswith("dinov2") and c.dataset == "nih")
+                      if ("dinov2" in c.model or get_model(c.model).family == "dinov2") and c.dataset == "nih")
     assert ids == expected
     result = project.runpytest_subprocess("benchmarks", "--collect-only", "-q", "-m", "ct",
                                           *project.base_args)
@@ -46,11 +49,13 @@ def test_a_failing_cell_keeps_the_others_and_the_results(project):
     assert (project.path / "runs").is_dir()
 
 
-def test_missing_dataset_skips_with_the_download_hint(project, tmp_path):
+def test_a_data_folder_without_the_profiles_datasets_is_a_usage_error(project, tmp_path):
+    """Issue 22: it was a green all-skipped run; a dataset missing beside others still skips with the
+    download hint (tests/test_smoke_profile.py)."""
     profile = project.write_profile(demo=False)
     result = run(project, f"--radbench-profile={profile}", f"--radbench-data-dir={tmp_path}", "-rs")
-    result.assert_outcomes(skipped=5)
-    result.stdout.fnmatch_lines(["*NIH ChestX-ray14 was not found*Fix:*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--radbench-data-dir:*holds none of its datasets*nih_chestxray14/*Fix:*"])
 
 
 def test_xdist_and_serial_give_the_same_records(project):

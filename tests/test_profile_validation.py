@@ -24,8 +24,9 @@ def test_built_in_profiles_are_valid(name: str) -> None:
     validate_profile(get_profile(name))
 
 
-def test_paper_profile_keeps_its_241_cells() -> None:
-    assert len(get_profile("paper").cells()) == 241
+def test_paper_profile_keeps_its_236_cells() -> None:
+    """The study's 241 less Figure 5's five DINOv2 448 px MC points (declared: fig5_dinov2_448_row)."""
+    assert len(get_profile("paper").cells()) == 236 == len(get_profile("sound").cells())
 
 
 def test_known_keys_are_the_built_in_union_plus_runner_keys() -> None:
@@ -37,7 +38,7 @@ def test_known_keys_are_the_built_in_union_plus_runner_keys() -> None:
 @pytest.mark.parametrize("changes, message", [
     (dict(hparams={"knn": {"kk": 3}}), r"hparams\['knn'\].*unknown key\(s\) \['kk'\]; valid keys: .*\bks\b"),
     (dict(hparams={"knnn": {}}), r"hparams\['knnn'\].*unknown protocol; valid ids: knn, linear"),
-    (dict(load_options={"chexpert": {"uncertain": "ones"}}), r"unknown option\(s\) \['uncertain'\]; valid: subset, uncertainty"),
+    (dict(load_options={"chexpert": {"uncertain": "ones"}}), r"unknown option\(s\) \['uncertain'\]; valid: split_rule, subset, uncertainty"),
     (dict(load_options={"chexpret": {"uncertainty": "ones"}}), r"load_options\['chexpret'\].*unknown dataset; valid ids: nih"),
     (dict(split_files={"mcc": "x.json"}), r"split_files\['mcc'\].*unknown dataset"),
 ])

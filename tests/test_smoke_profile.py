@@ -59,6 +59,7 @@ def test_smoke_runs_every_dataset_of_a_real_data_folder(pytester, shared_cache, 
 
 def test_smoke_skips_datasets_that_are_not_in_the_folder(pytester, shared_cache, tmp_path: Path) -> None:
     project = scratch_project(pytester, shared_cache)
+    (tmp_path / "brain_tumor").mkdir()        # the folder holds one dataset, so it is the data folder
     result = project.runpytest_subprocess("benchmarks", *project.base_args, "--radbench-profile=smoke",
                                           f"--radbench-data-dir={tmp_path}", "-rs", "-k", "mc or nih", timeout=300)
     result.assert_outcomes(skipped=3)
