@@ -67,6 +67,7 @@ def index(root: Path, options: LoadOptions) -> MontgomeryIndex:
     splits = study_splits.resolve(root, items, make, make_study, options, SPEC.title)
     return MontgomeryIndex(spec=SPEC, root=root, items=items, splits=splits)
 
+
 SPEC = DatasetSpec(
     id="mc", title="Montgomery County CXR", modality="xray", task="segmentation",
     label_kind="mask", class_names=CLASSES, folder="montgomery",
