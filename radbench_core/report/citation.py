@@ -3,6 +3,9 @@
 Why in the report: a table or figure pasted into a manuscript needs both references next to it;
 ``citation.bib`` lands in every report folder and the HTML shows it. The radbench entry takes the
 installed version, so a report cites the code that made it (CITATION.cff at the repo root agrees).
+The study's title, author list (order and spelling), year and eprint are those of the BibTeX in the
+study's own repository README (MohammedSB/DINOv2ForRadiology, entry ``baharoon2023general``); the
+anonymised review copy in shared/study/paper.txt carries no author names.
 """
 
 from __future__ import annotations
