@@ -141,13 +141,12 @@ SETTINGS: tuple[Setting, ...] = (
     _s("weights", "ResNet152 weights", "torchvision resnet152(weights=ResNet152_Weights.DEFAULT) = "
        "IMAGENET1K_V2 (resnet152-f82ba261.pth)", "repo dinov2/eval/utils.py:254; torchvision >= 0.13",
        "timm resnet152.tv2_in1k, the same file", models=("resnet152",)),
-    _s("weights", "ViT-L/16 weights", "Hugging Face google/vit-large-patch16-224: the original ViT, "
-       "ImageNet-21k pre-training + ImageNet-1k fine-tuning at 224 px", "repo dinov2/eval/utils.py:63",
-       "timm vit_large_patch16_224.augreg_in21k (AugReg recipe, ImageNet-21k only)",
-       models=("vit_l16_in21k",), deviation="vit_l16_augreg_weights",
-       why="not a choice: the Hugging Face ViTModel checkpoint layout has no loader here yet and timm "
-           "has no original-recipe ViT-L/16 at 224 px; every ViT-L/16 cell (T3, T4, T7, Fig 5) "
-           "runs other weights than the study's until it has"),
+    _s("weights", "ViT-L/16 weights", "Hugging Face google/vit-large-patch16-224 "
+       "(ViTForImageClassification.from_pretrained): the original ViT, ImageNet-21k pre-training + "
+       "ImageNet-1k fine-tuning at 224 px", "repo dinov2/eval/utils.py:63",
+       "the same file, loaded from its Hugging Face folder (weights dir or HF cache) into timm's ViT-L/16 "
+       "with every tensor equal and transformers' LayerNorm eps 1e-12 (hf_layouts.hf_vit); in both "
+       "profiles: it is the study's model, not a soundness question", models=("vit_l16_in21k",)),
     # --- datasets, labels, splits, few-shot sampling ---
     _s("dataset:sarscov2,brain_tumor", "evaluation split", "systematic sampling of the evaluation set",
        "paper A.1", "systematic sampling within each class (stratified), patients kept together",

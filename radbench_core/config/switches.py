@@ -85,7 +85,7 @@ SWITCHES: tuple[Switch, ...] = (
     Switch("input_norm_per_model", "input", "input normalisation constants", "input_norm",
            "imagenet", "model",
            "ImageNet mean/std after the per-image min-max, for every model (make_normalize_transform's "
-           "default)", "each model's own constants (CLIP/OpenCLIP: CLIP's; ViT-L/16 AugReg: 0.5/0.5)",
+           "default)", "each model's own constants (CLIP/OpenCLIP: CLIP's; ViT-L/16: its checkpoint's 0.5/0.5)",
            "repo dinov2/data/transforms.py make_normalize_transform",
            "a model sees inputs scaled as in its pre-training; ImageNet constants shift and scale "
            "CLIP's and ViT-L/16's inputs (x 2.2 for ViT-L/16)", models=NON_IMAGENET_MODELS),
