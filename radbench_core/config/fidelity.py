@@ -337,7 +337,9 @@ SETTINGS: tuple[Setting, ...] = (
        "OpenCLIP, MAE, MSN; bottom row vs supervised models; x = patients per class", "paper 4.3",
        "the same 2 x 2 grid (fewshot@N on NIH; seg_fewshot@N and scratch_fewshot@N on MC); supervised: "
        "vit_l16_in21k, densenet201, resnet152, vgg19 (NIH) and unet, transunet from scratch (MC), where "
-       "run; with several seeds (sound) the mean with a +-1 SD band"),
+       "run; with several seeds (sound) the mean with a +-1 SD band; the 'All' points are the table "
+       "cells, as the study drew them (NIH: linear probe; MC: seg_unet@224, DINOv2 in the bottom row "
+       "seg_unet@448, scratch@448; report/figure5_all.py), never a re-run @all cell beside them"),
     _s("profile", "Table 8 subset", "the TRAIN split only, evenly spaced (SystemicSamplerWrapper, "
        "default 5,000 items; --num-samples 10000 in the dev run.sh); val and test in full (the "
        "CheXpert test set resized whole to 1024 px in exprements.ipynb)",
