@@ -112,6 +112,21 @@ def by_patient(items: Sequence[Item], order: Sequence[str], positions: dict[str,
     return {name: [it.key for it in items if group[it.patient] == name] for name in ("train", "val", "test")}
 
 
+def study_split_sizes(dataset: str, train: int, val: int, test: int) -> dict[str, int] | None:
+    """Items per split under the study's rule for a dataset whose own split deals ``train + val +
+    test`` items (the planner's sizes under ``split_rule="study"``); None where the study has no rule."""
+    if dataset == "mc":
+        positions = mc_study_split(train + val + test)
+    elif dataset == "nih":                   # the official test list; val cut from train_val by row
+        n_val = _share(train + val, NIH_TRAIN_VAL, NIH_VAL)
+        return {"train": train + val - n_val, "val": n_val, "test": test}
+    elif dataset in SYSTEMATIC_COUNTS:
+        positions = systematic_study_split(dataset, train + val + test)
+    else:
+        return None
+    return {name: len(pos) for name, pos in positions.items()}
+
+
 def resolve(root: Path, items: list[Item], ours: Callable[[], dict[str, list[str]]],
             study: Callable[[], dict[str, list[str]]], options: LoadOptions, title: str,
             class_names: Sequence[str] = (), *, shared_patients: bool = False) -> dict[str, list[int]]:
