@@ -96,8 +96,8 @@ def test_plan_of_the_paper_profile_is_fast_and_complete(capsys):
     elapsed = time.process_time() - start
     out = capsys.readouterr().out
     assert elapsed < 3.0, elapsed
-    assert "TOTAL 236 cells on one H200" in out and "dominant cells" in out and "ASSUMED" in out
-    assert out.count("\n") > 236 and "shard 4/4" in out
+    assert "TOTAL 241 cells on one H200" in out and "dominant cells" in out and "ASSUMED" in out
+    assert out.count("\n") > 241 and "shard 4/4" in out
 
 
 def test_plan_selects_like_pytest(capsys):

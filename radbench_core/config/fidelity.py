@@ -382,9 +382,9 @@ SETTINGS: tuple[Setting, ...] = (
        "points are the Table 5 / 6 cells; the x-axis is hparams['fewshot']['shot_grid']"),
     _s("profile", "Figure 5 MC bottom row: DINOv2 ViT-L/14 size", "448 px (the bottom-row curve "
        "ends at Table 6's 448 px cell)", "repo dinov2/visualization/few-shot_mc.png",
-       "224 px only: a cell id holds shots or a size, not both, so seg_fewshot@n runs at 224",
-       protocols=("seg_fewshot",), models=("dinov2_vitl14",), deviation="fig5_dinov2_448_row",
-       why="not a choice: the 5 cells need a shots-and-size variant the cell ids do not have yet"),
+       "the same: seg_fewshot@N_448px (a few-shot cell id may name its size, core/cells.py), drawn in "
+       "the bottom row; the top row's curve is seg_fewshot@N at 224 px", protocols=("seg_fewshot",),
+       models=("dinov2_vitl14",)),
 )
 
 
