@@ -55,7 +55,9 @@ def test_a_finetune_cell_by_hand():
     profile = get_profile("paper")
     est = estimate_cell(Cell("dinov2_vitg14", "nih", "finetune"), profile, "H200", dict(EFFICIENCY), set())
     f = backbone_flops("dinov2_vitg14", 224)
-    n = {"train": 77_872, "val": 8_652, "test": 25_596}      # official lists; val 10 % of train_val
+    # paper runs the study's split (switch patient_split_70_10_20): val = the last 10,002 rows of
+    # train_val_list.txt (make_val_set); sound would take 10 % of the train_val patients (8,652)
+    n = {"train": 76_522, "val": 10_002, "test": 25_596}
     flops = 8 * 20 * f * (3 * n["train"] + n["val"]) + f * n["test"]       # 8 rates x 20 epochs
     assert est.total_pflop == pytest.approx(flops / 1e15)
     assert est.gpu_hours == pytest.approx(flops / (989.4e12 * EFFICIENCY["finetune"]) / 3600)
@@ -94,8 +96,8 @@ def test_plan_of_the_paper_profile_is_fast_and_complete(capsys):
     elapsed = time.process_time() - start
     out = capsys.readouterr().out
     assert elapsed < 3.0, elapsed
-    assert "TOTAL 236 cells on one H200" in out and "dominant cells" in out and "ASSUMED" in out
-    assert out.count("\n") > 236 and "shard 4/4" in out
+    assert "TOTAL 241 cells on one H200" in out and "dominant cells" in out and "ASSUMED" in out
+    assert out.count("\n") > 241 and "shard 4/4" in out
 
 
 def test_plan_selects_like_pytest(capsys):
@@ -182,15 +184,31 @@ def test_a_dataset_without_a_size_is_a_planner_error(monkeypatch):
 
 
 def test_few_shot_segmentation_cells_by_hand():
-    """Few-shot repeats the 4-rate sweep for each of 3 seeds on `shots` images (decoder and scratch)."""
-    profile = get_profile("paper")
-    n_val, n_test = 14, 27                            # MC: 138 images dealt 70/10/20
+    """Few-shot repeats the 4-rate sweep per seed the cell really runs on `shots` images (decoder and
+    scratch): `sound` 3 random samples on MC dealt 70/10/20 (97 / 14 / 27), `paper` the study's one
+    systematic sample (switch seg_fewshot_random_seeds) on the study's MC split (69 / 23 / 46)."""
     f = backbone_flops("dinov2_vitl14", 224)
     fd, _ = counted_decoder("unet", 1024, 14, 224)
-    est = estimate_cell(Cell("dinov2_vitl14", "mc", "seg_fewshot", "4"), profile, "H200", dict(EFFICIENCY), set())
-    flops = 3 * 4 * 50 * ((f + 3 * fd) * 4 + (f + fd) * n_val) + (f + fd) * n_test
-    assert est.total_pflop == pytest.approx(flops / 1e15) and est.path == "seg_decoder"
     fm, _ = counted.SCRATCH[("unet", 448, 2)]             # the study's scratch notebooks: 448 px only
-    est = estimate_cell(Cell("unet", "mc", "scratch_fewshot", "all"), profile, "H200", dict(EFFICIENCY), set())
-    flops = fm * (3 * 7 * 50 * (3 * 97 + n_val) + n_test)      # 7 rates x 3 seeds, 50 sweep epochs
-    assert est.total_pflop == pytest.approx(flops / 1e15) and est.path == "scratch"
+    for name, seeds, (n_train, n_val, n_test) in (("sound", 3, (97, 14, 27)), ("paper", 1, (69, 23, 46))):
+        profile = get_profile(name)
+        est = estimate_cell(Cell("dinov2_vitl14", "mc", "seg_fewshot", "4"), profile, "H200", dict(EFFICIENCY), set())
+        flops = seeds * 4 * 50 * ((f + 3 * fd) * 4 + (f + fd) * n_val) + (f + fd) * n_test
+        assert est.total_pflop == pytest.approx(flops / 1e15) and est.path == "seg_decoder", name
+        est = estimate_cell(Cell("unet", "mc", "scratch_fewshot", "16"), profile, "H200", dict(EFFICIENCY), set())
+        flops = fm * (seeds * 7 * 50 * (3 * 16 + n_val) + n_test)      # 7 rates x seeds, 50 sweep epochs
+        assert est.total_pflop == pytest.approx(flops / 1e15) and est.path == "scratch", name
+        assert n_train + n_val + n_test == 138
+
+
+def test_the_planner_counts_the_seeds_the_protocol_runs():
+    """One function decides for both: the planner's run count is the protocol's list of seeds."""
+    from radbench_core.protocols.segmentation import fewshot_seeds
+    from radbench_core.run.identity import cell_hparams
+    from radbench_core.protocols import get_protocol
+    for name, want in (("paper", [0]), ("sound", [0, 1, 2])):
+        profile = get_profile(name)
+        for protocol in ("seg_fewshot", "scratch_fewshot"):
+            hp = cell_hparams(Cell("unet" if protocol.startswith("scratch") else "dinov2_vitl14", "mc", protocol, "4"),
+                              get_protocol(protocol), profile)
+            assert fewshot_seeds(hp) == want, (name, protocol)

@@ -24,9 +24,9 @@ def test_built_in_profiles_are_valid(name: str) -> None:
     validate_profile(get_profile(name))
 
 
-def test_paper_profile_keeps_its_236_cells() -> None:
-    """The study's 241 less Figure 5's five DINOv2 448 px MC points (declared: fig5_dinov2_448_row)."""
-    assert len(get_profile("paper").cells()) == 236 == len(get_profile("sound").cells())
+def test_paper_profile_keeps_its_241_cells() -> None:
+    """The study's 241, Figure 5's five DINOv2 448 px MC points (seg_fewshot@N_448px) included."""
+    assert len(get_profile("paper").cells()) == 241 == len(get_profile("sound").cells())
 
 
 def test_known_keys_are_the_built_in_union_plus_runner_keys() -> None:

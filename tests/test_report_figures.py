@@ -134,10 +134,11 @@ def test_bar_and_curve_figures(tmp_path):
     assert legend_texts(mc_top) == [model_label(A), model_label(B)]
     assert legend_texts(nih_bottom) == [model_label(A), model_label(C)]
     assert legend_texts(mc_bottom) == [model_label(A)]
-    assert [t.get_text() for t in nih_top.get_xticklabels()] == ["1", "2", "4", "8", "16"]
+    # NIH's "All" point is the linear-probe cell (A 0.8, C 0.7; figure5_all)
+    assert [t.get_text() for t in nih_top.get_xticklabels()] == ["1", "2", "4", "8", "16", "all"]
     assert [t.get_text() for t in mc_top.get_xticklabels()] == ["1", "4", "all"]
-    assert np.allclose(nih_top.lines[0].get_ydata(), [0.6, 0.65, 0.7, 0.75])   # per_seed means
-    assert list(nih_bottom.lines[1].get_xdata()) == [0, 1, 2, 3, 4]
+    assert np.allclose(nih_top.lines[0].get_ydata(), [0.6, 0.65, 0.7, 0.75, 0.8])   # per_seed means
+    assert list(nih_bottom.lines[1].get_xdata()) == [0, 1, 2, 3, 4, 5]
     assert np.allclose(mc_top.lines[0].get_ydata(), [0.5, 0.6, 0.7])
     assert list(mc_top.lines[1].get_xdata()) == [0, 2]                           # "1" and "all"
 

@@ -141,13 +141,12 @@ SETTINGS: tuple[Setting, ...] = (
     _s("weights", "ResNet152 weights", "torchvision resnet152(weights=ResNet152_Weights.DEFAULT) = "
        "IMAGENET1K_V2 (resnet152-f82ba261.pth)", "repo dinov2/eval/utils.py:254; torchvision >= 0.13",
        "timm resnet152.tv2_in1k, the same file", models=("resnet152",)),
-    _s("weights", "ViT-L/16 weights", "Hugging Face google/vit-large-patch16-224: the original ViT, "
-       "ImageNet-21k pre-training + ImageNet-1k fine-tuning at 224 px", "repo dinov2/eval/utils.py:63",
-       "timm vit_large_patch16_224.augreg_in21k (AugReg recipe, ImageNet-21k only)",
-       models=("vit_l16_in21k",), deviation="vit_l16_augreg_weights",
-       why="not a choice: the Hugging Face ViTModel checkpoint layout has no loader here yet and timm "
-           "has no original-recipe ViT-L/16 at 224 px; every ViT-L/16 cell (T3, T4, T7, Fig 5) "
-           "runs other weights than the study's until it has"),
+    _s("weights", "ViT-L/16 weights", "Hugging Face google/vit-large-patch16-224 "
+       "(ViTForImageClassification.from_pretrained): the original ViT, ImageNet-21k pre-training + "
+       "ImageNet-1k fine-tuning at 224 px", "repo dinov2/eval/utils.py:63",
+       "the same file, loaded from its Hugging Face folder (weights dir or HF cache) into timm's ViT-L/16 "
+       "with every tensor equal and transformers' LayerNorm eps 1e-12 (hf_layouts.hf_vit); in both "
+       "profiles: it is the study's model, not a soundness question", models=("vit_l16_in21k",)),
     # --- datasets, labels, splits, few-shot sampling ---
     _s("dataset:sarscov2,brain_tumor", "evaluation split", "systematic sampling of the evaluation set",
        "paper A.1", "systematic sampling within each class (stratified), patients kept together",
@@ -338,7 +337,9 @@ SETTINGS: tuple[Setting, ...] = (
        "OpenCLIP, MAE, MSN; bottom row vs supervised models; x = patients per class", "paper 4.3",
        "the same 2 x 2 grid (fewshot@N on NIH; seg_fewshot@N and scratch_fewshot@N on MC); supervised: "
        "vit_l16_in21k, densenet201, resnet152, vgg19 (NIH) and unet, transunet from scratch (MC), where "
-       "run; with several seeds (sound) the mean with a +-1 SD band"),
+       "run; with several seeds (sound) the mean with a +-1 SD band; the 'All' points are the table "
+       "cells, as the study drew them (NIH: linear probe; MC: seg_unet@224, DINOv2 in the bottom row "
+       "seg_unet@448, scratch@448; report/figure5_all.py), never a re-run @all cell beside them"),
     _s("profile", "Table 8 subset", "the TRAIN split only, evenly spaced (SystemicSamplerWrapper, "
        "default 5,000 items; --num-samples 10000 in the dev run.sh); val and test in full (the "
        "CheXpert test set resized whole to 1024 px in exprements.ipynb)",
@@ -381,9 +382,9 @@ SETTINGS: tuple[Setting, ...] = (
        "points are the Table 5 / 6 cells; the x-axis is hparams['fewshot']['shot_grid']"),
     _s("profile", "Figure 5 MC bottom row: DINOv2 ViT-L/14 size", "448 px (the bottom-row curve "
        "ends at Table 6's 448 px cell)", "repo dinov2/visualization/few-shot_mc.png",
-       "224 px only: a cell id holds shots or a size, not both, so seg_fewshot@n runs at 224",
-       protocols=("seg_fewshot",), models=("dinov2_vitl14",), deviation="fig5_dinov2_448_row",
-       why="not a choice: the 5 cells need a shots-and-size variant the cell ids do not have yet"),
+       "the same: seg_fewshot@N_448px (a few-shot cell id may name its size, core/cells.py), drawn in "
+       "the bottom row; the top row's curve is seg_fewshot@N at 224 px", protocols=("seg_fewshot",),
+       models=("dinov2_vitl14",)),
 )
 
 

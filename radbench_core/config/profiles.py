@@ -190,13 +190,15 @@ FIGURE1 = (*WEAKLY_SELF, "dinov2_vitl14", "dinov2_vitg14")
 TABLE8_MAX_ITEMS = 2000
 
 
-def _shots(protocol: str) -> tuple[str, ...]:
-    """Figure 5's entries of one protocol, from the pinned ``shot_grid`` (so the pin is the list).
+def _shots(protocol: str, size: int | None = None) -> tuple[str, ...]:
+    """Figure 5's entries of one protocol, from the pinned ``shot_grid`` (so the pin is the list),
+    at ``size`` px when given (``seg_fewshot@4_448px``).
 
     x = 1..16 patients (NIH) or images (MC); the "All" points are the Table 5 / 6 cells themselves,
     so no "@all" cell is run for them."""
     from radbench_core.config import hparams as cls_h
-    return tuple(f"{protocol}@{n}" for n in cls_h.PAPER["fewshot"]["shot_grid"])
+    from radbench_core.core.cells import shots_variant
+    return tuple(f"{protocol}@{shots_variant(n, size)}" for n in cls_h.PAPER["fewshot"]["shot_grid"])
 
 
 def paper_grids() -> tuple[Grid, ...]:
@@ -226,6 +228,8 @@ def paper_grids() -> tuple[Grid, ...]:
         # self-supervised models, bottom row vs supervised ones
         Grid(("dinov2_vitl14", *WEAKLY_SELF, *SUPERVISED_CLS), ("nih",), _shots("fewshot")),
         Grid(("dinov2_vitl14", *WEAKLY_SELF), ("mc",), _shots("seg_fewshot")),
+        # ... the bottom row's DINOv2 ViT-L/14 curve at 448 px (it ends at Table 6's 448 px cell)
+        Grid(("dinov2_vitl14",), ("mc",), _shots("seg_fewshot", 448)),
         Grid(SCRATCH, ("mc",), _shots("scratch_fewshot")),
     )
 

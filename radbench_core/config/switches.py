@@ -74,18 +74,26 @@ SWITCHES: tuple[Switch, ...] = (
            protocols=SEG_PROTOCOLS, datasets=("amos",), load_option="subset"),
     Switch("patient_split_70_10_20", "data", "split rule where no official split exists", "split_rule",
            "study", "ours",
-           "the study's make_splits counts by systematic sampling in folder order: Montgomery 69 / 23 "
-           "/ 46 images (test every 3rd, val every 4th of the rest); brain tumour 70 test and 50 val "
-           "patients of 233", "70 / 10 / 20 % of patients, systematic in natural order (brain "
-           "tumour stratified by class)",
-           "repo dinov2/data/datasets/mc.py make_splits; dinov2/data/datasets/brain_tumor.py make_splits",
+           "the study's make_splits / data_split / make_val_set counts, by systematic sampling in folder "
+           "order: Montgomery 69 / 23 / 46 images (test every 3rd, val every 4th of the rest); brain "
+           "tumour 70 test and 50 val patients of 233; MSD Spleen 15 test, 10 val of 41 volumes, "
+           "Hippocampus 80 / 60 of 260, Heart 4 / 4 of 20 (inferred from its split lengths); SARS-CoV-2 "
+           "70 test, 50 val of 210 patients; NIH val = the last 10,002 rows of train_val_list.txt "
+           "(patients not kept apart)",
+           "70 / 10 / 20 % of patients, systematic in natural order (brain tumour and SARS-CoV-2 "
+           "stratified by class; NIH: 10 % of the train_val patients as val)",
+           "repo dinov2/data/datasets/mc.py make_splits; brain_tumor.py make_splits; msd_spleen.py, "
+           "msd_hipp.py data_split; msd_heart.py split lengths; sars_cov_2_ct.py make_splits; "
+           "nih_chest_xray.py make_val_set",
            "a third of the data as test and a sixth as val leaves the decoder half the images to learn "
-           "from; the 70/10/20 split is the same rule on every dataset", datasets=("mc", "brain_tumor"),
+           "from; the 70/10/20 split is the same rule on every dataset, and keeps a patient's images "
+           "in one split", datasets=("mc", "brain_tumor", "msd_spleen", "msd_hippocampus", "msd_heart",
+                                     "sarscov2", "nih"),
            load_option="split_rule"),
     Switch("input_norm_per_model", "input", "input normalisation constants", "input_norm",
            "imagenet", "model",
            "ImageNet mean/std after the per-image min-max, for every model (make_normalize_transform's "
-           "default)", "each model's own constants (CLIP/OpenCLIP: CLIP's; ViT-L/16 AugReg: 0.5/0.5)",
+           "default)", "each model's own constants (CLIP/OpenCLIP: CLIP's; ViT-L/16: its checkpoint's 0.5/0.5)",
            "repo dinov2/data/transforms.py make_normalize_transform",
            "a model sees inputs scaled as in its pre-training; ImageNet constants shift and scale "
            "CLIP's and ViT-L/16's inputs (x 2.2 for ViT-L/16)", models=NON_IMAGENET_MODELS),

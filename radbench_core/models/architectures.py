@@ -53,6 +53,10 @@ def create_architecture(spec: ModelSpec, arch_kwargs: dict[str, Any] | None = No
         raise ConfigError(f"model {spec.id!r}", "a from-scratch segmentation model has no feature backbone",
                           "build it with radbench_core.models.scratch_models.build_scratch_model")
     kwargs = {**spec.arch_kwargs, **(arch_kwargs or {})}
+    if "norm_eps" in kwargs:          # plain data in the spec; timm takes a LayerNorm with that eps
+        from functools import partial
+        from timm.layers import LayerNorm
+        kwargs["norm_layer"] = partial(LayerNorm, eps=kwargs.pop("norm_eps"))
     kwargs["num_classes"] = 1000 if keep_classifier else 0
     if spec.arch == "vit":
         kwargs.setdefault("dynamic_img_size", True)

@@ -1,7 +1,9 @@
 """The file layouts the newer foundation models are published in, converted to timm's keys on load.
 
 Why: beyond the study (issue 24) a user drops the files the authors publish, as published, and they
-must load with every tensor equal. RAD-DINO and MedSigLIP are Hugging Face transformers folders
+must load with every tensor equal. The study's own ViT-L/16 is one too: ``google/vit-large-patch16-224``
+(the original ViT, ImageNet-21k + ImageNet-1k), a transformers ``ViTForImageClassification`` folder.
+RAD-DINO and MedSigLIP are Hugging Face transformers folders
 (``config.json`` + ``model.safetensors``, a ``Dinov2Model`` / ``SiglipModel``), BiomedCLIP is an
 open_clip hub folder whose image tower is a timm ViT under ``visual.trunk.``, MedSAM is the SAM
 ViT-B checkpoint (``image_encoder.`` + prompt encoder + mask decoder). Each converter keeps the
@@ -32,11 +34,12 @@ State = Mapping[str, torch.Tensor]
 LAYOUT_FILES: dict[str, tuple[str, ...]] = {
     "hf_dinov2": ("model.safetensors", "pytorch_model.bin"),
     "hf_siglip": ("model.safetensors", "pytorch_model.bin"),
+    "hf_vit": ("model.safetensors", "pytorch_model.bin"),
     "open_clip_timm": ("open_clip_model.safetensors", "open_clip_pytorch_model.bin"),
     "sam": ("medsam_vit_b.pth",),
 }
 # the ``model_type`` a Hugging Face ``config.json`` must declare for the layout
-CONFIG_MODEL_TYPES = {"hf_dinov2": ("dinov2",), "hf_siglip": ("siglip", "siglip_vision_model")}
+CONFIG_MODEL_TYPES = {"hf_dinov2": ("dinov2",), "hf_siglip": ("siglip", "siglip_vision_model"), "hf_vit": ("vit",)}
 
 # transformers Dinov2Model: v5 names (q_proj, o_proj) and the v4 names the hub files carry
 _DINOV2_BLOCK = [
@@ -59,6 +62,17 @@ _SIGLIP_TOP = {"embeddings.patch_embedding.weight": "patch_embed.proj.weight",
                "embeddings.patch_embedding.bias": "patch_embed.proj.bias",
                "embeddings.position_embedding.weight": "pos_embed",
                "post_layernorm.weight": "norm.weight", "post_layernorm.bias": "norm.bias"}
+
+# transformers ViTModel / ViTForImageClassification (google/vit-large-patch16-224): v5 names, and the
+# v4 names the hub file carries (attention.attention.query, intermediate.dense = fc1, output.dense = fc2)
+_VIT_BLOCK = [
+    (r"attention\.(?:attention\.query|q_proj)\.", "attn.q."), (r"attention\.(?:attention\.key|k_proj)\.", "attn.k."),
+    (r"attention\.(?:attention\.value|v_proj)\.", "attn.v."),
+    (r"attention\.(?:output\.dense|o_proj)\.", "attn.proj."),
+    (r"layernorm_before\.", "norm1."), (r"layernorm_after\.", "norm2."),
+    (r"(?:intermediate\.dense|mlp\.fc1)\.", "mlp.fc1."), (r"(?:output\.dense|mlp\.fc2)\.", "mlp.fc2."),
+]
+_VIT_TOP = {k: v for k, v in _DINOV2_TOP.items() if k != "embeddings.register_tokens"}
 
 
 def _rename_blocks(state: State, prefix: str, block: str, rules: list[tuple[str, str]],
@@ -98,6 +112,15 @@ def hf_dinov2(state: State) -> dict[str, torch.Tensor]:
     return _rename_blocks(state, prefix, "encoder.layer.", _DINOV2_BLOCK, _DINOV2_TOP)
 
 
+def hf_vit(state: State) -> dict[str, torch.Tensor]:
+    """transformers ``ViTModel`` (``vit.``-prefixed in ``ViTForImageClassification``, the study's
+    google/vit-large-patch16-224): the encoder and its final LayerNorm; the pooler and the ImageNet
+    classifier are dropped (the study's features are hidden states, never the pooler)."""
+    prefix = "vit." if any(k.startswith("vit.") for k in state) else ""
+    block = "encoder.layer." if any(k.startswith(prefix + "encoder.layer.") for k in state) else "layers."
+    return _rename_blocks(state, prefix, block, _VIT_BLOCK, _VIT_TOP)
+
+
 def hf_siglip(state: State) -> dict[str, torch.Tensor]:
     """transformers ``SiglipModel`` / ``SiglipVisionModel`` (MedSigLIP): the vision tower, no MAP head."""
     out = _rename_blocks(state, "vision_model.", "encoder.layers.", _SIGLIP_BLOCK, _SIGLIP_TOP)
@@ -119,7 +142,7 @@ def sam(state: State) -> dict[str, torch.Tensor]:
 
 
 LAYOUTS: dict[str, Callable[[State], dict[str, torch.Tensor]]] = {
-    "hf_dinov2": hf_dinov2, "hf_siglip": hf_siglip, "open_clip_timm": open_clip_timm, "sam": sam,
+    "hf_dinov2": hf_dinov2, "hf_siglip": hf_siglip, "hf_vit": hf_vit, "open_clip_timm": open_clip_timm, "sam": sam,
 }
 
 

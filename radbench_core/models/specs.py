@@ -134,8 +134,17 @@ _SPECS = [
               tasks=("classification", "segmentation"),
               demo_kwargs=_tiny_vit(64, 4, global_attn_indexes=[1, 3], neck_chans=16), study_params_m=300,
               hub_id="timm/samvit_large_patch16.sa1b", drop_prefixes=("head.", "neck.")),
+    # the study's ViT-L/16: transformers ViTForImageClassification.from_pretrained(
+    # 'google/vit-large-patch16-224') (its utils.py:63), the original ViT (ImageNet-21k pre-training +
+    # ImageNet-1k fine-tune), loaded from that Hugging Face folder (hf_layouts.hf_vit) into timm's
+    # ViT-L/16 with transformers' LayerNorm eps (1e-12) and the checkpoint's own 0.5/0.5 constants
     _vit("vit_l16_in21k", "ViT-L/16 (ImageNet-21k)", "supervised", "supervised_vit",
-         "vit_large_patch16_224.augreg_in21k", 16, 224, 300, _tiny_vit(64, 4)),
+         "vit_large_patch16_224", 16, 224, 300, _tiny_vit(64, 4), hub_id="google/vit-large-patch16-224",
+         layout="hf_vit", arch_kwargs=dict(norm_eps=1e-12), norm=((0.5,) * 3, (0.5,) * 3),
+         drop_prefixes=("head.", "classifier.", "pooler."),
+         training_note="ImageNet-21k pre-training, ImageNet-1k fine-tuning at 224 px (original ViT)",
+         source_note="the Hugging Face repo google/vit-large-patch16-224 (config.json + model.safetensors "
+         "or pytorch_model.bin), the study's checkpoint"),
     _cnn("densenet201", "DenseNet201", "densenet201.tv_in1k", 20,
          dict(growth_rate=16, block_config=(1, 1, 1, 1), bn_size=2), ("classifier.",)),
     # the study: torchvision resnet152(weights=ResNet152_Weights.DEFAULT), IMAGENET1K_V2 since

@@ -78,8 +78,8 @@ def load_calibration(path: str | Path) -> dict[str, float]:
 
 
 def _items(dataset: str, hparams: dict[str, Any]) -> tuple[dict[str, float], int]:
-    """(items per split, slices per item) of the real dataset: its spec's size (the loader's splits),
-    capped by a protocol's ``max_items``."""
+    """(items per split, slices per item) of the real dataset: its spec's size (the loader's splits;
+    the study's split sizes where the profile's switch runs its rule), capped by ``max_items``."""
     from radbench_core.data.datasets import get_dataset
     size = get_dataset(dataset).size
     if size is None:
@@ -87,6 +87,10 @@ def _items(dataset: str, hparams: dict[str, Any]) -> tuple[dict[str, float], int
                           "plan those cells only (e.g. -k 'not " + dataset + "'), or give its DatasetSpec a size=DatasetSize(train, val, test, slices_per_item)")
     cap = hparams.get("max_items")
     n = {s: float(size.of(s)) for s in SPLITS}
+    if hparams.get("split_rule") == "study":          # switch patient_split_70_10_20 at the study's value
+        from radbench_core.data.datasets.study_splits import study_split_sizes
+        study = study_split_sizes(dataset, size.train, size.val, size.test)
+        n = {s: float(v) for s, v in study.items()} if study else n
     return {s: min(v, float(cap)) if cap is not None else v for s, v in n.items()}, size.slices_per_item
 
 
@@ -225,12 +229,14 @@ def _decoder_cost(c: _Sized, few_shot: bool) -> _Cost:
 
 def _sweep_runs(c: _Sized, few_shot: bool) -> tuple[int, float]:
     """(training runs, training items per run): one run per rate; few-shot repeats the sweep per
-    seed on ``shots`` training images."""
+    seed the protocol really runs (``fewshot_seeds``: one under the study's systematic sample, the
+    paper profile's switch) on ``shots`` training images."""
+    from radbench_core.protocols.segmentation import fewshot_seeds
     runs, train_items = len(c.hp["lrs"]), c.n["train"]
     if few_shot:
-        shots, seeds = c.hp.get("shots"), c.hp.get("seeds", [0])
+        shots = c.hp.get("shots")
         train_items = c.n["train"] if shots == "all" else min(float(shots), c.n["train"])
-        runs *= int(seeds) if isinstance(seeds, int) else len(seeds)
+        runs *= len(fewshot_seeds(c.hp))
     return runs, train_items
 
 

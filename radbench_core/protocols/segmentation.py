@@ -86,13 +86,8 @@ def run_seg_fewshot(inputs: SegInputs, hparams: dict[str, Any], seed: int) -> Pr
     else:
         raise ConfigError("hparams['shots']", f"got {shots!r} with {n_items} training images",
                           f"use an int in 1..{n_items} or 'all'")
-    seeds = hparams.get("seeds", 3)
-    seeds = [seed + k for k in range(int(seeds))] if isinstance(seeds, int) else [int(s) for s in seeds]
-    if not seeds:
-        raise ConfigError("hparams['seeds']", "no seeds", "give a list of seeds or a count >= 1")
+    seeds = fewshot_seeds(hparams, seed)
     systematic = _fewshot_sample(hparams) == "systematic"
-    if systematic:                 # the study: one evenly spaced sample, one run
-        seeds = seeds[:1]
     start = time.perf_counter()
     _reset_peak(inputs.device)
     runs: list[ProtocolResult] = []
@@ -109,6 +104,19 @@ def run_seg_fewshot(inputs: SegInputs, hparams: dict[str, Any], seed: int) -> Pr
         res.chosen["train_items"] = chosen.tolist()
         runs.append(res)
     return _aggregate_seeds(runs, seeds, n, start, inputs.device)
+
+
+def fewshot_seeds(hparams: dict[str, Any], seed: int = 0) -> list[int]:
+    """The seeds a few-shot segmentation cell runs (one training sweep each): ``hparams["seeds"]``
+    (a list, or a count k meaning seed..seed+k-1), cut to the first under the study's systematic
+    sample (switch seg_fewshot_random_seeds), which is one run. The planner counts these."""
+    seeds = hparams.get("seeds", 3)
+    seeds = [seed + k for k in range(int(seeds))] if isinstance(seeds, int) else [int(s) for s in seeds]
+    if not seeds:
+        raise ConfigError("hparams['seeds']", "no seeds", "give a list of seeds or a count >= 1")
+    if _fewshot_sample(hparams) == "systematic":     # the study: one evenly spaced sample, one run
+        seeds = seeds[:1]
+    return seeds
 
 
 def _fewshot_sample(hparams: dict[str, Any]) -> str:

@@ -27,6 +27,7 @@ from radbench_core.report.frame import (DATASET_ORDER, METRIC_LABEL, MODEL_ORDER
 from radbench_core.report.ranking import (DEMO_TEXT, FIGURE1_MODELS, RULE_TEXT, Figure1Ranking,
                                           figure1_csv, rank_models)
 from radbench_core.core.results import CellResult
+from radbench_core.report.figure5_all import with_all_points
 from radbench_core.report.figure_style import (DEMO_COLOR, DEMO_GID, DEMO_SUFFIX, mark_demo, new_figure,
                                                place_labels)
 
@@ -241,7 +242,8 @@ def plot_fewshot(hf: pd.DataFrame) -> Figure | None:
     against weakly-/self-supervised models (top row) and supervised models (bottom row).
 
     Each point is the mean over seeds with a +-1 SD band (from per_seed); a panel none of whose
-    models has a cell says so.
+    models has a cell says so. The "All" points are the table cells (figure5_all), as the study drew
+    them.
     """
     columns = [(hf[hf["protocol"].isin(protocols) & (hf["dataset"] == dataset)], *rest)
                for protocols, dataset, *rest in FEWSHOT_COLUMNS]
@@ -250,14 +252,18 @@ def plot_fewshot(hf: pd.DataFrame) -> Figure | None:
         return None
     fig = new_figure(11.0, 8.0)
     axes = fig.subplots(len(FEWSHOT_ROWS), len(columns), squeeze=False)
+    used = []
     for j, (cells, title, xlabel, ylabel) in enumerate(columns):
         cells = cells[cells["model"].isin(rows_models)]
-        shots = sorted(set(cells["variant"]), key=variant_key)
+        dataset = FEWSHOT_COLUMNS[j][1]
+        panels = [with_all_points(cells, hf, dataset, (FEWSHOT_REFERENCE, *models), row_title)
+                  for row_title, models in FEWSHOT_ROWS]
+        shots = sorted(set().union(*(set(p["variant"]) for p in panels)), key=variant_key)
         for i, (row_title, models) in enumerate(FEWSHOT_ROWS):
-            _fewshot_panel(axes[i, j], cells, models, shots, f"{title}: DINOv2 vs {row_title}",
+            _fewshot_panel(axes[i, j], panels[i], models, shots, f"{title}: DINOv2 vs {row_title}",
                            xlabel, ylabel)
-    used = pd.concat([c[c["model"].isin(rows_models)] for c, *_ in columns])
-    return mark_demo(fig) if _any_demo(used) else fig
+        used += [p[p["model"].isin(rows_models)] for p in panels]
+    return mark_demo(fig) if _any_demo(pd.concat(used)) else fig
 
 
 def build_figures(records: Iterable[CellResult], out_dir: Path,

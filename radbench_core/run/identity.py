@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from radbench_core.config.profiles import Profile
-from radbench_core.core.cells import Cell
+from radbench_core.core.cells import Cell, shots_and_size
 from radbench_core.data.datasets import LoadOptions, get_dataset
 from radbench_core.data.source import phantom_fingerprint
 from radbench_core.protocols import ProtocolSpec
@@ -32,6 +32,8 @@ from radbench_core.protocols import ProtocolSpec
 def resolution_of(cell: Cell, protocol: ProtocolSpec, profile: Profile) -> int:
     if protocol.variant == "resolution" and cell.variant:
         return fit_to_patches(cell.model, int(cell.variant))
+    if protocol.variant == "shots" and shots_and_size(cell.variant)[1]:      # e.g. seg_fewshot@4_448px
+        return fit_to_patches(cell.model, int(shots_and_size(cell.variant)[1]))
     if protocol.task == "segmentation":
         seg_default = profile.hparams_for(protocol.id).get("resolution")
         return int(seg_default or profile.cls_resolution)
@@ -55,7 +57,8 @@ def cell_hparams(cell: Cell, protocol: ProtocolSpec, profile: Profile) -> dict[s
     hparams = profile.hparams_for(protocol.id)
     hparams.update(dict(protocol.fixed))
     if protocol.variant == "shots" and cell.variant:
-        hparams["shots"] = cell.variant if cell.variant == "all" else int(cell.variant)
+        shots, _ = shots_and_size(cell.variant)
+        hparams["shots"] = shots if shots == "all" else int(shots)
     hparams["demo"] = profile.demo
     return hparams
 

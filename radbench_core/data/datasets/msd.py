@@ -19,6 +19,7 @@ import numpy as np
 
 from radbench_core.data.datasets.base import DatasetSize, DatasetSpec, Item, LoadOptions
 from radbench_core.data.datasets.preprocess import window_percentile_per_slice
+from radbench_core.data.datasets import study_splits
 from radbench_core.data.datasets.splits import (cap_splits, keys_by_group, load_or_create_splits,
                                            patient_split)
 from radbench_core.data.datasets.geometry import check_image_mask_pair
@@ -122,9 +123,17 @@ def _index_msd(root: Path, options: LoadOptions, spec_id: str) -> NiftiIndex:
     def make() -> dict[str, list[str]]:
         return keys_by_group(items, patient_split([it.patient for it in items]))
 
-    splits = cap_splits(load_or_create_splits(root, items, make, options.split_file,
-                                              options.splits_dir),
-                        options.max_items)
+    def make_study() -> dict[str, list[str]]:
+        # volumes in file-name order: the study's os.listdir of imagesTr on NTFS
+        order = [it.patient for it in sorted(items, key=lambda it: Path(it.images[0]).name.lower())]
+        return study_splits.by_patient(items, order, study_splits.systematic_study_split(spec_id, len(order)))
+
+    if study_splits.check_rule(options.split_rule) == "study":
+        splits = study_splits.resolve(root, items, make, make_study, options, spec.title)
+    else:
+        splits = cap_splits(load_or_create_splits(root, items, make, options.split_file,
+                                                  options.splits_dir),
+                            options.max_items)
     # the study's code clips every MSD slice (Heart, Hippocampus MRI and Spleen CT alike) to its own
     # 5th-95th percentile (fidelity: msd_percentile_per_slice)
     window: Callable[[np.ndarray], np.ndarray] = window_percentile_per_slice

@@ -19,7 +19,8 @@ import numpy as np
 
 from radbench_core.data.datasets.base import DatasetSize, DatasetSpec, Item, LoadOptions, phantom_writer
 from radbench_core.data.datasets.csvtools import ImageFileIndex, list_dirs, list_files, read_csv
-from radbench_core.data.datasets.splits import patient_split, resolve_splits
+from radbench_core.data.datasets import study_splits
+from radbench_core.data.datasets.splits import patient_split
 from radbench_core.core.errors import DatasetError
 
 # the 14 findings in the release's order (what a film can show; the phantom draws these)
@@ -34,6 +35,9 @@ REQUIRED = ("Image Index", "Finding Labels", "Patient ID")
 TRAIN_VAL_LIST, TEST_LIST = "train_val_list.txt", "test_list.txt"
 VAL_FRACTION = 0.1            # of the official train_val patients; the test set is official
 OFFICIAL_TRAIN_VAL, OFFICIAL_TEST = 86_524, 25_596      # lines of train_val_list.txt / test_list.txt
+# written by the study's make_val_set (nih_chest_xray.py) beside the official lists: read as they are
+# under the study's split rule
+STUDY_LISTS = ("train_list.txt", "val_list.txt")
 _ARCHIVE_DIR = re.compile(r"^images_\d{3}$")
 _FIX = ("download Data_Entry_2017_v2020.csv (or Data_Entry_2017.csv) from the NIH ChestX-ray14 "
         "release (https://nihcc.app.box.com/v/ChestXray-NIHCC) into this folder")
@@ -127,7 +131,24 @@ def index(root: Path, options: LoadOptions) -> ImageFileIndex:
                 "val": [train_val[i] for i in groups["val"]],
                 "test": [it.key for it in items if it.key in test]}
 
-    splits = resolve_splits(root, items, make, options, SPEC.title, SPEC.class_names)
+    def make_study() -> dict[str, list[str]]:
+        known = {it.key for it in items}
+        test = set(_read_list(root / TEST_LIST, known))
+        train_val = _read_list(root / TRAIN_VAL_LIST, known)
+        _check_lists_partition(root, known, test, train_val)
+        tests = [it.key for it in items if it.key in test]
+        if all((root / name).is_file() for name in STUDY_LISTS):     # the study's own files, as they are
+            train, val = (_read_list(root / name, known) for name in STUDY_LISTS)
+            if sorted(train + val) != sorted(train_val):
+                raise DatasetError(root / STUDY_LISTS[1], f"{STUDY_LISTS[0]} + {STUDY_LISTS[1]} are not "
+                                   f"the images of {TRAIN_VAL_LIST}", "use the two files the study's "
+                                   "make_val_set wrote from this release's list, or remove both")
+            return {"train": train, "val": val, "test": tests}
+        return {**study_splits.nih_study_val(train_val), "test": tests}
+
+    # the study's val is the last rows of train_val_list.txt: the patient at the cut is in both
+    splits = study_splits.resolve(root, items, make, make_study, options, SPEC.title, SPEC.class_names,
+                                  shared_patients=True)
     return ImageFileIndex(spec=SPEC, root=root, items=items, splits=splits)
 
 

@@ -21,7 +21,8 @@ import numpy as np
 from radbench_core.data.datasets.base import DatasetIndex, DatasetSize, DatasetSpec, Item, LoadOptions, phantom_writer
 from radbench_core.data.datasets.csvtools import IMAGE_SUFFIXES, list_dirs, list_files, read_raw
 from radbench_core.data.datasets.preprocess import to_unit
-from radbench_core.data.datasets.splits import keys_by_group, natural_key, patient_split, resolve_splits
+from radbench_core.data.datasets import study_splits
+from radbench_core.data.datasets.splits import keys_by_group, natural_key, patient_split
 from radbench_core.core.errors import DatasetError
 
 CLASSES: tuple[str, ...] = ("negative", "covid")
@@ -92,7 +93,11 @@ def index(root: Path, options: LoadOptions) -> SarsCov2Index:
         return keys_by_group(items, patient_split([it.patient for it in items],
                                                     strata=[it.label for it in items]))
 
-    splits = resolve_splits(root, items, make, options, SPEC.title, CLASSES)
+    def make_study() -> dict[str, list[str]]:
+        order = list(dict.fromkeys(it.patient for it in items))     # Covid, Healthy, Others; folder order
+        return study_splits.by_patient(items, order, study_splits.systematic_study_split("sarscov2", len(order)))
+
+    splits = study_splits.resolve(root, items, make, make_study, options, SPEC.title, CLASSES)
     return SarsCov2Index(spec=SPEC, root=root, items=items, splits=splits)
 
 

@@ -123,7 +123,10 @@ def _read_split_json(path: Path) -> dict[str, list[str]]:
     return {str(k): list(v) for k, v in data.items()}
 
 
-def _positions(where: str | Path, splits: dict[str, list[str]], items: list[Item]) -> dict[str, list[int]]:
+def _positions(where: str | Path, splits: dict[str, list[str]], items: list[Item], *,
+               shared_patients: bool = False) -> dict[str, list[int]]:
+    """Keys -> positions; an item in two splits is refused, and so is a patient in two splits
+    unless ``shared_patients`` (only the study's NIH rule, which cuts train_val_list.txt by row)."""
     position = {it.key: i for i, it in enumerate(items)}
     seen_in: dict[str, str] = {}
     patient_in: dict[str, str] = {}
@@ -142,7 +145,7 @@ def _positions(where: str | Path, splits: dict[str, list[str]], items: list[Item
                                    "list every item in at most one split")
             seen_in[key] = split
             patient = items[position[key]].patient
-            if patient_in.setdefault(patient, split) != split:
+            if patient_in.setdefault(patient, split) != split and not shared_patients:
                 raise DatasetError(where, f"patient {patient!r} is in both {patient_in[patient]!r} "
                                           f"and {split!r}",
                                    "keep all items of one patient in one split")
@@ -190,7 +193,7 @@ def user_split_path(root: Path, split_file: str | Path) -> Path:
 
 def load_or_create_splits(root: Path, items: list[Item], make: Callable[[], dict[str, list[str]]],
                           split_file: str | None = None, splits_dir: str | Path | None = None,
-                          ) -> dict[str, list[int]]:
+                          *, shared_patients: bool = False) -> dict[str, list[int]]:
     """Return split -> item positions: a user split file, our saved one, or a new one.
 
     A new split is written once to ``splits_dir`` (radbench's cache, never the dataset folder) under
@@ -218,7 +221,7 @@ def load_or_create_splits(root: Path, items: list[Item], make: Callable[[], dict
         splits = make()
     sources = sorted(made_from) or sorted(reads_so_far(root))
     where = " and ".join(str(root / rel) for rel in sources) if sources else f"{root} (computed split)"
-    positions = _positions(where, splits, items)
+    positions = _positions(where, splits, items, shared_patients=shared_patients)
     if saved is not None:
         own = {str(saved.relative_to(root)) if saved.is_relative_to(root) else ""}   # cache inside root
         record = {"splits": splits, "inputs": input_manifest(root, (reads_so_far(root) | made_from) - own)}
@@ -346,14 +349,15 @@ def report_missing_classes(root: Path, items: list[Item], splits: dict[str, list
 
 
 def resolve_splits(root: Path, items: list[Item], make: Callable[[], dict[str, list[str]]],
-                   options: LoadOptions, title: str, class_names: Sequence[str] = ()
-                   ) -> dict[str, list[int]]:
+                   options: LoadOptions, title: str, class_names: Sequence[str] = (), *,
+                   shared_patients: bool = False) -> dict[str, list[int]]:
     """The splits a loader returns: user file (or saved, or made), capped, every split non-empty.
 
     A val/test split missing a class is reported (warning) here, at indexing time.
     """
     splits = cap_splits(load_or_create_splits(root, items, make, options.split_file,
-                                              getattr(options, "splits_dir", None)),
+                                              getattr(options, "splits_dir", None),
+                                              shared_patients=shared_patients),
                         options.max_items)
     for name in ("train", "val", "test"):
         if not splits.get(name):
