@@ -16,6 +16,7 @@ import torch
 from official_vits import Dinov3Release
 from synthetic import randomise
 
+from radbench_core.core.errors import WeightsError
 from radbench_core.models.features import load_backbone
 from radbench_core.models.specs import get_model
 from radbench_core.models.weights import find_weights
@@ -130,3 +131,13 @@ def test_timm_hub_file_without_qkv_bias_loads_as_zero_bias(tmp_path) -> None:
     x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         torch.testing.assert_close(bb.pooled(x)["cls"][:, -1], plain.forward_features(x)[:, 0], atol=ATOL, rtol=0)
+
+
+def test_a_release_file_with_another_head_count_is_refused_naming_the_rope_periods(tmp_path) -> None:
+    """Same width, other head count: every weight has the model's shape, only the RoPE periods (one
+    per 4 head dims) tell; loading it would silently run the wrong attention split."""
+    kw = get_model(MODEL).demo_kwargs
+    wrong = Dinov3Release(kw["embed_dim"], kw["depth"], kw["num_heads"] * 2)
+    torch.save(wrong.state_dict(), tmp_path / FILE)
+    with pytest.raises(WeightsError, match=r"rope\.periods has shape \(2,\), the model's is \(4,\)"):
+        load_backbone(MODEL, demo=False, weights_dir=tmp_path, arch_kwargs=kw)
