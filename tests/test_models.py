@@ -38,7 +38,9 @@ def test_spec_fields_are_consistent(model_id: str) -> None:
         assert spec.paradigm == "from scratch" and spec.tasks == ("segmentation",)
         return
     assert timm.is_model(spec.timm_arch), spec.timm_name
-    if spec.layout != "timm":  # a Hugging Face / open_clip / SAM release, converted by hf_layouts.py
+    if spec.layout in ("dinov2_hub", "dinov3"):   # Meta's release file or timm's hub copy: both load
+        assert spec.source_note and spec.timm_name in timm.list_pretrained(spec.timm_name)
+    if spec.layout not in ("timm", "dinov2_hub", "dinov3"):  # a Hugging Face / open_clip / SAM release
         assert "." not in spec.timm_name and spec.source_note
     elif spec.hub_id:  # a tagged timm name whose pretrained weights timm knows
         assert spec.timm_name in timm.list_pretrained(spec.timm_name)

@@ -16,7 +16,7 @@ from torch import nn
 
 from radbench_core.core.errors import ConfigError
 from radbench_core.models.architectures import create_architecture, strip_unused_parts
-from radbench_core.models.specs import VGG_DROPOUT, ModelSpec, count_parameters, demo_seed, get_model, preprocessing
+from radbench_core.models.specs import IMAGENET_MEAN, IMAGENET_STD, VGG_DROPOUT, ModelSpec, count_parameters, demo_seed, get_model, preprocessing
 from radbench_core.core.results import DEMO_WEIGHTS
 from radbench_core.models.weights import find_weights, load_weights_into
 
@@ -178,7 +178,24 @@ def build_demo_model(spec: ModelSpec, arch_kwargs: dict[str, Any] | None = None)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(demo_seed(spec.id))
         model = create_architecture(spec, spec.demo_kwargs if arch_kwargs is None else arch_kwargs)
-    return strip_unused_parts(spec, model)
+    return strip_unused_parts(spec, scale_demo_patch_kernels(spec, model))
+
+
+def scale_demo_patch_kernels(spec: ModelSpec, model: nn.Module) -> nn.Module:
+    """A random init assumes standardised inputs (zero mean, unit spread). A model whose own
+    preprocessing does not standardise (MedSAM: [0, 1] images, std 1) sees the image at ~1/4.4 of
+    that contrast on top of a large constant, which its random blocks carry to every token (demo
+    MedSAM's patch maps varied 3.4x less across the image than SAM's: Dice 0.000). The demo variant
+    folds ImageNet's mean/std into its patch embedding (kernels / std, bias - kernels . mean / std):
+    it computes what the same random net computes on standardised images. Real weights: untouched."""
+    proj = getattr(getattr(model, "patch_embed", None), "proj", None)
+    if not isinstance(proj, nn.Conv2d) or proj.bias is None or any(s != 1.0 for s in preprocessing(spec)[1]):
+        return model
+    mean, std = (torch.tensor(v, dtype=proj.weight.dtype).view(1, 3, 1, 1) for v in (IMAGENET_MEAN, IMAGENET_STD))
+    with torch.no_grad():
+        proj.weight.div_(std)
+        proj.bias.sub_((proj.weight * mean).sum(dim=(1, 2, 3)))
+    return model
 
 
 def load_backbone(model_id: str | ModelSpec, *, demo: bool, resolution: int | None = None,

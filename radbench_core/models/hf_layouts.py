@@ -26,6 +26,7 @@ from typing import Callable, Mapping
 import torch
 
 from radbench_core.core.errors import WeightsError
+from radbench_core.models.release_layouts import RELEASE_FILES, dinov2_hub, dinov3
 from radbench_core.models.specs import ModelSpec
 
 State = Mapping[str, torch.Tensor]
@@ -142,7 +143,9 @@ def sam(state: State) -> dict[str, torch.Tensor]:
 
 
 LAYOUTS: dict[str, Callable[[State], dict[str, torch.Tensor]]] = {
-    "hf_dinov2": hf_dinov2, "hf_siglip": hf_siglip, "hf_vit": hf_vit, "open_clip_timm": open_clip_timm, "sam": sam,
+    "hf_dinov2": hf_dinov2, "hf_siglip": hf_siglip, "hf_vit": hf_vit, "open_clip_timm": open_clip_timm,
+    "sam": sam,
+    "dinov2_hub": dinov2_hub, "dinov3": dinov3,      # Meta's own release files (release_layouts.py)
 }
 
 
@@ -173,7 +176,8 @@ def check_config(spec: ModelSpec, folder: Path) -> None:
 
 
 def hub_folder_file(spec: ModelSpec, weights_dir: Path) -> Path | None:
-    """The layout's weights file in ``<weights dir>/<model id>/`` or ``<weights dir>/<repo name>/``."""
+    """The layout's weights file in ``<weights dir>/<model id>/`` or ``<weights dir>/<repo name>/``,
+    or a release file under its published name in the weights dir (``RELEASE_FILES``)."""
     names = LAYOUT_FILES.get(spec.layout, ())
     folders = [weights_dir / spec.id] + ([weights_dir / spec.hub_id.split("/")[-1]] if spec.hub_id else [])
     if spec.layout == "sam":                  # a single released file, e.g. <weights dir>/medsam_vit_b.pth
@@ -183,4 +187,8 @@ def hub_folder_file(spec: ModelSpec, weights_dir: Path) -> Path | None:
             if (folder / name).is_file():
                 check_config(spec, folder)
                 return folder / name
+    for pattern in RELEASE_FILES.get(spec.layout, ()):   # e.g. dinov3_vits16_pretrain_lvd1689m-08c60483.pth
+        found = sorted(weights_dir.glob(pattern.format(id=spec.id)))
+        if found:
+            return found[0]
     return None

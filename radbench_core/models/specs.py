@@ -60,6 +60,7 @@ class ModelSpec:
     pos_rule: str = ""              # a key of pos_embed.RULES; "" = the family's rule
     arch_kwargs: dict[str, Any] = field(default_factory=dict, hash=False)
     layout: str = "timm"            # timm | hf_dinov2 | hf_siglip | open_clip_timm | sam (hf_layouts.py)
+    #                                 | dinov2_hub | dinov3 (Meta's release files, release_layouts.py)
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
@@ -117,7 +118,9 @@ _SPECS = [
     _vit("dinov2_vitg14", "DINOv2 ViT-g/14", "self-supervised", "dinov2", "vit_giant_patch14_dinov2.lvd142m",
          14, 518, 1100, _tiny_dinov2(96, 6)),
     _vit("dinov2_vitl14_reg4", "DINOv2 ViT-L/14 (reg4)", "self-supervised", "dinov2",
-         "vit_large_patch14_reg4_dinov2.lvd142m", 14, 518, 300, _tiny_dinov2(64, 4), pos_rule="dinov2_reg"),
+         "vit_large_patch14_reg4_dinov2.lvd142m", 14, 518, 300, _tiny_dinov2(64, 4), pos_rule="dinov2_reg",
+         layout="dinov2_hub", source_note="dinov2_vitl14_reg4_pretrain.pth of the torch hub "
+         "(github.com/facebookresearch/dinov2) or timm's hub copy"),
     # OpenAI CLIP was trained with QuickGELU; timm's quickgelu variant loads the same weights exactly.
     _vit("clip_vitl14", "CLIP ViT-L/14", "weakly-supervised", "clip", "vit_large_patch14_clip_quickgelu_224.openai",
          14, 224, 300, _tiny_vit(64, 4), hub_id="timm/vit_large_patch14_clip_224.openai"),
@@ -179,11 +182,16 @@ _MED_CXR = "chest X-rays (MIMIC-CXR, CheXpert, NIH-CXR, PadChest, BRAX): overlap
 FRONTIER_SPECS = [
     _vit("dinov2_vitg14_reg4", "DINOv2 ViT-g/14 (reg4)", "self-supervised", "dinov2",
          "vit_giant_patch14_reg4_dinov2.lvd142m", 14, 518, 1100, _tiny_dinov2(96, 6), pos_rule="dinov2_reg",
-         training_note="LVD-142M curated web images"),
+         layout="dinov2_hub", training_note="LVD-142M curated web images",
+         source_note="dinov2_vitg14_reg4_pretrain.pth of the torch hub (github.com/facebookresearch/dinov2) "
+         "or timm's hub copy"),
+    # the release has a qkv bias (k third masked to 0): timm's _qkvb variant holds it; demo features are
+    # identical to the bias-free variant's (the biases start at zero)
     *[_vit(f"dinov3_vit{size[0]}16", f"DINOv3 ViT-{size[0].upper()}/16", "self-supervised", "dinov3",
-           f"vit_{size}_patch16_dinov3.lvd1689m", 16, 256, params, _tiny_dinov2(width, heads),
-           training_note="LVD-1689M curated web images (RoPE: no position table to resize)",
-           source_note="the DINOv3 release (github.com/facebookresearch/dinov3) or timm's hub copy")
+           f"vit_{size}_patch16_dinov3_qkvb.lvd1689m", 16, 256, params, _tiny_dinov2(width, heads),
+           layout="dinov3", training_note="LVD-1689M curated web images (RoPE: no position table to resize)",
+           source_note=f"dinov3_vit{size[0]}16_pretrain_lvd1689m-<hash>.pth of the DINOv3 release "
+           "(github.com/facebookresearch/dinov3) or timm's hub copy")
       for size, params, width, heads in (("small", 21, 32, 2), ("base", 86, 48, 3), ("large", 300, 64, 4))],
     _vit("siglip_so400m14", "SigLIP so400m/14", "weakly-supervised", "siglip",
          "vit_so400m_patch14_siglip_gap_384.webli", 14, 384, 413, _TINY_SIGLIP, arch_kwargs=_SIGLIP,

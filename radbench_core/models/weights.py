@@ -1,7 +1,9 @@
 """Find a model's weights and load them strictly: a wrong or corrupt file fails loudly, never silently.
 
-Official layouts (torchvision, OpenAI CLIP, DINOv2 hub, MAE, MSN, SAM) are converted on load
-(``checkpoint_formats.py``); a TorchScript archive is refused with the ``radbench convert-weights``
+Official layouts (torchvision, OpenAI CLIP, DINOv2 hub with and without registers, DINOv3 release, MAE,
+MSN, SAM, Hugging Face / open_clip folders) are converted on load (``checkpoint_formats.py``,
+``hf_layouts.py``, ``release_layouts.py``); non-persistent buffers a file holds (DINOv3's RoPE periods)
+are set from it after loading; a TorchScript archive is refused with the ``radbench convert-weights``
 command that converts it once.
 
 Resolution order: the user weights directory (``<dir>/<model_id>.safetensors``, ``.pth``, ``.pt`` or
@@ -189,10 +191,29 @@ def _key_errors(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.
                                                   for k, v in expected.items() if k in state)
 
 
+def _take_buffers(state: dict[str, torch.Tensor], model: torch.nn.Module,
+                  expected: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Tensors the file holds for the model's *non-persistent* buffers (DINOv3's RoPE periods, which
+    timm recomputes instead of loading): taken out of ``state`` and set after loading, so the model
+    runs with the file's values as the official one does."""
+    buffers = dict(model.named_buffers())
+    return {k: state.pop(k) for k in [k for k in state if k not in expected and k in buffers]}
+
+
+def _set_buffers(model: torch.nn.Module, values: Mapping[str, torch.Tensor], path: Path) -> None:
+    for key, value in values.items():
+        target = model.get_buffer(key)
+        if tuple(target.shape) != tuple(value.shape):
+            raise WeightsError(path, f"{key} has shape {tuple(value.shape)}, the model's is {tuple(target.shape)}",
+                               "use the weights of this model size")
+        target.copy_(value.to(target.dtype))
+
+
 def load_weights_into(model: torch.nn.Module, spec: ModelSpec, path: Path) -> None:
     """Load a weights file into ``model`` strictly, converting official layouts timm knows."""
     state = to_timm(spec, read_state_dict(path, spec.id))
     expected = model.state_dict()
+    buffers = _take_buffers(state, model, expected)
     keep = set(expected)
     state = fill_batch_counters(_drop(state, spec.drop_prefixes, keep), expected)
     # a tensor of the model's own name in another shape is refused before timm's converter, which
@@ -214,3 +235,4 @@ def load_weights_into(model: torch.nn.Module, spec: ModelSpec, path: Path) -> No
                            f"timm's {spec.timm_arch}{resample}")
     with torch.no_grad():
         model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
+        _set_buffers(model, buffers, path)
