@@ -1,0 +1,137 @@
+"""HD95 (eval/surface_distance.py) against MONAI's compute_hausdorff_distance(percentile=95), the
+reference implementation, on random and hand-made masks: anisotropic spacing, empty masks, single
+voxels, several classes, 2D images and single-slice volumes."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from radbench_core.core.errors import ConfigError
+from radbench_core.eval.surface_distance import (hausdorff, hd95_per_class, per_item_hd95,
+                                                 summarise_hd95)
+
+
+
+def monai_per_class(pred: np.ndarray, ref: np.ndarray, num_classes: int, spacing=None,
+                    percentile: float | None = 95) -> np.ndarray:
+    """MONAI on one-hot (1, C, ...) maps, background excluded, undirected, 95th percentile."""
+    monai_hd = pytest.importorskip("monai.metrics.hausdorff_distance").compute_hausdorff_distance
+    onehot = lambda a: np.eye(num_classes, dtype=np.float32)[a].transpose(-1, *range(a.ndim))[None]  # noqa: E731
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")              # MONAI warns on empty masks
+        out = monai_hd(onehot(pred), onehot(ref), include_background=False, percentile=percentile,
+                       spacing=None if spacing is None else list(spacing))
+    return out.numpy()[0].astype(np.float64)
+
+
+def blobs(rng: np.random.Generator, shape: tuple[int, ...], num_classes: int) -> np.ndarray:
+    """Smooth random label map: blurred noise thresholded into classes (irregular surfaces)."""
+    field = ndimage.gaussian_filter(rng.standard_normal(shape), sigma=1.5)
+    edges = np.quantile(field, np.linspace(0.45, 0.95, num_classes)[:-1] if num_classes > 2 else [0.7])
+    return np.digitize(field, edges).astype(np.int64)
+
+
+@pytest.mark.parametrize("seed", range(2))
+@pytest.mark.parametrize("spacing", [None, (2.5, 0.7, 0.9), (1.0, 1.0, 3.0)])
+def test_random_3d_label_maps_match_monai(seed: int, spacing) -> None:
+    rng = np.random.default_rng(seed)
+    ref = blobs(rng, (9, 20, 17), 4)
+    pred = blobs(rng, (9, 20, 17), 4)
+    pred[ref == 1] = 1                                   # partly overlapping, partly not
+    ours = hd95_per_class(pred, ref, 4, spacing)
+    np.testing.assert_allclose(ours, monai_per_class(pred, ref, 4, spacing), rtol=1e-5, atol=1e-5)
+    assert np.all(np.isfinite(ours)) and np.all(ours > 0)
+
+
+@pytest.mark.parametrize("seed", range(2))
+@pytest.mark.parametrize("spacing", [None, (0.5, 2.0)])
+def test_random_2d_masks_match_monai(seed: int, spacing) -> None:
+    rng = np.random.default_rng(10 + seed)
+    ref = blobs(rng, (31, 24), 3)
+    pred = np.roll(ref, (1 + seed, -2), axis=(0, 1))       # shifted prediction, touching the edge
+    np.testing.assert_allclose(hd95_per_class(pred, ref, 3, spacing), monai_per_class(pred, ref, 3, spacing),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_single_voxels_hand_computed_with_anisotropic_spacing() -> None:
+    pred = np.zeros((5, 6, 7), dtype=np.int64)
+    ref = np.zeros_like(pred)
+    pred[1, 2, 3] = 1
+    ref[4, 0, 6] = 1
+    expected = math.sqrt((3 * 2.5) ** 2 + (2 * 0.7) ** 2 + (3 * 0.9) ** 2)
+    assert hausdorff(pred, ref, (2.5, 0.7, 0.9)) == pytest.approx(expected, rel=1e-12)
+    assert hd95_per_class(pred, ref, 2, (2.5, 0.7, 0.9))[0] == pytest.approx(expected, rel=1e-12)
+    assert monai_per_class(pred, ref, 2, (2.5, 0.7, 0.9))[0] == pytest.approx(expected, rel=1e-5)
+    assert hausdorff(pred, pred, (2.5, 0.7, 0.9)) == 0.0
+
+
+def test_hand_made_squares_directed_percentiles() -> None:
+    """A 4x4 square vs the same square widened by 2 columns: reference-to-prediction distances are 0
+    or 2 px... the max of the two directed 95th percentiles, here 2 columns x 0.5 mm = 1.0 mm."""
+    ref = np.zeros((10, 12), dtype=np.int64)
+    ref[3:7, 3:7] = 1
+    pred = ref.copy()
+    pred[3:7, 7:9] = 1
+    ours = hausdorff(pred, ref, (1.0, 0.5))
+    assert ours == pytest.approx(1.0)
+    assert monai_per_class(pred, ref, 2, (1.0, 0.5))[0] == pytest.approx(ours, rel=1e-6)
+
+
+def test_empty_masks_follow_monai_nan_and_inf() -> None:
+    full = np.zeros((4, 8, 8), dtype=np.int64)
+    full[1:3, 2:6, 2:6] = 1
+    empty = np.zeros_like(full)
+    assert math.isnan(hausdorff(empty, empty))
+    assert hausdorff(full, empty) == math.inf and hausdorff(empty, full) == math.inf
+    # absent from both: NaN, as MONAI's HD95
+    assert np.isnan(hd95_per_class(empty, empty, 3)).all() and np.isnan(monai_per_class(empty, empty, 3)).all()
+    for p, r in ((full, empty), (empty, full)):
+        ours = hd95_per_class(p, r, 3)
+        # absent from one: inf, MONAI's plain Hausdorff distance; its HD95 is not finite either
+        # (NaN: torch.quantile interpolates inf - inf)
+        np.testing.assert_array_equal(ours[0], monai_per_class(p, r, 3, percentile=None)[0])
+        assert ours[0] == math.inf and not np.isfinite(monai_per_class(p, r, 3)[0])
+        assert math.isnan(ours[1])                                 # class 2 absent from both
+
+
+def test_single_slice_volume_is_scored_as_2d_image() -> None:
+    rng = np.random.default_rng(3)
+    ref, pred = blobs(rng, (1, 25, 25), 3), blobs(rng, (1, 25, 25), 3)
+    ours = hd95_per_class(pred, ref, 3, (5.0, 0.8, 0.6))           # slice thickness ignored
+    np.testing.assert_allclose(ours, monai_per_class(pred[0], ref[0], 3, (0.8, 0.6)), rtol=1e-5)
+    np.testing.assert_allclose(ours, hd95_per_class(pred[0], ref[0], 3, (0.8, 0.6)))
+
+
+def test_per_item_and_summary_convention() -> None:
+    a = np.zeros((3, 6, 6), dtype=np.int64)
+    a[1, 1:4, 1:4] = 1
+    b = np.roll(a, 1, axis=2)
+    empty = np.zeros_like(a)
+    hd = per_item_hd95([b, a, empty, b], [a, a, a, empty], 3, [(2.0, 1.0, 0.5)] * 4)
+    assert hd.shape == (4, 2)
+    assert hd[0, 0] == pytest.approx(0.5) and hd[1, 0] == 0.0
+    assert hd[2, 0] == math.inf and hd[3, 0] == math.inf and np.isnan(hd[:, 1]).all()
+    s = summarise_hd95(hd, ["liver", "spleen"])
+    assert s["per_class"]["liver"] == pytest.approx(0.25)          # mean of 0.5 and 0 (both present)
+    assert math.isnan(s["per_class"]["spleen"]) and s["mean"] == pytest.approx(0.25)
+    assert s["volumes_scored"] == {"liver": 2, "spleen": 0}
+    assert s["volumes_one_empty"] == {"liver": 2, "spleen": 0}
+
+
+@pytest.mark.parametrize("spacing", [(1.0, 1.0), (1.0, 0.0, 1.0), (1.0, float("nan"), 1.0)])
+def test_bad_spacing_is_a_config_error(spacing) -> None:
+    mask = np.ones((3, 4, 4), dtype=np.int64)
+    with pytest.raises(ConfigError, match="spacing"):
+        hd95_per_class(mask, mask, 2, spacing)
+
+
+def test_shape_mismatch_and_float_maps_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="differ in shape"):
+        hd95_per_class(np.zeros((2, 4, 4), int), np.zeros((2, 4, 5), int), 2)
+    with pytest.raises(ConfigError, match="integer"):
+        hd95_per_class(np.zeros((2, 4, 4)), np.zeros((2, 4, 4)), 2)
