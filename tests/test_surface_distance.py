@@ -135,3 +135,68 @@ def test_shape_mismatch_and_float_maps_are_config_errors() -> None:
         hd95_per_class(np.zeros((2, 4, 4), int), np.zeros((2, 4, 5), int), 2)
     with pytest.raises(ConfigError, match="integer"):
         hd95_per_class(np.zeros((2, 4, 4)), np.zeros((2, 4, 4)), 2)
+
+
+# --------------------------------------------------------------------------- spacing and the records
+def test_axial_spacing_follows_the_slice_stack_of_any_orientation(tmp_path) -> None:
+    """(S, H, W) spacing from the header, checked against nibabel's canonical zooms (reversed)."""
+    import nibabel as nib
+    from radbench_core.data.datasets.volumes import axial_shape, axial_spacing
+    for k, affine in enumerate((np.diag([-0.8, -0.7, 5.0, 1.0]),                 # LPS-stored CT
+                                np.array([[0, 0, 1.5, 0], [2.0, 0, 0, 0], [0, -0.6, 0, 0], [0, 0, 0, 1.0]]))):
+        path = tmp_path / f"v{k}.nii.gz"
+        nib.save(nib.Nifti1Image(np.zeros((4, 5, 6), np.uint8), affine), str(path))
+        canon = nib.as_closest_canonical(nib.load(str(path)))
+        expected = tuple(float(z) for z in canon.header.get_zooms()[:3][::-1])
+        assert axial_spacing(path) == pytest.approx(expected)
+        assert len(axial_spacing(path)) == len(axial_shape(path)) == 3
+    assert axial_spacing(tmp_path / "v1.nii.gz") == pytest.approx((0.6, 2.0, 1.5))
+
+
+def test_montgomery_spacing_only_at_the_release_size(tmp_path) -> None:
+    from PIL import Image
+    from radbench_core.data.datasets.base import Item
+    from radbench_core.data.datasets.montgomery import RELEASE_PIXEL_MM, SPEC, MontgomeryIndex
+    for name, size in (("full.png", (4020, 4892)), ("small.png", (64, 80))):
+        Image.new("L", size).save(tmp_path / name)
+    index = MontgomeryIndex(SPEC, tmp_path, [])
+    assert index.voxel_spacing(Item("a", "a", ("full.png",))) == (1.0, RELEASE_PIXEL_MM, RELEASE_PIXEL_MM)
+    assert index.voxel_spacing(Item("b", "b", ("small.png",))) is None
+
+
+class _Index:
+    def __init__(self, spacings):
+        from radbench_core.data.datasets.base import Item
+        self.items = [Item(f"c{i}", f"c{i}", (f"c{i}",)) for i in range(len(spacings))]
+        self.spacings = spacings
+
+    def split_items(self, split: str):
+        return self.items
+
+    def voxel_spacing(self, item):
+        return self.spacings[self.items.index(item)]
+
+
+def test_segmentation_records_hd95_per_organ_in_mm_as_monai() -> None:
+    from types import SimpleNamespace
+    from radbench_core.protocols.segmentation import surface_summary
+    rng = np.random.default_rng(7)
+    targets = [blobs(rng, (6, 16, 14), 3) for _ in range(3)]
+    preds = [np.roll(t, 1, axis=1) for t in targets]
+    preds[2][preds[2] == 2] = 0                                  # organ 2 missed in volume 3
+    spacings = [(3.0, 0.8, 0.8), (1.5, 0.6, 0.7), (2.0, 1.0, 1.0)]
+    out = surface_summary(preds, targets, SimpleNamespace(index=_Index(spacings), num_classes=3),
+                          ["liver", "kidney"])
+    ref = np.array([monai_per_class(p, t, 3, s) for p, t, s in zip(preds, targets, spacings)])
+    assert out["unit"] == "mm" and "MONAI" in out["convention"]
+    assert out["per_class"]["liver"] == pytest.approx(ref[:, 0].mean(), rel=1e-5)
+    assert out["per_class"]["kidney"] == pytest.approx(ref[:2, 1].mean(), rel=1e-5)
+    assert out["volumes_scored"] == {"liver": 3, "kidney": 2}
+    assert out["volumes_one_empty"] == {"liver": 0, "kidney": 1}
+    assert out["mean"] == pytest.approx((out["per_class"]["liver"] + out["per_class"]["kidney"]) / 2)
+    # one volume without a known spacing: every distance in pixels
+    unknown = surface_summary(preds, targets, SimpleNamespace(index=_Index(spacings[:2] + [None]),
+                                                              num_classes=3), ["liver", "kidney"])
+    ref_px = np.array([monai_per_class(p, t, 3) for p, t in zip(preds, targets)])
+    assert unknown["unit"] == "px"
+    assert unknown["per_class"]["liver"] == pytest.approx(ref_px[:, 0].mean(), rel=1e-5)
