@@ -200,3 +200,40 @@ def test_segmentation_records_hd95_per_organ_in_mm_as_monai() -> None:
     ref_px = np.array([monai_per_class(p, t, 3) for p, t in zip(preds, targets)])
     assert unknown["unit"] == "px"
     assert unknown["per_class"]["liver"] == pytest.approx(ref_px[:, 0].mean(), rel=1e-5)
+
+
+# --------------------------------------------------------------------------- the report's table
+def _seg_record(model: str, spleen: tuple[float, float], liver: tuple[float, float], unit: str | None = "mm"):
+    from radbench_core.core.results import CellResult, Metric
+    per_class = {"spleen": {"dice": spleen[0], "hd95": spleen[1]}, "liver": {"dice": liver[0], "hd95": liver[1]}}
+    extra = {"per_class": per_class}
+    if unit:
+        extra["hd95"] = {"unit": unit, "per_class": {k: v["hd95"] for k, v in per_class.items()}}
+    else:
+        per_class = {k: {"dice": v["dice"]} for k, v in per_class.items()}
+        extra = {"per_class": per_class}
+    return CellResult(cell_id=f"{model}-amos-seg_unet@224", model=model, dataset="amos", protocol="seg_unet",
+                      variant="224", task="segmentation", modality="ct", profile="t",
+                      metrics={"dice_jaccard": Metric(0.5)}, weights="official", extra=extra)
+
+
+def test_per_organ_table_puts_dice_and_hd95_side_by_side_lower_hd95_best(tmp_path) -> None:
+    from radbench_core.report import build_report
+    from radbench_core.report.clinical import clinical_tables
+    from radbench_core.report.marks import PredictionStore
+    from radbench_core.report.render import to_markdown
+    recs = [_seg_record("dinov2_vitl14", (0.9, 4.25), (0.8, float("nan"))),
+            _seg_record("mae_vitl16", (0.7, 2.5), (0.6, 12.0))]
+    table = clinical_tables(recs, PredictionStore({}))["perorgan_amos"]
+    assert [(c.group, c.label) for c in table.columns] == [
+        ("spleen", "Dice"), ("spleen", "HD95 (mm)"), ("liver", "Dice"), ("liver", "HD95 (mm)")]
+    assert [table.text(0, c, compare=False) for c in range(4)] == ["0.900", "4.250", "0.800", "—"]
+    assert table.best_rows(0) == {0} and table.best_rows(1) == {1}       # HD95: lower is better
+    assert "MONAI" in table.caption and table.title.startswith("Per-organ Dice and HD95, ")
+    md = to_markdown(table)
+    assert "HD95 (mm)" in md and "**2.500**" in md
+    html = build_report(recs, tmp_path).read_text()
+    assert "Per-organ Dice and HD95" in html and "HD95 (mm)" in html
+    old = clinical_tables([_seg_record("mae_vitl16", (0.7, 2.5), (0.6, 12.0), unit=None)],
+                          PredictionStore({}))["perorgan_amos"]
+    assert [c.label for c in old.columns] == ["spleen", "liver"]     # records before HD95: Dice only
