@@ -24,7 +24,7 @@ from radbench_core.report.frame import (DATASET_ORDER, MODEL_ORDER, PROTOCOL_LAB
                                         model_label, order_key, variant_key)
 from radbench_core.report.table import MARKS_NOTE, Column, Entry, Table
 
-PREFIXES = ("perclass_", "testset_", "operating_", "perorgan_")       # file stems of the clinical tables
+PREFIXES = ("perclass_", "testset_", "operating_", "perorgan_", "curves_")   # file stems of the clinical tables
 CELL_HEADER = ("Model", "Protocol", "Variant")
 
 
