@@ -11,6 +11,7 @@ Few-shot cells hold several seeds: their curves are the first seed's (the captio
 from __future__ import annotations
 
 import math
+import textwrap
 import warnings
 from pathlib import Path
 from typing import Any, Iterable
@@ -29,6 +30,7 @@ from radbench_core.report.table import Column, Entry, Table
 TOP_K = 3
 KINDS = ("roc", "pr")                    # figure stems: roc_<dataset>, pr_<dataset>
 MAX_DRAWN_POINTS = 4000                  # longer curves are rasterised inside the SVG
+LINE_STYLES = ("-", "--", ":")
 
 
 def best_cells(recs: list[CellResult], predictions) -> list[tuple[CellResult, Any]]:
@@ -57,10 +59,10 @@ def dataset_curves(cells: list[tuple[CellResult, Any]]) -> tuple[list[str], list
     return class_names(cells[0][0], len(per_cell[0])), per_cell
 
 
-def _draw(ax, kind: str, curve: Curves, color, label: str) -> None:
+def _draw(ax, kind: str, curve: Curves, color, label: str, style: str = "-") -> None:
     x, y = (curve.fpr, curve.tpr) if kind == "roc" else (curve.recall, curve.precision)
     value = curve.auroc if kind == "roc" else curve.average_precision
-    ax.plot(x, y, color=color, linewidth=1.2, drawstyle="default" if kind == "roc" else "steps-post",
+    ax.plot(x, y, color=color, linewidth=1.2, linestyle=style, drawstyle="default" if kind == "roc" else "steps-post",
             label=f"{label}: {'AUROC' if kind == 'roc' else 'AP'} {value:.3f}",
             rasterized=len(x) > MAX_DRAWN_POINTS)
     fpr, tpr, precision = curve.point
@@ -74,13 +76,14 @@ def plot_curves(kind: str, dataset: str, names: list[str], cells: list[tuple[Cel
     n = len(names)
     cols = min(n, 4)
     rows = math.ceil(n / cols)
-    fig = new_figure(3.2 * cols, 2.9 * rows + 0.6)
+    width = max(5.0, 3.2 * cols)
+    fig = new_figure(width, 2.9 * rows + 0.9)
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for c, (ax, name) in enumerate(zip(axes, names)):
         prevalence = next((cv[c].prevalence for cv in per_cell if cv[c] is not None), None)
-        for (rec, _), curves in zip(cells, per_cell):
-            if curves[c] is not None:
-                _draw(ax, kind, curves[c], model_color(rec.model), _label(rec))
+        for k, ((rec, _), curves) in enumerate(zip(cells, per_cell)):
+            if curves[c] is not None:       # colour by model, line style by rank (similar colours)
+                _draw(ax, kind, curves[c], model_color(rec.model), _label(rec), LINE_STYLES[k % 3])
         if kind == "roc":
             ax.plot([0, 1], [0, 1], color="0.6", linestyle=":", linewidth=0.8)
             ax.set_xlabel("1 − specificity (FPR)", fontsize=7)
@@ -101,9 +104,9 @@ def plot_curves(kind: str, dataset: str, names: list[str], cells: list[tuple[Cel
         ax.set_visible(False)
     seeds = any(np.shape(pred.scores)[0] > 1 for _, pred in cells)
     what = "ROC" if kind == "roc" else "Precision-recall"
-    fig.suptitle(f"{what} curves, {dataset_label(dataset)} (test set): the {len(cells)} best model(s) by "
-                 f"AUROC; dot: operating point, {OPERATING_POINT}"
-                 + ("; few-shot cells: first seed" if seeds else ""), fontsize=8)
+    title = (f"{what} curves, {dataset_label(dataset)} (test set): the {len(cells)} best model(s) by "
+             f"AUROC. Dot: operating point, {OPERATING_POINT}" + ("; few-shot cells: first seed" if seeds else ""))
+    fig.suptitle(textwrap.fill(title, int(10 * width)) + "\n", fontsize=8)     # demo: 10 pt bold
     return mark_demo(fig) if any(rec.is_demo for rec, _ in cells) else fig
 
 
