@@ -173,6 +173,10 @@ def test_unet_decoder_learns_phantoms_and_backbone_stays_frozen(index, tmp_path)
     assert res.metrics["dice"].value > 0.7
     assert all(v["dice"] > 0.5 for v in res.extra["per_class"].values())
     assert set(res.extra["per_class"]) == set(CLASSES)
+    hd95 = res.extra["hd95"]                   # FakeIndex has no voxel_spacing: pixels
+    assert hd95["unit"] == "px" and set(hd95["per_class"]) == set(CLASSES)
+    assert all(0.0 <= res.extra["per_class"][c]["hd95"] == hd95["per_class"][c] < H / 2 for c in CLASSES), hd95
+    assert sum(hd95["volumes_scored"].values()) >= len(CLASSES)
     for name, m in res.metrics.items():
         assert m.higher_is_better and 0.0 <= m.ci_low <= m.ci_high <= 1.0, name
     mean_dj = np.mean([v["dice_jaccard"] for v in res.extra["per_class"].values()])
@@ -283,6 +287,10 @@ def test_fewshot_aggregates_seeds(index):
         assert res.metrics[name].value == pytest.approx(np.mean(vals))
         assert res.extra["spread"][name] == pytest.approx(np.std(vals, ddof=1))
     assert res.chosen == {"shots": 2, "seeds": [0, 1], "decoder": "linear"}
+    hd95 = res.extra["hd95"]                   # per organ: the mean over seeds of each seed's mean
+    assert hd95["seeds"] == 2 and hd95["unit"] == "px"
+    assert set(hd95["per_class"]) == set(CLASSES) == set(res.extra["per_class"])
+    assert all(hd95["volumes_scored"][c] + hd95["volumes_one_empty"][c] <= 2 * 4 for c in CLASSES)
 
 
 # --------------------------------------------------------------------------- reassembly, scoring

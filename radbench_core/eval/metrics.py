@@ -26,6 +26,7 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "dice_study": True,
     "jaccard_study": True,
     "dice_jaccard_study": True,
+    "hd95": False,                   # mm or px; a record's clinical detail (extra), not a gated metric
     "loss": False,
     "wall_time_s": False,
     "peak_memory_mb": False,

@@ -8,7 +8,11 @@ Metrics (our headline): per foreground class, Dice, Jaccard and (Dice + Jaccard)
 VOLUME at its native size, averaged over test items (classes absent from both prediction and truth
 are excluded), then over classes; 95% percentile bootstrap over test items (seeded). Beside them the
 study's own metric (``*_study``): torchmetrics-style Dice / Jaccard pooled over all test slices at the
-training resolution (see :func:`radbench_core.eval.metrics.study_jaccard` for its quirk).
+training resolution (see :func:`radbench_core.eval.metrics.study_jaccard` for its quirk). Beside the
+Dice of each organ its HD95 (:mod:`radbench_core.eval.surface_distance`, MONAI's convention) per test
+volume at the volume's voxel spacing (``index.voxel_spacing``: mm, else pixels), averaged over the
+volumes where prediction and truth both hold the organ: ``extra["per_class"][organ]["hd95"]`` and
+``extra["hd95"]`` (unit, class mean, volume counts). Not a gated metric: it is clinical detail.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from radbench_core.eval.metrics import bootstrap_ci, metric, study_dice, study_j
 from radbench_core.protocols.base import ProtocolResult, SegInputs
 from radbench_core.protocols.decoders import DECODER_KINDS, build_decoder
 from radbench_core.eval.predictions import ArrayPayload
+from radbench_core.eval.surface_distance import CONVENTION, per_item_hd95, summarise_hd95
 from radbench_core.protocols.seg_training import (SegTask, bn_mode_of, mean_dice, per_item_scores,
                                                   predict_items, refit, train_and_select)
 
@@ -219,10 +224,13 @@ def _run(inputs: SegInputs, hparams: dict[str, Any], seed: int, task: SegTask,
     resamples = int(hparams.get("bootstrap_resamples", 1000))
     metrics, per_class = summarise(dice, jac, names, resamples, seed)
     metrics.update(study_metrics(cms, resamples, seed))
+    hd95 = surface_summary(preds, targets["test"], inputs, names)
+    for organ, value in hd95["per_class"].items():
+        per_class[organ]["hd95"] = value
     trainable = sum(p.numel() for p in sel.head.parameters())
     total = trainable + (sum(p.numel() for p in inputs.backbone.parameters())
                          if task.cacheable and inputs.backbone is not None else 0)
-    extra: dict[str, Any] = {"per_class": per_class, "history": history, "val_score": sel.val_score,
+    extra: dict[str, Any] = {"per_class": per_class, "hd95": hd95, "history": history, "val_score": sel.val_score,
                              "n_test_items": len(preds),
                              # per-item values: the runner writes them to <run>/predictions/
                              "test_predictions": ArrayPayload(dice=dice[None], jaccard=jac[None],
@@ -258,6 +266,18 @@ def summarise(dice: np.ndarray, jac: np.ndarray, class_names: list[str], resampl
     return metrics, per_class
 
 
+def surface_summary(preds: list[np.ndarray], targets: list[np.ndarray], inputs: SegInputs,
+                    names: list[str]) -> dict[str, Any]:
+    """HD95 per test volume at its voxel spacing, summarised per organ (the mean over volumes where
+    both hold it); in mm when the index knows every test volume's spacing, else in pixels."""
+    spacing_of = getattr(inputs.index, "voxel_spacing", None)
+    spacings = ([spacing_of(it) for it in inputs.index.split_items("test")] if spacing_of else [None])
+    if len(spacings) != len(preds) or any(s is None for s in spacings):
+        spacings = [None] * len(preds)
+    out = summarise_hd95(per_item_hd95(preds, targets, inputs.num_classes, spacings), names)
+    return {"unit": "px" if spacings[0] is None else "mm", **out, "convention": CONVENTION}
+
+
 def study_metrics(confmats: np.ndarray, resamples: int, seed: int) -> dict[str, Any]:
     """The study's metric beside ours: Dice / Jaccard pooled over all test slices at the training
     resolution (torchmetrics macro, ignore_index=0), with a bootstrap over test items."""
@@ -290,13 +310,14 @@ def _aggregate_seeds(runs: list[ProtocolResult], seeds: list[int], shots: int, s
     classes = runs[0].extra["per_class"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        per_class = {c: {n: float(np.nanmean([r.extra["per_class"][c][n] for r in runs]))
-                         for n in METRIC_NAMES[:3]} for c in classes}
+        per_class = {c: {n: float(np.nanmean([r.extra["per_class"][c].get(n, np.nan) for r in runs]))
+                         for n in (*METRIC_NAMES[:3], "hd95")} for c in classes}
     per_seed_detail = [{"seed": s, "metrics": {n: r.metrics[n].value for n in METRIC_NAMES},
                         "chosen": r.chosen} for s, r in zip(seeds, runs)]
     # per_seed: the headline value of each seed, as every few-shot protocol records it (Figure 5)
     per_seed = [d["metrics"]["dice_jaccard"] for d in per_seed_detail]
-    extra = {"per_class": per_class, "per_seed": per_seed, "per_seed_detail": per_seed_detail,
+    extra = {"per_class": per_class, "hd95": _seeds_hd95(runs, per_class),
+             "per_seed": per_seed, "per_seed_detail": per_seed_detail,
              "spread": spread,
              "wall_time_s": time.perf_counter() - start, "peak_memory_mb": _peak_memory_mb(device)}
     if "examples" in runs[0].extra:
@@ -307,6 +328,18 @@ def _aggregate_seeds(runs: list[ProtocolResult], seeds: list[int], shots: int, s
                                                    "decoder": runs[0].chosen.get("decoder")},
                           params_trainable=runs[0].params_trainable, params_total=runs[0].params_total,
                           extra=extra)
+
+
+def _seeds_hd95(runs: list[ProtocolResult], per_class: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """A few-shot cell's HD95: per organ the mean over seeds, volume counts summed over seeds."""
+    first = runs[0].extra["hd95"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = float(np.nanmean([v["hd95"] for v in per_class.values()]))
+    return {"unit": first["unit"], "per_class": {c: v["hd95"] for c, v in per_class.items()},
+            **{k: {c: sum(r.extra["hd95"][k][c] for r in runs) for c in per_class}
+               for k in ("volumes_scored", "volumes_one_empty")},
+            "mean": mean, "convention": first["convention"], "seeds": len(runs)}
 
 
 @torch.no_grad()

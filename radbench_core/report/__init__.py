@@ -55,6 +55,9 @@ def build_report(records: Iterable[CellResult], out_dir: str | Path,
     predictions = run_predictions(records, roots)              # issue 17: paired significance
     tables = with_comparisons(build_tables(headline_frame(records), predictions=predictions))
     tables.update(clinical_tables(records, predictions))       # per finding, test sets, operating point
+    from radbench_core.report.curves import build_curves
+    curve_figures, curve_tables = build_curves(records, predictions, out_dir / "figures")
+    tables.update(curve_tables)                                # ROC / PR of the best cells
     write_tables(tables, out_dir / "tables", ci=ci_in_tables)
     atomic_write_text(out_dir / CITATION_FILE, citation_bib())
 
@@ -62,6 +65,7 @@ def build_report(records: Iterable[CellResult], out_dir: str | Path,
         for ext in ("png", "svg"):
             (out_dir / "figures" / f"{stem}.{ext}").unlink(missing_ok=True)
     figures = build_figures(records, out_dir / "figures", roots=roots)
+    figures.update(curve_figures)
     _write_beyond(records, out_dir, predictions)
 
     links = {}

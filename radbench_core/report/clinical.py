@@ -1,6 +1,7 @@
 """What a radiology reader looks for beyond the headline: per-finding AUROC with the finding names,
 the test sets (items, patients, prevalence per finding) and sensitivity/specificity at a stated
-operating point, one table each per classification dataset.
+operating point, one table each per classification dataset; Dice and HD95 per organ side by side,
+one table per segmentation dataset.
 
 Why separate from ``tables.py``: the study printed none of these, so they follow no layout; they
 come from each record's ``auroc_per_class`` + ``class_names`` and from its test predictions (.npz).
@@ -15,13 +16,15 @@ from typing import Any, Iterable
 import numpy as np
 
 from radbench_core.core.results import CellResult
+from radbench_core.eval.metrics import HIGHER_IS_BETTER
+from radbench_core.eval.surface_distance import CONVENTION
 from radbench_core.eval.operating_point import (OPERATING_POINT, prevalence, sensitivity_specificity,
                                                 truths)
 from radbench_core.report.frame import (DATASET_ORDER, MODEL_ORDER, PROTOCOL_LABELS, dataset_label,
                                         model_label, order_key, variant_key)
 from radbench_core.report.table import MARKS_NOTE, Column, Entry, Table
 
-PREFIXES = ("perclass_", "testset_", "operating_", "perorgan_")       # file stems of the clinical tables
+PREFIXES = ("perclass_", "testset_", "operating_", "perorgan_", "curves_")   # file stems of the clinical tables
 CELL_HEADER = ("Model", "Protocol", "Variant")
 
 
@@ -78,26 +81,37 @@ def per_class_table(dataset: str, recs: list[CellResult]) -> Table | None:
 
 
 def per_organ_table(dataset: str, recs: list[CellResult]) -> Table | None:
-    """Dice per organ (columns, foreground classes by name) of every segmentation cell on
-    ``dataset``: each record's ``per_class`` Dice, the mean over test volumes."""
+    """Dice and HD95 per organ side by side (column groups: foreground classes by name) of every
+    segmentation cell on ``dataset``: each record's ``per_class`` values, means over test volumes.
+
+    Records written before HD95 was recorded give a Dice-only table (one column per organ)."""
     recs = [r for r in recs if isinstance((r.extra or {}).get("per_class"), dict) and r.extra["per_class"]]
     if not recs:
         return None
     organs = list(recs[0].extra["per_class"])
-    table = Table(f"perorgan_{stem(dataset)}", 0, f"Dice per organ on {dataset_label(dataset)} (test "
-                  f"volumes, mean over volumes where the organ is present). {MARKS_NOTE}", CELL_HEADER,
-                  [], [Column("", o) for o in organs], extended=True,
-                  title=f"Per-organ Dice, {dataset_label(dataset)}")
+    units = sorted({str(r.extra["hd95"].get("unit", "px")) for r in recs
+                    if isinstance(r.extra.get("hd95"), dict)})
+    metrics = [("dice", "Dice")] + ([("hd95", f"HD95 ({'/'.join(units)})")] if units else [])
+    columns = ([Column(o, label) for o in organs for _, label in metrics] if units
+               else [Column("", o) for o in organs])
+    hd_note = (f" HD95: 95th-percentile Hausdorff distance, lower is better, in {' / '.join(units)} "
+               f"({CONVENTION})." if units else "")
+    table = Table(f"perorgan_{stem(dataset)}", 0, f"{'Dice and HD95' if units else 'Dice'} per organ on "
+                  f"{dataset_label(dataset)} (test volumes, mean over volumes where the organ is "
+                  f"present).{hd_note} {MARKS_NOTE}", CELL_HEADER, [], columns, extended=True,
+                  title=f"Per-organ {'Dice and HD95' if units else 'Dice'}, {dataset_label(dataset)}")
     for rec in recs:
         per_class = rec.extra["per_class"]
         if list(per_class) != organs:
             continue
         table.rows.append(_row(rec))
-        for c, organ in enumerate(organs):
-            value = (per_class[organ] or {}).get("dice")
-            if isinstance(value, (int, float)) and math.isfinite(value):
-                table.entries[(len(table.rows) - 1, c)] = Entry(float(value), cell_id=rec.cell_id,
-                                                                metric="dice")
+        for o, organ in enumerate(organs):
+            for m, (name, _) in enumerate(metrics):
+                value = (per_class[organ] or {}).get(name)
+                if isinstance(value, (int, float)) and math.isfinite(value):
+                    table.entries[(len(table.rows) - 1, o * len(metrics) + m)] = Entry(
+                        float(value), higher_is_better=HIGHER_IS_BETTER[name], cell_id=rec.cell_id,
+                        metric=name)
     return table
 
 

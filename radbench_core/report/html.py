@@ -271,6 +271,14 @@ def render_index(records: list[CellResult], tables: dict[str, Table], figures: d
         files = " · ".join(f'<a href="tables/{key}.{ext}">{ext}</a>' for ext in ("md", "csv", "tex"))
         parts.append(f"<h4>{escape(tables[key].heading)}</h4>{table_html(tables[key], links=links)}"
                      f"<p>{files}</p>")
+    for stem in (s for s in figures if s.startswith(("roc_", "pr_"))):     # report/curves.py
+        png = next((p for p in figures[stem] if p.suffix == ".png"), None)
+        if png is not None:
+            data = base64.b64encode(Path(png).read_bytes()).decode("ascii")
+            title = f"{'ROC' if stem.startswith('roc_') else 'Precision-recall'} curves, {stem.split('_', 1)[1]}"
+            parts.append(f'<h4>{escape(title)}</h4><img alt="{escape(title, quote=True)}" '
+                         f'src="data:image/png;base64,{data}"><p><a href="figures/{stem}.svg">svg</a> · '
+                         f'<a href="figures/{stem}.png">png</a></p>')
     if significance is not None:
         parts.append("<h2>Significance</h2>" + significance_html(significance))
     parts.append("<h2>Figures</h2>")

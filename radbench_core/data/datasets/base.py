@@ -128,6 +128,11 @@ class DatasetIndex:
         """``(S, H, W)`` int64 class map, 0 = background, values in 0..num_classes."""
         raise NotImplementedError
 
+    def voxel_spacing(self, item: Item) -> tuple[float, float, float] | None:
+        """Voxel size in mm along ``(S, H, W)`` of ``load_mask(item)``; None when unknown (distances
+        are then in voxels). NIfTI datasets read it from the header."""
+        return None
+
     # -- conveniences shared by all datasets ------------------------------------------------------
     def split_items(self, split: str) -> list[Item]:
         return [self.items[i] for i in self.splits[split]]

@@ -63,6 +63,14 @@ class GenericIndex(DatasetIndex):
                                "store class indices (0 = background) in the mask images")
         return mask[None]
 
+    def voxel_spacing(self, item: Item) -> tuple[float, float, float] | None:
+        """A NIfTI label's voxel size in mm (header); None (pixels) for 2D image masks."""
+        path = self.root / item.masks[0] if item.masks else None
+        if path is None or not _is_volume(path.name):
+            return None
+        from radbench_core.data.datasets.volumes import axial_spacing
+        return axial_spacing(path)
+
 
 def _splits(root: Path, items: list[Item], options: LoadOptions, spec: DatasetSpec) -> dict[str, list[int]]:
     def make() -> dict[str, list[str]]:

@@ -22,6 +22,8 @@ from radbench_core.data.datasets.study_splits import mc_study_split
 from radbench_core.core.errors import DatasetError
 
 CLASSES: tuple[str, ...] = ("left_lung", "right_lung")
+RELEASE_PIXEL_MM = 0.0875                       # NLM release: 4020 x 4892 px, 0.0875 mm pixels
+RELEASE_SHAPES = ((4892, 4020), (4020, 4892))
 IMAGE_DIR, LEFT_DIR, RIGHT_DIR = "CXR_png", "ManualMask/leftMask", "ManualMask/rightMask"
 _FIX = ("download the Montgomery County set (NLM-MontgomeryCXRSet) and unpack it unchanged: "
         "CXR_png/ and ManualMask/{leftMask,rightMask}/")
@@ -39,6 +41,12 @@ class MontgomeryIndex(ImageFileIndex):
             mask = read_mask_2d(self.root / rel)
             out[(mask > 0) & (out == 0)] = value
         return out[None]
+
+    def voxel_spacing(self, item: Item) -> tuple[float, float, float] | None:
+        """0.0875 mm per pixel for an image at the release's size (Jaeger et al. 2014, the set's
+        description); None (pixels) for any other size, e.g. a resized copy or a phantom."""
+        shape = tuple(image_shape(self.root / item.images[0]))
+        return (1.0, RELEASE_PIXEL_MM, RELEASE_PIXEL_MM) if shape in RELEASE_SHAPES else None
 
 def index(root: Path, options: LoadOptions) -> MontgomeryIndex:
     """Index images and their two lung masks (one listing per folder; nothing decoded)."""

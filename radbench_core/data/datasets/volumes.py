@@ -61,6 +61,16 @@ def axial_shape(path: str | Path) -> tuple[int, int, int]:
     return canon[2], canon[1], canon[0]
 
 
+def axial_spacing(path: str | Path) -> tuple[float, float, float]:
+    """Voxel size in mm along ``(S, H, W)``, from the header's affine (no voxel data is decoded)."""
+    img = _open(Path(path))
+    sizes = np.sqrt((np.asarray(img.affine, dtype=np.float64)[:3, :3] ** 2).sum(axis=0))
+    canon = [1.0, 1.0, 1.0]
+    for axis, (target, _) in enumerate(io_orientation(img.affine)):
+        canon[int(target)] = float(sizes[axis])
+    return canon[2], canon[1], canon[0]
+
+
 def ras_to_axial(ras: np.ndarray) -> np.ndarray:
     """Canonical RAS+ ``(X, Y, Z)`` array -> ``(S, H, W)`` radiological slice stack (contiguous)."""
     return np.ascontiguousarray(ras.transpose(2, 1, 0)[:, ::-1, ::-1])
@@ -225,3 +235,7 @@ class NiftiIndex(DatasetIndex):
             raise DatasetError(self.root / item.images[0], "this case has no label file",
                                "use labelled cases (imagesTr/labelsTr) for segmentation")
         return load_label(self.root / item.masks[0], self.spec.num_classes)
+
+    def voxel_spacing(self, item: Item) -> tuple[float, float, float] | None:
+        """The label file's voxel size in mm along ``(S, H, W)`` (header only)."""
+        return axial_spacing(self.root / (item.masks or item.images)[0])
