@@ -82,7 +82,7 @@ def _same(a, b, tolerance: float) -> bool:
 
 def _show(value) -> str:
     if value is None:
-        return "identity (none stated)"
+        return "identity"
     if isinstance(value, tuple):
         return "[" + ", ".join(f"{v:g}" for v in value) + "]"
     return str(value)
@@ -107,13 +107,14 @@ def check_image_mask_pair(image: Path, mask: Path) -> int:
 
 def read_mask_2d(path: Path) -> np.ndarray:
     """A 2D mask's stored values as ``(H, W)``; a layout whose gray conversion moves the region is refused."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     if not path.is_file():
         raise DatasetError(path, "the mask file is missing", "restore the mask from the dataset release")
     try:
         with Image.open(path) as img:
             img.load()
+            img = ImageOps.exif_transpose(img)      # as displayed, like its image (same tag: checked)
             mode = img.mode
             arr = np.asarray(img.convert("RGBA") if mode in ("P", "PA") else img)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
