@@ -178,3 +178,20 @@ def test_every_cell_failing_still_writes_a_report_listing_each_with_its_reason(t
     assert "Failed cells (4)" in html
     for cell_id in failed:
         assert cell_id in html
+
+
+def test_the_projects_monochrome1_files_reach_the_model_the_right_way_up(tmp_path: Path) -> None:
+    """The same folder as the journey, read in-process through the project's csv_dataset: every
+    effusion image (MONOCHROME1 or not) shows its band bright, every normal one does not."""
+    from radbench_core.data.datasets import open_dataset
+    from radbench_core.data.datasets.generic import csv_dataset
+    write_ward_dicom(tmp_path / "ward_dcm")
+    spec = csv_dataset("ward_dcm", "Ward chest X-rays (DICOM)", folder="ward_dcm", label_column="finding",
+                       classes=("normal", "effusion"), patient_column="patient")
+    index = open_dataset(spec, tmp_path / "ward_dcm")
+    inverted = {f"{i}.dcm" for i in range(N_PATIENTS * PER_PATIENT) if i % 4 == 3}
+    assert {pydicom.dcmread(tmp_path / "ward_dcm" / k).PhotometricInterpretation for k in inverted} == {"MONOCHROME1"}
+    for item in index.items:
+        image = index.load_slices(item)[0]
+        band_brighter = image[14:].mean() > image[:14].mean() + 0.3
+        assert band_brighter == (item.label == 1), item.key
