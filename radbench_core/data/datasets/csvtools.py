@@ -82,8 +82,9 @@ def read_gray(path: Path) -> np.ndarray:
 
 
 def read_raw(path: Path) -> np.ndarray:
-    """Decode one PNG/JPEG to its stored 2D array (masks must keep their raw values to binarise)."""
-    from PIL import Image, UnidentifiedImageError
+    """Decode one PNG/JPEG to its 2D array as displayed (EXIF orientation applied; masks keep their raw
+    values to binarise)."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     if not path.is_file():
         raise DatasetError(path, "the image file is missing",
@@ -91,6 +92,7 @@ def read_raw(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as img:
             img.load()
+            img = ImageOps.exif_transpose(img)      # an EXIF-rotated file is read as it is displayed
             if img.mode not in ("L", "1", "I;16", "I;16B", "I;16L", "I", "F"):
                 img = img.convert("L")
             arr = np.asarray(img)

@@ -15,6 +15,9 @@ pipeline (PS3.3 C.11 / C.7.6.3.1.2), applied here in order:
      (``WindowCenter``/``WindowWidth``, LINEAR, LINEAR_EXACT or SIGMOID) where present, else min-max.
 3. ``MONOCHROME1`` (low values shown bright, common in CR/DX exports) is inverted back so bright means
    dense in every image, except for CT whose Hounsfield units already mean that.
+4. ``ImageOrientationPatient``: a slice stored flipped or transposed is turned to the axial display of
+   NIfTI volumes; another plane or an oblique slice is refused (``dicom_geometry.py``). A mask of a
+   DICOM image is turned the same way (:func:`read_mask_of_dicom`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from radbench_core.data.datasets.csvtools import check_not_degenerate
+from radbench_core.data.datasets.dicom_geometry import display_of, read_header
 from radbench_core.data.datasets.preprocess import check_finite, to_unit, window_ct, window_mri
 from radbench_core.core.errors import DatasetError
 
@@ -33,14 +37,26 @@ GRAYSCALE = ("MONOCHROME1", "MONOCHROME2")
 def read_dicom(path: Path, modality: str = "xray") -> np.ndarray:
     """One DICOM image -> (H, W) float32 in [0, 1], displayed as the standard says (module docstring)."""
     ds, stored = _decode(path)
+    display = display_of(ds, path)
     values = _modality_lut(ds, stored, path)
     check_finite(values, path)
     if modality == "ct":
-        return window_ct(values)
+        return display.apply(window_ct(values))
     shown = window_mri(values) if modality == "mri" else _voi(ds, values, path)
     if str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip() == "MONOCHROME1":
         shown = np.float32(1.0) - shown
-    return np.asarray(shown, dtype=np.float32)
+    return display.apply(np.asarray(shown, dtype=np.float32))
+
+
+def read_mask_of_dicom(image: Path, mask: np.ndarray) -> np.ndarray:
+    """A mask drawn on a DICOM image's stored pixel grid, turned to that image's display."""
+    return display_of(read_header(image), image).apply(mask)
+
+
+def read_dicom_mask(path: Path) -> np.ndarray:
+    """A mask stored as DICOM: its stored class values (no LUT, no window), turned to the display."""
+    ds, stored = _decode(path)
+    return display_of(ds, path).apply(stored)
 
 
 def _decode(path: Path):

@@ -26,7 +26,7 @@ import numpy as np
 
 from radbench_core.data.datasets.base import DatasetIndex, DatasetSpec, Item, LoadOptions
 from radbench_core.data.datasets.csvtools import list_files, read_csv, read_gray, safe_relpath
-from radbench_core.data.datasets.dicom import read_dicom
+from radbench_core.data.datasets.dicom import read_dicom, read_dicom_mask, read_mask_of_dicom
 from radbench_core.data.datasets.geometry import check_image_mask_pair, read_mask_2d
 from radbench_core.data.datasets.splits import keys_by_group, natural_key, patient_split, resolve_splits
 from radbench_core.core.errors import ConfigError, DatasetError
@@ -57,7 +57,13 @@ class GenericIndex(DatasetIndex):
         if _is_volume(path.name):
             from radbench_core.data.datasets.volumes import load_label
             return load_label(path, self.spec.num_classes)
-        mask = read_mask_2d(path).astype(np.int64)
+        if path.suffix.lower() == ".dcm":
+            mask = read_dicom_mask(path).astype(np.int64)          # turned by its own orientation
+        else:
+            mask = read_mask_2d(path).astype(np.int64)
+            image = self.root / item.images[0]
+            if image.suffix.lower() == ".dcm":                      # drawn on the image's stored pixels
+                mask = read_mask_of_dicom(image, mask)
         if mask.max(initial=0) > self.spec.num_classes:
             raise DatasetError(path, f"mask values up to {mask.max()}, expected 0..{self.spec.num_classes}",
                                "store class indices (0 = background) in the mask images")

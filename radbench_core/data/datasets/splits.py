@@ -116,11 +116,12 @@ def _read_split_json(path: Path) -> dict[str, list[str]]:
         raise DatasetError(path, f"the split file is not valid JSON ({exc})",
                            "fix the file, or drop it to let radbench compute a split") from exc
     if not isinstance(data, dict) or not all(
-            isinstance(v, list) and all(isinstance(k, str) for k in v) for v in data.values()):
+            isinstance(v, list) and all(isinstance(k, str) for k in v)
+            for name, v in data.items() if name != "unlisted"):
         raise DatasetError(path, "expected a JSON object mapping each split name to a list of item "
                                  "keys, e.g. {\"train\": [\"case_1\"], \"val\": [...], \"test\": [...]}",
                            "rewrite the file in that shape")
-    return {str(k): list(v) for k, v in data.items()}
+    return {str(k): v if k == "unlisted" else list(v) for k, v in data.items()}
 
 
 def _positions(where: str | Path, splits: dict[str, list[str]], items: list[Item], *,
@@ -166,16 +167,37 @@ def computed_splits_path(splits_dir: str | Path, root: Path, items: list[Item]) 
     return Path(splits_dir) / f"{Path(root).name}-{items_fingerprint(items)}.json"
 
 
-def _check_coverage(where: str | Path, splits: dict[str, list[str]], items: list[Item]) -> None:
-    """A user split file must place every item on disk: new items would be silently left out."""
+UNLISTED = ("refuse", "exclude")      # a split file's "unlisted" key: what items in no split get
+
+
+def _unlisted_rule(path: Path, data: dict) -> str:
+    """Pop the split file's optional ``"unlisted"`` key: ``"refuse"`` (default) or ``"exclude"``."""
+    rule = data.pop("unlisted", "refuse")
+    if rule not in UNLISTED:
+        raise DatasetError(path, f'"unlisted": {rule!r} is not one of {list(UNLISTED)}',
+                           'write "unlisted": "exclude" to leave the items in no split out on purpose, '
+                           "or drop the key to have them refused")
+    return rule
+
+
+def _check_coverage(where: str | Path, splits: dict[str, list[str]], items: list[Item],
+                    exclude: bool = False) -> None:
+    """A user split file must place every item on disk: new items would be silently left out. A file
+    saying ``"unlisted": "exclude"`` (a published subset, an official test list) leaves them out
+    on purpose, with one warning that counts them."""
     listed = {key for keys in splits.values() for key in keys}
     unplaced = [it.key for it in items if it.key not in listed]
-    if unplaced:
+    if unplaced and exclude:
+        warnings.warn(f"{where}: {len(unplaced)} of {len(items)} items on disk are in no split and are "
+                      f"left out, as the file says (\"unlisted\": \"exclude\"; e.g. "
+                      f"{', '.join(map(repr, unplaced[:3]))})", stacklevel=3)
+    elif unplaced:
         raise DatasetError(where, f"the split file does not cover the dataset: {len(unplaced)} of "
                                   f"{len(items)} items on disk are in no split (e.g. "
                                   f"{', '.join(map(repr, unplaced[:3]))}); items were added since "
-                                  "it was written",
-                           "list every item in the split file (or remove the new files), or drop "
+                                  "it was written, or the file lists a subset",
+                           "list every item in the split file (or remove the new files), add "
+                           '"unlisted": "exclude" to the file to leave them out on purpose, or drop '
                            "the split file to let radbench compute one")
 
 
@@ -205,12 +227,13 @@ def load_or_create_splits(root: Path, items: list[Item], make: Callable[[], dict
     if split_file is not None:
         path = user_split_path(root, split_file)
         data = _read_split_json(path)
+        unlisted = _unlisted_rule(path, data)
         unknown = sorted(set(data) - set(SPLIT_NAMES))
         if unknown:
             raise DatasetError(path, f"split name(s) {unknown} are not among {list(SPLIT_NAMES)}",
                                "name the splits train, val and test (e.g. 'validation' -> 'val')")
         positions = _positions(path, data, items)
-        _check_coverage(path, data, items)
+        _check_coverage(path, data, items, exclude=unlisted == "exclude")
         return positions
     saved = computed_splits_path(splits_dir, root, items) if splits_dir is not None else None
     if saved is not None and saved.is_file():
