@@ -36,7 +36,8 @@ table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.9em}
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}th:first-child,td:first-child{text-align:left}
 th{background:#f3f3f3}.banner{background:#b00020;color:#fff;padding:1em;font-size:1.2em;font-weight:bold}
 .missing{color:#888;font-style:italic}.caption{max-width:60em}img{max-width:100%;border:1px solid #eee}
-.fail{color:#b00020;font-weight:bold}.pass{color:#1b5e20}.kv td,td.l{text-align:left}"""
+.fail{color:#b00020;font-weight:bold}.pass{color:#1b5e20}.kv td,td.l{text-align:left}
+td:not(:first-child) a{color:inherit;text-decoration:none}td:not(:first-child) a:hover{text-decoration:underline dotted}"""
 _MANIFEST_KEYS = ("profile", "seed", "device", "git_sha", "git_dirty", "started", "finished",
                   "interrupted")
 _MANIFEST_APART = ("failed_cells", "machine")          # own sections: Failed cells, Machine
