@@ -115,3 +115,23 @@ def test_beyond_the_study_is_linked_from_the_page(report):
     section = html.split("<h2>Beyond the study</h2>", 1)[1].split("<h2>", 1)[0]
     assert '<a href="beyond_the_study.md">' in section and '<a href="fig1_ranking_extended.csv">' in section
     assert (report.parent / "beyond_the_study.md").read_text().startswith("# Beyond the study")
+
+
+def test_radbench_report_screenshot(report, tmp_path, capsys, monkeypatch):
+    """`radbench report RUN --screenshot`: the report, its screenshots and "0 problem(s)"; one line
+    and status 0 on a machine without a browser."""
+    import shutil
+    from radbench_core.cli.app import main
+    import radbench_core.report.browser as browser
+    run = tmp_path / "run"
+    shutil.copytree(report.parent / "cells", run / "cells")
+    monkeypatch.setattr(browser, "missing_browser", lambda: "no Chromium on PATH (planted)")
+    assert main(["report", str(run), "--screenshot"]) == 0
+    assert "--screenshot skipped: no Chromium on PATH (planted)" in capsys.readouterr().err
+    assert (run / "index.html").is_file() and not (run / "screenshots").exists()
+    monkeypatch.undo()
+    needs_browser()
+    assert main(["report", str(run), "--screenshot"]) == 0
+    out = capsys.readouterr().out
+    assert "screenshots (" in out and "0 problem(s)" in out and "report tables, 3 figures" in out
+    assert (run / "screenshots" / PAGE_SHOT).read_bytes()[:4] == b"\x89PNG"
