@@ -523,7 +523,7 @@ def test_bad_inputs_fail_their_cell_only_and_keep_stored_results(project, tmp_pa
     csv = (run_dir / "results.csv").read_text()
     assert "dinov2_vits14-nih-knn" in csv and "chexpert" not in csv
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert manifest["outcomes"] == {"passed": 1, "failed": 5, "skipped": 1}
+    assert manifest["outcomes"] == {"passed": 1, "resumed": 0, "failed": 5, "skipped": 1}
     assert manifest["interrupted"] is False
     assert len(manifest["failed_cells"]) == 5                       # issue 22: and in the HTML report
     assert any("cannot decode the image" in r for r in manifest["failed_cells"].values())

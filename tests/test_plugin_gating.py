@@ -46,6 +46,10 @@ def test_gate_fails_a_drop_passes_an_improvement_and_flags_a_changed_config(proj
     ok = regate(project, profile, run_dir, baseline)
     assert ok.ret == 0
     ok.assert_outcomes(skipped=5)                     # 4 resumed + no segmentation cells
+    # issue 25: the manifest and the report count the 4 recorded cells as resumed, not skipped
+    outcomes = json.loads((run_dir / "manifest.json").read_text())["outcomes"]
+    assert outcomes == {"passed": 0, "resumed": 4, "failed": 0, "skipped": 1}
+    assert "Last session: 0 passed, 4 resumed, 0 failed, 1 skipped." in (run_dir / "index.html").read_text()
 
     shift(baseline, LINEAR, "auroc", +0.05)          # the run now looks 0.05 worse than the baseline
     dropped = regate(project, profile, run_dir, baseline)

@@ -155,7 +155,8 @@ def test_deviations_and_published_banner(tmp_path):
     assert escape(PUBLISHED_BANNER) not in html
     pub = build_report(published_records(), tmp_path / "pub").read_text()
     assert escape(PUBLISHED_BANNER) in pub and escape(DEMO_BANNER) not in pub
-    assert "no cell of this run was published by the study" in pub          # never compared to itself
+    assert "no cell of this run was published" not in pub                     # issue 25: it all was
+    assert "nothing is compared with them" in pub                               # never compared to itself
 
 
 def test_escaping(tmp_path):

@@ -119,7 +119,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 PUBLISHED_OUT = Path("reports") / "published"
 
 
-def cmd_report_published(out: str | None) -> int:
+def cmd_report_published(out: str | None, screenshot: bool = False) -> int:
     """Write the study's published numbers as records under OUT/cells and build their report.
 
     Why: anyone can check that the report lays the study's numbers out as the study did.
@@ -137,7 +137,24 @@ def cmd_report_published(out: str | None) -> int:
     index = build_report(records, store.run_dir, manifest=manifest, verdicts=None)
     _out(f"{len(records)} published cell(s) written to {store.cells_dir}")
     _out(str(index))
-    return 0
+    return _screenshot(index) if screenshot else 0
+
+
+def _screenshot(index: Path) -> int:
+    """``--screenshot``: open the page in headless Chromium, save screenshots/, list what is wrong.
+
+    No browser on this machine: one line, status 0 (the report itself was written)."""
+    from radbench_core.report.browser import SCREENSHOT_DIR, check_report, missing_browser
+    if (why := missing_browser()) is not None:
+        print(f"radbench: --screenshot skipped: {why}", file=sys.stderr)
+        return 0
+    check = check_report(index, Path(index).parent / SCREENSHOT_DIR)
+    _out(f"screenshots ({len(check.screenshots)}): {Path(index).parent / SCREENSHOT_DIR}")
+    _out(f"page: {check.captioned_tables} report tables, {len(check.images)} figures, "
+         f"{len(check.links)} links, {len(check.problems)} problem(s)")
+    for line in check.problems:
+        print(f"radbench: {index}: {line}", file=sys.stderr)
+    return 1 if check.problems else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -145,7 +162,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         if args.run_dirs:
             raise ConfigError("--published", "run dirs were given too",
                               "run `radbench report --published [--out DIR]` on its own")
-        return cmd_report_published(args.out)
+        return cmd_report_published(args.out, args.screenshot)
     if not args.run_dirs:
         raise ConfigError("radbench report", "no run dir given",
                           "pass RUN_DIR (e.g. reports/latest), or --published for the study's numbers")
@@ -159,7 +176,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     index = build_report(records, out_dir, manifest=manifest, verdicts=None, run_dirs=args.run_dirs,
                          ci_in_tables=args.ci)
     _out(str(index))
-    return 0
+    return _screenshot(index) if args.screenshot else 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -266,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the study's published numbers as records and report them")
     p.add_argument("--ci", action="store_true",
                    help="print each entry's 95%% CI in the Markdown and LaTeX tables too")
+    p.add_argument("--screenshot", action="store_true",
+                   help="open index.html in headless Chromium (Playwright + an installed chromium): "
+                   "save screenshots/ and report console errors, undecoded figures, broken links")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("compare", help="gate a finished run against a baseline (exit 1 on regressions)")

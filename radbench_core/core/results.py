@@ -183,13 +183,35 @@ def package_versions() -> dict[str, str]:
 
 
 def machine_info() -> dict[str, Any]:
+    """The machine a run ran on (the report's "Machine" section): CPU model and cores, RAM, GPUs, OS."""
     info: dict[str, Any] = {"node": platform.node(), "platform": platform.platform(),
                             "processor": platform.processor() or platform.machine(),
-                            "cpu_count": os.cpu_count()}
+                            "cpu_model": _cpu_model(), "cpu_count": os.cpu_count(),
+                            "ram_gib": _ram_gib()}
     try:
         import torch
         if torch.cuda.is_available():
-            info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+            props = [torch.cuda.get_device_properties(i) for i in range(torch.cuda.device_count())]
+            info["gpus"] = [p.name for p in props]
+            info["gpu_memory_gib"] = [round(p.total_memory / 2**30, 1) for p in props]
     except Exception:  # noqa: BLE001 - the manifest must never fail the run
         pass
     return info
+
+
+def _cpu_model() -> str:
+    """``model name`` of /proc/cpuinfo (Linux), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.lower().startswith(("model name", "hardware")) and ":" in line:
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _ram_gib() -> float | None:
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (AttributeError, OSError, ValueError):
+        return None

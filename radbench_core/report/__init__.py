@@ -18,8 +18,9 @@ from radbench_core.report.comparison import VS_STUDY, with_comparisons
 from radbench_core.report.figures import FIGURES, build_figures
 from radbench_core.report.figures_examples import find_file
 from radbench_core.report.frame import headline_frame, merge_records, records_frame, summary_table
-from radbench_core.report.html import render_index
+from radbench_core.report.html import REPORT_FILES, page_banners, render_index
 from radbench_core.report.render import latex_document
+from radbench_core.report.run_status import report_markdown
 from radbench_core.report.table import Table
 from radbench_core.report.tables import TABLES, build_tables, to_csv, to_latex, to_markdown
 from radbench_core.core.errors import ConfigError, StorageError
@@ -29,12 +30,14 @@ __all__ = ["build_report", "summary_table", "write_tables"]
 VERDICT_KEYS = ("cell_id", "metric", "baseline", "now", "delta", "verdict", "tolerance")
 CITATION_FILE = "citation.bib"        # the study's and radbench's BibTeX
 LATEX_DOCUMENT = "all_tables.tex"     # tables/: a pdflatex document that inputs every .tex table
+REPORT_MARKDOWN = "report.md"         # the page's banners, outcomes, machine and links, in Markdown
 
 
 def build_report(records: Iterable[CellResult], out_dir: str | Path,
                  manifest: dict[str, Any] | None = None, verdicts: list[dict[str, Any]] | None = None,
                  *, run_dirs: Iterable[str | Path] = (), ci_in_tables: bool = False) -> Path:
-    """Write results.csv, tables/, figures/ and index.html under ``out_dir``; return index.html's path.
+    """Write results.csv, tables/, figures/, report.md and index.html under ``out_dir``; return
+    index.html's path.
 
     ``ci_in_tables`` adds each entry's 95% CI to the Markdown and LaTeX tables (CSV and HTML
     always have them). ``run_dirs`` are the run directories the records came from (for a merged
@@ -73,8 +76,15 @@ def build_report(records: Iterable[CellResult], out_dir: str | Path,
         rel = Path("cells") / cell_filename(rec.cell_id)
         found = find_file(str(rel), roots)
         links[rec.cell_id] = Path(os.path.relpath(found, out_dir)).as_posix() if found else rel.as_posix()
+    figure_files = [f"figures/{Path(p).name}" for stem in FIGURES for p in figures.get(stem, [])
+                    if Path(p).suffix == ".png"]
+    atomic_write_text(out_dir / REPORT_MARKDOWN, report_markdown(
+        manifest, [text for text, _ in page_banners(records, manifest)], len(records),
+        [f"tables/{key}.md" for key in tables], figure_files,
+        [f for f in REPORT_FILES if f != REPORT_MARKDOWN and (out_dir / f).is_file()]))
     html = render_index(records, tables, figures, manifest, verdicts, links,
-                        significance=group_matrices(records, predictions) if predictions else None)
+                        significance=group_matrices(records, predictions) if predictions else None,
+                        files=[f for f in REPORT_FILES if (out_dir / f).is_file()])
     return atomic_write_text(out_dir / "index.html", html)
 
 

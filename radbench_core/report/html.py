@@ -21,6 +21,7 @@ from radbench_core.report.figures import FIGURES
 from radbench_core.report.frame import METRIC_LABEL, PUBLISHED_WEIGHTS, headline, headline_frame
 from radbench_core.report.published import compare_to_published, published_index
 from radbench_core.report.render import SUBSCRIPT, column_spans, grouped_labels
+from radbench_core.report.run_status import interrupted_banner, machine_rows, outcome_text
 from radbench_core.report.tables import TABLES, Table
 from radbench_core.core.results import CellResult
 
@@ -35,9 +36,22 @@ table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.9em}
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}th:first-child,td:first-child{text-align:left}
 th{background:#f3f3f3}.banner{background:#b00020;color:#fff;padding:1em;font-size:1.2em;font-weight:bold}
 .missing{color:#888;font-style:italic}.caption{max-width:60em}img{max-width:100%;border:1px solid #eee}
-.fail{color:#b00020;font-weight:bold}.pass{color:#1b5e20}"""
+.fail{color:#b00020;font-weight:bold}.pass{color:#1b5e20}.kv td,td.l{text-align:left}
+td:not(:first-child) a{color:inherit;text-decoration:none}td:not(:first-child) a:hover{text-decoration:underline dotted}"""
 _MANIFEST_KEYS = ("profile", "seed", "device", "git_sha", "git_dirty", "started", "finished",
                   "interrupted")
+_MANIFEST_APART = ("failed_cells", "machine")          # own sections: Failed cells, Machine
+PUBLISHED_ONLY = ("This report lays out the study's own published numbers: nothing was run, so nothing "
+                  "is compared with them. A run's report compares each of its cells with these.")
+# files of the report folder the page links when they exist, with what each holds
+REPORT_FILES = {"report.md": "this page's summary in Markdown, with links to every table and figure",
+                "results.csv": "every metric of every cell, one row each, with 95% CIs",
+                "tables/all_tables.tex": "a pdflatex document of every table",
+                "citation.bib": "BibTeX of the study and of radbench",
+                "beyond_the_study.md": "Beyond the study: models the study never ran beside DINOv2 ViT-L/14 "
+                                       "and ViT-g/14, each dataset's difference to ViT-g/14",
+                "fig1_ranking_extended.csv": "Figure 1's ranking recomputed over the extended model set"}
+BEYOND = ("beyond_the_study.md", "fig1_ranking_extended.csv")
 
 
 def _label_html(text: str) -> str:
@@ -68,7 +82,7 @@ def table_html(table: Table, ci: bool = True, links: dict[str, str] | None = Non
                         f'title="{escape(entry.cell_id, quote=True)}">{text}</a>')
             cells.append(f"<td><strong>{text}</strong></td>" if r in best[c] else
                          f"<td><u>{text}</u></td>" if r in second[c] else f"<td>{text}</td>")
-        body.append("<tr>" + "".join(f"<td>{_label_html(x)}</td>" for x in labels)
+        body.append("<tr>" + "".join(f'<td class="l">{_label_html(x)}</td>' for x in labels)
                     + "".join(cells) + "</tr>")
     return (f'<p class="caption"><b>{table.heading}.</b> {_label_html(table.caption)}</p>'
             f"<table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>")
@@ -133,8 +147,8 @@ def _manifest_html(manifest: dict[str, Any] | None) -> str:
     if not manifest:
         return '<p class="missing">No run manifest was given.</p>'
     rows = []
-    keys = [k for k in _MANIFEST_KEYS if k in manifest] + sorted(k for k in manifest
-                                                                 if k not in _MANIFEST_KEYS and k != "failed_cells")
+    keys = [k for k in _MANIFEST_KEYS if k in manifest] + sorted(
+        k for k in manifest if k not in _MANIFEST_KEYS and k not in _MANIFEST_APART)
     for key in keys:
         value = manifest[key]
         if isinstance(value, dict):
@@ -146,7 +160,7 @@ def _manifest_html(manifest: dict[str, Any] | None) -> str:
         if key == "git_dirty" and value:
             text += " (uncommitted changes: the sha alone does not reproduce this run)"
         rows.append(f"<tr><th>{escape(str(key))}</th><td>{escape(text)}</td></tr>")
-    return f"<table>{''.join(rows)}</table>"
+    return f'<table class="kv">{"".join(rows)}</table>'
 
 
 FAILING = ("regressed", "missing", "fail", "failed")   # radbench_core.gate.compare fails on the first two
@@ -234,25 +248,55 @@ def data_banners(records: list[CellResult]) -> list[str]:
         ([SMOKE_BANNER] if any(on_user_data(r) for r in demo) else [])
 
 
+def page_banners(records: list[CellResult], manifest: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """(text, ARIA role) of every banner atop the page (and report.md): data, published, interrupted."""
+    out = [(b, "alert") for b in data_banners(records)]
+    if records and all(r.weights == PUBLISHED_WEIGHTS for r in records):
+        out.append((PUBLISHED_BANNER, "note"))
+    if (line := interrupted_banner(manifest, len(records))) is not None:
+        out.append((line, "alert"))
+    return out
+
+
+def _machine_html(manifest: dict[str, Any] | None) -> str:
+    rows = machine_rows(manifest)
+    if not rows:
+        return '<p class="missing">the manifest names no machine</p>'
+    return ('<table class="kv">' + "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows)
+            + "</table>")
+
+
+def _files_html(files: list[str]) -> str:
+    items = "".join(f'<li><a href="{escape(f, quote=True)}">{escape(f)}</a>: {escape(REPORT_FILES[f])}</li>'
+                    for f in REPORT_FILES if f in files)
+    return f"<ul>{items}</ul>" if items else '<p class="missing">none</p>'
+
+
 def render_index(records: list[CellResult], tables: dict[str, Table], figures: dict[str, list[Path]],
                  manifest: dict[str, Any] | None = None,
                  verdicts: list[dict[str, Any]] | None = None,
                  links: dict[str, str] | None = None,
-                 significance: list[dict[str, Any]] | None = None) -> str:
-    """The whole page as a string; figure paths are read to embed the PNGs."""
+                 significance: list[dict[str, Any]] | None = None,
+                 files: list[str] | None = None) -> str:
+    """The whole page as a string; figure paths are read to embed the PNGs; ``files``: the report
+    folder's files (relative paths) to link, of :data:`REPORT_FILES`."""
+    report_files = list(files or [])             # (``files`` is reused below for each table's links)
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              "<title>radbench report</title>", f"<style>{_CSS}</style></head><body>"]
-    for banner in data_banners(records):
-        parts.append(f'<div class="banner" role="alert">{escape(banner)}</div>')
-    if records and all(r.weights == PUBLISHED_WEIGHTS for r in records):
-        parts.append(f'<div class="banner" role="note">{escape(PUBLISHED_BANNER)}</div>')
+    for banner, role in page_banners(records, manifest):
+        parts.append(f'<div class="banner" role="{role}">{escape(banner)}</div>')
     n_demo = sum(r.is_demo for r in records)
-    parts.append(f"<h1>radbench report</h1><p>{len(records)} cell(s), {n_demo} on demo weights.</p>")
+    outcomes = outcome_text(manifest)
+    parts.append(f"<h1>radbench report</h1><p>{len(records)} cell(s), {n_demo} on demo weights."
+                 + (f" Last session: {escape(outcomes)}." if outcomes else "") + "</p>")
     parts.append("<h2>Run manifest</h2>" + _manifest_html(manifest))
+    parts.append("<h2>Machine</h2>" + _machine_html(manifest))
+    published_only = bool(records) and all(r.weights == PUBLISHED_WEIGHTS for r in records)
     parts.append("<h2>Reproduction of the study's published numbers</h2>"
-                 + reproduction_html(compare_to_published(headline_frame(records)),
-                                     demo_shared=len({r.cell_id for r in records if r.is_demo}
-                                                     & set(published_index()))))
+                 + (f"<p>{escape(PUBLISHED_ONLY)}</p>" if published_only else
+                    reproduction_html(compare_to_published(headline_frame(records)),
+                                      demo_shared=len({r.cell_id for r in records if r.is_demo}
+                                                      & set(published_index())))))
     parts.append("<h2>Deviations from the study</h2>" + deviations_html(records))
     parts.append("<h2>Tables</h2>")
     for key, title in TABLES.items():
@@ -301,6 +345,10 @@ def render_index(records: list[CellResult], tables: dict[str, Table], figures: d
         rows = "".join(f"<tr><td>{escape(c)}</td><td>{escape(str(r))}</td></tr>" for c, r in sorted(failed.items()))
         parts.append(f"<h2>Failed cells ({len(failed)})</h2><table><tr><th>cell</th><th>reason</th></tr>"
                      f"{rows}</table>")
+    if any(f in report_files for f in BEYOND):
+        parts.append("<h2>Beyond the study</h2><p>Models the study never ran, beside its best: "
+                     + " · ".join(f'<a href="{f}">{f}</a>' for f in BEYOND if f in report_files) + "</p>")
+    parts.append("<h2>Files of this report</h2>" + _files_html(report_files))
     parts.append('<h2>How to cite</h2><p>The study this report reproduces, and radbench '
                  '(<a href="citation.bib">citation.bib</a>):</p>'
                  f"<pre>{escape(citation_bib())}</pre>")

@@ -4,7 +4,9 @@ Why: "the paper's tables" must mean the study's rows and columns, whatever a run
 and column names the cell it takes (model, dataset, protocol, variant); a run's cell that no study
 row takes goes to the table's extended companion (built in ``tables.py``). Parameter counts of
 Tables 6 and 9 are computed from the full-size architectures with one output class, as the study
-counted them (Table 6 caption), never typed in.
+counted them (Table 6 caption), never typed in; each such row also carries the entries the study
+printed (``RowSpec.printed``), shown only when the report lays out the study's own numbers
+(``radbench report --published``), where a computed count under the study's caption would misquote it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class RowSpec:
     protocol: str = ""               # "" = the column's protocol
     variant: str | None = None       # None = the layout's variant
     params: str = ""                 # "" | "decoder" | "scratch" | "finetune:<mode>"
+    printed: tuple[str, ...] = ()    # the study's parameter entries as printed (paper Tables 6, 9)
 
 
 @dataclass(frozen=True)
@@ -100,12 +103,13 @@ LAYOUTS: tuple[Layout, ...] = (
            _SEG_COLS),
     Layout("table6_dinov2_vs_scratch", 6, "Table 6. Frozen DINOv2 vs segmentation models from scratch",
            "Frozen DINOv2 with a U-Net decoder (448 px) vs U-Net and TransUNet trained from scratch "
-           "(448 px). Parameters counted with one output class, computed from the full-size "
-           "architectures.", "segmentation", ("Method", "Architecture"),
-           (RowSpec(("Scratch", "U-Net"), "unet", "scratch", params="scratch"),
-            RowSpec(("Scratch", "TransUnet"), "transunet", "scratch", params="scratch"),
-            _dino("ViT-L/14", protocol="seg_unet", params="decoder"),
-            _dino("ViT-g/14", protocol="seg_unet", params="decoder")),
+           "(448 px).", "segmentation", ("Method", "Architecture"),
+           (RowSpec(("Scratch", "U-Net"), "unet", "scratch", params="scratch",
+                    printed=("31M (100%)", "31M")),
+            RowSpec(("Scratch", "TransUnet"), "transunet", "scratch", params="scratch",
+                    printed=("324M (100%)", "324M")),
+            _dino("ViT-L/14", protocol="seg_unet", params="decoder", printed=("17M (5%)", "317M")),
+            _dino("ViT-g/14", protocol="seg_unet", params="decoder", printed=("38M (3%)", "1,138M"))),
            tuple(ColSpec("", SEG_HEADS[d], d, "") for d in SEG_DATASETS), variant="448",
            params=("trainable_pct", "total")),
     Layout("table7_dinov2_vs_in21k_segmentation", 7, "Table 7. DINOv2 vs supervised ImageNet-21k ViT",
@@ -123,14 +127,13 @@ LAYOUTS: tuple[Layout, ...] = (
            tuple(ColSpec("", CLS_HEADS[d], d, "linear_subset") for d in ("nih", "chexpert")),
            variant="1024"),
     Layout("table9_finetune_lora_bitfit", 9, "Table 9. Parameter-efficient fine-tuning of DINOv2 ViT-g/14",
-           "Fine-tuning, linear probing, LoRA and BitFit on DINOv2 ViT-g/14. Trainable "
-           "parameters counted with one output class, computed from the full-size model (the study "
-           "printed 1e-6% for the linear probe; the computed share is shown).", "classification",
+           "Fine-tuning, linear probing, LoRA and BitFit on DINOv2 ViT-g/14.", "classification",
            ("Method",),
-           tuple(RowSpec((label,), "dinov2_vitg14", p, params=f"finetune:{mode}")
-                 for label, p, mode in (("Fine-tuning", "finetune", "full"),
-                                        ("Linear-probing", "linear", "linear"),
-                                        ("LoRA", "lora", "lora"), ("BitFit", "bitfit", "bitfit"))),
+           tuple(RowSpec((label,), "dinov2_vitg14", p, params=f"finetune:{mode}", printed=(printed,))
+                 for label, p, mode, printed in (("Fine-tuning", "finetune", "full", "1,100M (100%)"),
+                                                 ("Linear-probing", "linear", "linear", "1,500 (1e-6%)"),
+                                                 ("LoRA", "lora", "lora", "8M (0.7%)"),
+                                                 ("BitFit", "bitfit", "bitfit", "0.8M (0.07%)"))),
            tuple(ColSpec("", CLS_HEADS[d], d) for d in ("nih", "chexpert")),
            params=("trainable_pct",)),
 )

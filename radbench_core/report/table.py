@@ -41,7 +41,8 @@ class Entry:
     total: float | None = None           # "params" columns: the total the share is taken of
     cell_id: str = ""                    # the run cell shown (paired significance)
     metric: str = ""                     # the metric shown (auroc, dice_jaccard_study, ...)
-    shown: str = ""                      # "text" columns: the entry as printed
+    shown: str = ""                      # "text" columns: the entry as printed; a "params"/"millions"
+    #                                      entry with it is the study's printed count (value NaN)
 
     @property
     def inside_ci(self) -> bool | None:
@@ -81,7 +82,7 @@ class Table:
         if entry is None:
             return ABSENT
         kind = self.columns[c].kind
-        if kind == "text":
+        if kind == "text" or (entry.shown and kind != "metric"):   # a count as the study printed it
             return entry.shown or ABSENT
         if kind == "params":
             share = f" ({_percent(100.0 * entry.value / entry.total)})" if entry.total else ""

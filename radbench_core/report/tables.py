@@ -29,6 +29,9 @@ __all__ = ["ABSENT", "DEMO_NOTE", "TABLES", "Column", "Entry", "Table", "build_t
            "column_spans", "tex_escape", "to_csv", "to_latex", "to_markdown"]
 DEMO_NOTE = "random-init (demo) weights — not a real result"
 PUBLISHED_NOTE = "these are the study's published numbers (Baharoon et al. 2023), not a run"
+PARAMS_PRINTED = "Parameter counts as the study printed them."
+PARAMS_COMPUTED = ("Parameter counts with one output class, computed by radbench from the full-size "
+                   "architectures (the study printed its own; they can differ).")
 PROTOCOL_ORDER = ("knn", "linear", "finetune", "lora", "bitfit", "linear_subset", "seg_linear",
                   "seg_unet", "scratch")
 TABLES = {lay.key: lay.title for lay in LAYOUTS}
@@ -75,7 +78,7 @@ def study_table(layout: Layout, index: dict[str, dict], published: dict[str, flo
     pcols = _params_columns(layout)
     table = Table(layout.key, layout.number, layout.caption, layout.row_header,
                   [r.labels for r in layout.rows], pcols + [Column(c.group, c.label) for c in layout.cols])
-    used = []
+    used, counted = [], set()
     for r, row in enumerate(layout.rows):
         row_recs = []
         for c, col in enumerate(layout.cols):
@@ -86,6 +89,11 @@ def study_table(layout: Layout, index: dict[str, dict], published: dict[str, flo
             row_recs.append(rec)
             table.entries[(r, len(pcols) + c)] = _entry(rec, True, published)
         used += row_recs
+        if pcols and row.printed and row_recs and all(x["is_published"] for x in row_recs):
+            for c, shown in enumerate(row.printed):            # the study's numbers: its own counts
+                table.entries[(r, c)] = Entry(float("nan"), shown=shown)
+            counted.add(PARAMS_PRINTED)
+            continue
         counts = study_parameter_counts(row, layout.variant if row.variant is None else row.variant)
         if counts is None and row_recs:                        # not computable here: the run's own
             best = max(row_recs, key=lambda x: _num(x["params_trainable"]) or -1.0)
@@ -95,7 +103,9 @@ def study_table(layout: Layout, index: dict[str, dict], published: dict[str, flo
             if counts is not None:
                 table.entries[(r, c)] = Entry(float(counts[0] if col.kind == "params" else counts[1]),
                                               total=float(counts[1]))
+                counted.add(PARAMS_COMPUTED)
     metric = METRIC_LABEL["auroc" if layout.task == "classification" else "dice_jaccard_study"]
+    table.caption += "".join(f" {note}" for note in (PARAMS_PRINTED, PARAMS_COMPUTED) if note in counted)
     table.caption += f" Metric: {metric}. {MARKS_NOTE}"
     if layout.task == "segmentation" and any(e.note for e in table.entries.values()):
         table.caption += (f" {FALLBACK}: the record has no study metric; our per-volume "
