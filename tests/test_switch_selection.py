@@ -58,7 +58,7 @@ def _sklearn_val_aurocs(inputs, configs, epochs: int) -> np.ndarray:
 
 
 def test_linear_final_picks_the_best_head_after_the_last_epoch_and_refits_every_epoch(calls):
-    inputs = frozen_features(64, 0.4, "binary", 2, seed=3, blocks=1, patch=False)
+    inputs = frozen_features(64, 0.2, "binary", 2, seed=11, blocks=1, patch=False)
     result = run_linear(inputs, _hp(epoch_selection="final"), seed=0)
     configs = [HeadConfig(lr, 1, False) for lr in LRS]
     last = _sklearn_val_aurocs(inputs, configs, 6)
@@ -66,11 +66,15 @@ def test_linear_final_picks_the_best_head_after_the_last_epoch_and_refits_every_
     assert result.chosen["epochs"] == 6
     assert [c["epochs"] for c in calls] == [6, 6] and calls[1]["n"] == 64 + 32     # refit: train + val
     assert result.metrics["auroc_val"].value == pytest.approx(last.max(), abs=1e-6)
+    # on this case the head best after the last epoch is neither the one best after the first
+    # epoch nor ours (the best (head, epoch)): the switch changes the head, not only the epochs
+    ours = run_linear(inputs, _hp(epoch_selection="best_val"), seed=0)
+    assert ours.chosen["lr"] != result.chosen["lr"] and ours.chosen["epochs"] < 6
 
 
 def test_linear_best_val_may_stop_early_and_final_never_does(calls):
     """On a case where some head peaks before the last epoch, ours refits for fewer epochs."""
-    inputs = frozen_features(64, 0.4, "binary", 2, seed=3, blocks=1, patch=False)
+    inputs = frozen_features(64, 0.2, "binary", 2, seed=11, blocks=1, patch=False)
     ours = run_linear(inputs, _hp(epoch_selection="best_val"), seed=0)
     sweep = train_heads(inputs.features["train"], inputs.labels["train"],
                         [HeadConfig(lr, 1, False) for lr in LRS], label_kind="binary", num_classes=2,
