@@ -156,3 +156,13 @@ def test_the_augmented_features_of_a_linear_cell_use_the_switched_augment(tmp_pa
         assert get_profile("paper").hparams_for(protocol)["cls_augment"] == "random_resized_crop"
         assert "cls_augment" not in get_profile("sound").hparams_for(protocol)
     assert "cls_augment" not in get_profile("paper").hparams_for("fewshot")
+
+
+def test_the_augment_switch_is_recorded_only_where_augmentation_runs():
+    from radbench_core.config.switches import switched_off_study, switches_in_effect
+    cached = {"features": "cached", "cls_augment": "square_crop"}
+    augmented = {"features": "augmented", "cls_augment": "square_crop"}
+    assert "cls_augment_square_crop" not in switches_in_effect("dinov2_vits14", "nih", "linear", cached)
+    assert switches_in_effect("dinov2_vits14", "nih", "linear", augmented)["cls_augment_square_crop"] == "square_crop"
+    assert "cls_augment_square_crop" in switched_off_study("dinov2_vits14", "nih", "linear", augmented)
+    assert "cls_augment_square_crop" in switches_in_effect("dinov2_vits14", "nih", "finetune", {})

@@ -38,11 +38,18 @@ class Switch:
     datasets: tuple[str, ...] = ()   # () = every dataset
     models: tuple[str, ...] = ()     # () = every model
     load_option: str = ""            # a data switch: the LoadOptions field its value goes to
+    # (protocol, hparams key, value): on that protocol the switch acts only while hparams[key] is
+    # value (the augmentation, on the linear probe, only when its heads train on augmented images)
+    only_when: tuple[tuple[str, str, Any], ...] = ()
 
     def affects(self, model: str, dataset: str, protocol: str) -> bool:
         return ((not self.protocols or protocol in self.protocols)
                 and (not self.datasets or dataset in self.datasets)
                 and (not self.models or model in self.models))
+
+    def acts(self, protocol: str, hparams: dict[str, Any]) -> bool:
+        """Whether the code this switch names runs for a cell of ``protocol`` with ``hparams``."""
+        return all(hparams.get(key) == value for p, key, value in self.only_when if p == protocol)
 
     def value(self, side: str) -> Any:
         return self.study if side == STUDY else self.sound
@@ -150,7 +157,8 @@ SWITCHES: tuple[Switch, ...] = (
            "p = 0.5, the bilinear antialiased resize of every input",
            "repo dinov2/data/transforms.py:75-95; paper A.2",
            "an aspect-ratio jitter stretches anatomy; an antialiased resize does not alias when it "
-           "shrinks", protocols=("linear", "linear_subset", "finetune", "lora", "bitfit")),
+           "shrinks", protocols=("linear", "linear_subset", "finetune", "lora", "bitfit"),
+           only_when=(("linear", "features", "augmented"), ("linear_subset", "features", "augmented"))),
     Switch("knn_plain_resize", "input", "kNN input", "knn_input", "resize256_crop224", "resize",
            "Resize to 256/224 of the input size, then CenterCrop to the input size "
            "(make_classification_eval_transform's defaults)", "the whole image resized to the input "
@@ -190,7 +198,8 @@ def switches_in_effect(model: str, dataset: str, protocol: str, hparams: dict[st
 
     A switch absent from ``hparams`` runs its sound value (the code's default).
     """
-    return {s.id: hparams.get(s.key, s.sound) for s in SWITCHES if s.affects(model, dataset, protocol)}
+    return {s.id: hparams.get(s.key, s.sound) for s in SWITCHES
+            if s.affects(model, dataset, protocol) and s.acts(protocol, hparams)}
 
 
 def switched_off_study(model: str, dataset: str, protocol: str, hparams: dict[str, Any]) -> list[str]:
@@ -207,6 +216,7 @@ def switches_markdown() -> list[str]:
     def scope(s: Switch) -> str:
         parts = [f"{label}: {', '.join(ids)}" for label, ids in
                  (("protocols", s.protocols), ("datasets", s.datasets), ("models", s.models)) if ids]
+        parts += [f"{p} only with {k}={v!r}" for p, k, v in s.only_when]
         return "; ".join(parts) or "every cell"
     lines = ["## Switches: the study's way (`paper`) and the sound way (`sound`)", "",
              "Each difference between the study as it ran and the sound way is a switch. `paper` sets "
