@@ -23,6 +23,15 @@ def add_commands(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_compare_models)
 
+    p = sub.add_parser("switch-effects", help="what the study's choices did: per switch family, the "
+                       "headline difference sound - study over the cells it touches, with paired tests")
+    p.add_argument("study_run", metavar="RUN_STUDY", help="run with --radbench-switches study")
+    p.add_argument("sound_run", metavar="RUN_SOUND", help="the same cells with --radbench-switches sound")
+    p.add_argument("--resamples", type=int, default=1000, help="paired bootstrap draws (default 1000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", metavar="FILE", help="also write the Markdown to FILE")
+    p.set_defaults(func=cmd_switch_effects)
+
     p = sub.add_parser("plan", help="estimate FLOPs, GPU time, memory and cache disk of a profile "
                        "before running it")
     p.add_argument("--profile", default="paper")
@@ -36,6 +45,16 @@ def add_commands(sub) -> None:
     p.add_argument("--top", type=int, default=10)
     p.add_argument("--summary", action="store_true", help="no per-cell lines")
     p.set_defaults(func=cmd_plan)
+
+
+def cmd_switch_effects(args: argparse.Namespace) -> int:
+    from radbench_core.core.atomic import atomic_write_text
+    from radbench_core.report.switch_effects import switch_effects_markdown
+    text = switch_effects_markdown(args.study_run, args.sound_run, resamples=args.resamples, seed=args.seed)
+    print(text, end="")
+    if args.out:
+        atomic_write_text(Path(args.out), text)
+    return 0
 
 
 def cmd_compare_models(args: argparse.Namespace) -> int:

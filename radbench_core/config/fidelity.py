@@ -340,29 +340,15 @@ SETTINGS: tuple[Setting, ...] = (
        "run; with several seeds (sound) the mean with a +-1 SD band; the 'All' points are the table "
        "cells, as the study drew them (NIH: linear probe; MC: seg_unet@224, DINOv2 in the bottom row "
        "seg_unet@448, scratch@448; report/figure5_all.py), never a re-run @all cell beside them"),
-    _s("profile", "Table 8 subset", "the TRAIN split only, evenly spaced (SystemicSamplerWrapper, "
-       "default 5,000 items; --num-samples 10000 in the dev run.sh); val and test in full (the "
-       "CheXpert test set resized whole to 1024 px in exprements.ipynb)",
-       "repo dinov2/eval/classification/linear.py:433-435; paper 4.2 (Table 8)",
-       "at most 2,000 items in every split, test included (NIH test 2,000 of 25,596), evenly spaced",
+    _s("profile", "Table 8 subset size", "systematic sample of the train split, default 5,000 items "
+       "(SystemicSamplerWrapper; --num-samples 10000 in the dev run.sh)",
+       "repo dinov2/eval/classification/linear.py:433-435; dinov2/data/wrappers.py:26-30; paper 4.2 "
+       "(Table 8)", "at most 2,000 items per capped split, evenly spaced (which splits: switch "
+       "table8_cap_every_split)",
        protocols=("linear_subset",), key="max_items", value=2000, deviation="table8_subset_size",
-       why="keeps 1024 px extraction affordable; not yet a switch: a train-only cap needs a per-split "
-           "cap option in the loaders"),
-    _s("linear", "epoch choice", "none: every head trained for the full epochs, the best head taken "
-       "at the sweep's final iteration and refit for the full epochs",
-       "repo dinov2/eval/classification/linear.py", "the best (head, epoch) on val, refit on "
-       "train + val for epoch + 1 epochs (the cosine spread over those)",
-       protocols=("linear", "linear_subset"), deviation="linear_epoch_on_val",
-       why="an early-stopped head is not over-trained on small sets; not yet a switch"),
-    _s("fewshot", "head training (few-shot classification)", "as the linear probe: augmented images, "
-       "B.2's 8 rates, per-dataset epochs, batch min(128, n), the summed loss; with --val-dataset the "
-       "refit merges the whole val split into the n-shot set (linear.py:539), without it heads are "
-       "picked on test", "repo dinov2/eval/classification/linear.py:539",
-       "cached unaugmented features, rates 1e-1 / 1e-2 / 1e-3, 50 epochs, batch 256, best (head, "
-       "epoch) on val, no refit (the loss follows the multilabel_loss_mean switch)",
-       protocols=("fewshot",), deviation="fewshot_cls_settings_ours",
-       why="merging all of val makes an n-shot cell a many-shot one, and picking on test is "
-           "optimistic; not yet a switch"),
+       why="keeps 1024 px extraction affordable"),
+    # the linear probe's epoch choice and the few-shot classification settings are switches
+    # (linear_epoch_on_val, fewshot_select_on_val_no_refit, fewshot_own_grid)
     _s("profile", "Table 8 input size", "1024 px for SAM and DINOv2", "paper 4.2 (Table 8)",
        "1024 px for SAM (cells linear_subset@1024)"),
     _s("profile", "Table 8 input size, patch-14 models", "1024 px", "paper 4.2 (Table 8)",

@@ -258,6 +258,18 @@ def _sound() -> Profile:
                            switches=switch_values(SOUND))
 
 
+def with_switch_side(profile: Profile, side: str | None) -> Profile:
+    """``profile`` with every switch at one side (``--radbench-switches study|sound``), same cells;
+    named ``<profile>+<side>``. ``None``: the profile as it is."""
+    if side is None:
+        return profile
+    from radbench_core.config.switches import SOUND, STUDY, switch_values
+    if side not in (STUDY, SOUND):
+        raise ConfigError("--radbench-switches", f"unknown side {side!r}", "use study or sound")
+    return profile.extend(f"{profile.name}+{side}", description=f"{profile.description}; every "
+                          f"switch at the {side} value", switches=switch_values(side))
+
+
 def _full() -> Profile:
     from radbench_core.models.specs import MODELS
     from radbench_core.protocols import PROTOCOLS

@@ -38,11 +38,18 @@ class Switch:
     datasets: tuple[str, ...] = ()   # () = every dataset
     models: tuple[str, ...] = ()     # () = every model
     load_option: str = ""            # a data switch: the LoadOptions field its value goes to
+    # (protocol, hparams key, value): on that protocol the switch acts only while hparams[key] is
+    # value (the augmentation, on the linear probe, only when its heads train on augmented images)
+    only_when: tuple[tuple[str, str, Any], ...] = ()
 
     def affects(self, model: str, dataset: str, protocol: str) -> bool:
         return ((not self.protocols or protocol in self.protocols)
                 and (not self.datasets or dataset in self.datasets)
                 and (not self.models or model in self.models))
+
+    def acts(self, protocol: str, hparams: dict[str, Any]) -> bool:
+        """Whether the code this switch names runs for a cell of ``protocol`` with ``hparams``."""
+        return all(hparams.get(key) == value for p, key, value in self.only_when if p == protocol)
 
     def value(self, side: str) -> Any:
         return self.study if side == STUDY else self.sound
@@ -115,6 +122,58 @@ SWITCHES: tuple[Switch, ...] = (
            "the item itself left out", "repo dinov2/eval/utils.py",
            "an item as its own neighbour inflates the neighbour counts of its own labels",
            protocols=("knn",), datasets=("nih", "chexpert")),
+    # --- switches branch ---
+    Switch("table8_cap_every_split", "data", "Table 8: splits the subset cap applies to", "subset_splits",
+           "train", "every",
+           "the train split only, rows np.arange(0, n, n / k).round() (SystemicSamplerWrapper on "
+           "train_dataset), val and test in full",
+           "every split, test included (NIH test 2,000 of 25,596)",
+           "repo dinov2/eval/classification/linear.py:433-435; dinov2/data/wrappers.py:26-30",
+           "a capped test set keeps the 1024 px extraction affordable; its wider interval is in the "
+           "record (ci_unit, n_items)", protocols=("linear_subset",), datasets=("nih", "chexpert"),
+           load_option="subset_splits"),
+    Switch("linear_epoch_on_val", "selection", "linear probe: evaluation epoch", "epoch_selection",
+           "final", "best_val",
+           "no epoch choice: every head trained for all epochs, the best head on val after the last "
+           "iteration, refit on train + val for all epochs, scored on test at the end",
+           "the best (head, epoch) on val, refit on train + val for epoch + 1 epochs",
+           "repo dinov2/eval/classification/linear.py:359-383 (mid-run val scores discarded), 579-601",
+           "an early-stopped head is not over-trained on small sets; the epoch is chosen on val, "
+           "never on test", protocols=("linear", "linear_subset")),
+    Switch("fewshot_select_on_val_no_refit", "selection", "few-shot classification: head choice and "
+           "refit", "fewshot_selection", "final_refit_val", "best_val",
+           "the best head on val after the last epoch, refit for all epochs on the n-shot sample + "
+           "the whole val split (the README command passes --val-dataset; `shots == None or "
+           "num_samples == None` is true when shots is set), scored on test at the end",
+           "the best (head, epoch) on val, that snapshot scored on test, no refit",
+           "repo dinov2/eval/classification/linear.py:535-601 (539); README.md (--val-dataset)",
+           "merging the whole val split makes an n-shot cell a many-shot one",
+           protocols=("fewshot",)),
+    Switch("fewshot_own_grid", "hparams", "few-shot classification: rates, epochs, batch",
+           "fewshot_grid", {"lrs": (1e-1, 5e-2, 1e-2, 5e-3, 1e-3, 5e-4, 1e-4, 1e-5), "epochs": 10,
+                            "batch_size": 128}, "own",
+           "the linear probe's: B.2's 8 rates, the script's default 10 epochs, batch 128 (capped at "
+           "the sample size)", "the profile's own few-shot grid (paper: 1e-1 / 1e-2 / 1e-3, 50 "
+           "epochs, batch 256)",
+           "repo dinov2/eval/classification/linear.py:176-199 (defaults), 437 (batch cap); paper B.2",
+           "a head on 2-30 images takes a few steps per epoch: more epochs, fewer and larger rates",
+           protocols=("fewshot",)),
+    Switch("cls_augment_square_crop", "augmentation", "classification training augmentation",
+           "cls_augment", "random_resized_crop", "square_crop",
+           "RandomResizedCrop(scale [0.75, 1], ratio [3/4, 4/3], bicubic, no antialias) to the input "
+           "size, horizontal flip p = 0.5", "a square crop of [0.75, 1] of the area, horizontal flip "
+           "p = 0.5, the bilinear antialiased resize of every input",
+           "repo dinov2/data/transforms.py:75-95; paper A.2",
+           "an aspect-ratio jitter stretches anatomy; an antialiased resize does not alias when it "
+           "shrinks", protocols=("linear", "linear_subset", "finetune", "lora", "bitfit"),
+           only_when=(("linear", "features", "augmented"), ("linear_subset", "features", "augmented"))),
+    Switch("knn_plain_resize", "input", "kNN input", "knn_input", "resize256_crop224", "resize",
+           "Resize to 256/224 of the input size, then CenterCrop to the input size "
+           "(make_classification_eval_transform's defaults)", "the whole image resized to the input "
+           "size (the cache the linear probe reads)",
+           "repo dinov2/eval/classification/mlknn.py:177; dinov2/data/transforms.py:100-115",
+           "a centre crop drops the image border (lung apices, costophrenic angles)",
+           protocols=("knn",)),
 )
 
 
@@ -147,7 +206,8 @@ def switches_in_effect(model: str, dataset: str, protocol: str, hparams: dict[st
 
     A switch absent from ``hparams`` runs its sound value (the code's default).
     """
-    return {s.id: hparams.get(s.key, s.sound) for s in SWITCHES if s.affects(model, dataset, protocol)}
+    return {s.id: hparams.get(s.key, s.sound) for s in SWITCHES
+            if s.affects(model, dataset, protocol) and s.acts(protocol, hparams)}
 
 
 def switched_off_study(model: str, dataset: str, protocol: str, hparams: dict[str, Any]) -> list[str]:
@@ -164,13 +224,16 @@ def switches_markdown() -> list[str]:
     def scope(s: Switch) -> str:
         parts = [f"{label}: {', '.join(ids)}" for label, ids in
                  (("protocols", s.protocols), ("datasets", s.datasets), ("models", s.models)) if ids]
+        parts += [f"{p} only with {k}={v!r}" for p, k, v in s.only_when]
         return "; ".join(parts) or "every cell"
     lines = ["## Switches: the study's way (`paper`) and the sound way (`sound`)", "",
              "Each difference between the study as it ran and the sound way is a switch. `paper` sets "
              "every switch to the study's value, `sound` (same cells) and `demo` to ours. A profile "
              "sets one with `extend(..., switches={id: value})`; the protocol reads "
              "`hparams[key]`. Every record lists the switches of its cell (`switches`), and the id "
-             "of each one not at the study's value (`deviations`).", "",
+             "of each one not at the study's value (`deviations`). `--radbench-switches study|sound` "
+             "runs any profile's cells with every switch at one side; `radbench switch-effects "
+             "RUN_STUDY RUN_SOUND` tables what each family changed (docs/statistics.md).", "",
              "| switch (id) | family | key: study / sound | study (source) | sound | cells | why |",
              "|---|---|---|---|---|---|---|"]
     for s in SWITCHES:

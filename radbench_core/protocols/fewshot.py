@@ -11,7 +11,11 @@ between "seen" and "unseen". ``hparams['sampler']`` picks the sample:
   shared), ``hparams['seeds']`` draws, mean and spread over them.
 
 Each run trains the linear heads of :mod:`linear` on its sample, picks the best (head, epoch) on
-the full validation split and scores that snapshot on test.
+the full validation split and scores that snapshot on test. Two switches give the study's way:
+``hparams['fewshot_selection']="final_refit_val"`` picks the best head after the last epoch and
+refits it on the sample + the whole val split (its linear.py:535-601), and
+``hparams['fewshot_grid']`` = a dict of ``lrs``, ``epochs``, ``batch_size`` replaces the profile's
+own few-shot grid with the study's (its linear probe's).
 """
 
 from __future__ import annotations
@@ -31,6 +35,22 @@ from radbench_core.eval.predictions import ArrayPayload
 
 
 SAMPLERS = ("study", "seeded")
+SELECTIONS = ("best_val", "final_refit_val")   # switch fewshot_select_on_val_no_refit
+GRID_KEYS = ("lrs", "epochs", "batch_size")    # switch fewshot_own_grid: "own" or a dict of these
+
+
+def head_grid(hparams: dict[str, Any]) -> dict[str, Any]:
+    """lrs, epochs and batch size of the heads: the profile's own, or the ``fewshot_grid`` dict."""
+    own = {"lrs": require(hparams, "lrs", "fewshot"), "epochs": require(hparams, "epochs", "fewshot"),
+           "batch_size": hparams.get("batch_size", 256)}
+    grid = hparams.get("fewshot_grid", "own")
+    if grid == "own":
+        return own
+    if not isinstance(grid, dict) or set(grid) != set(GRID_KEYS):
+        raise ConfigError(f"hparams['fewshot_grid']={grid!r}", f"expected 'own' or a dict of exactly "
+                          f"{', '.join(GRID_KEYS)}", "use 'own', or e.g. {'lrs': (1e-2,), 'epochs': "
+                          "10, 'batch_size': 128}")
+    return dict(grid)
 
 
 def _class_members(labels: np.ndarray, label_kind: str, n_classes: int) -> list[np.ndarray]:
@@ -143,21 +163,34 @@ def run_fewshot(inputs: FrozenInputs, hparams: dict[str, Any], seed: int) -> Pro
     """Mean test AUROC over the runs; with several runs CI = mean -/+ 1.96 sd / sqrt(runs)."""
     shots = int(require(hparams, "shots", "fewshot"))
     feats, labels, kind = inputs.features, inputs.labels, inputs.label_kind
-    configs = head_configs(require(hparams, "lrs", "fewshot"), hparams.get("n_blocks", (1, 4)),
+    grid = head_grid(hparams)
+    selection = str(hparams.get("fewshot_selection", "best_val"))
+    if selection not in SELECTIONS:
+        raise ConfigError(f"hparams['fewshot_selection']={selection!r}", "unknown few-shot selection",
+                          f"use one of {', '.join(SELECTIONS)}")
+    configs = head_configs(grid["lrs"], hparams.get("n_blocks", (1, 4)),
                            hparams.get("avgpool", (False, True)), feats["train"])
     sampler, runs = _samples(inputs, hparams, shots, seed)
     per_seed, chosen_per_seed, sizes, n_patients, run_scores = [], [], [], [], []
     train_patients = np.asarray(inputs.patients["train"], dtype=object)
     for sub_seed, idx in runs:
+        common = dict(label_kind=kind, num_classes=inputs.num_classes, epochs=int(grid["epochs"]),
+                      batch_size=int(grid["batch_size"]), seed=sub_seed, device=inputs.device,
+                      momentum=float(hparams.get("momentum", 0.9)),
+                      loss_reduction=str(hparams.get("multilabel_loss", "mean")))
         sweep = train_heads(_subset(feats["train"], idx), np.asarray(labels["train"])[idx], configs,
-                            label_kind=kind, num_classes=inputs.num_classes,
-                            epochs=int(require(hparams, "epochs", "fewshot")),
-                            batch_size=int(hparams.get("batch_size", 256)), seed=sub_seed,
-                            device=inputs.device, momentum=float(hparams.get("momentum", 0.9)),
-                            val_features=feats["val"], val_labels=labels["val"],
-                            loss_reduction=str(hparams.get("multilabel_loss", "mean")))
-        head, epoch = sweep.best_index()
-        scores = sweep.scores(feats["test"], head, which="best", device=inputs.device)
+                            val_features=feats["val"], val_labels=labels["val"], **common)
+        if selection == "best_val":
+            head, epoch = sweep.best_index()
+            scores = sweep.scores(feats["test"], head, which="best", device=inputs.device)
+        else:            # the study: best head after the last epoch, refit on sample + whole val
+            head, epoch = sweep.best_final_index()
+            pooled = {k: np.concatenate([np.asarray(feats["train"][k])[idx], np.asarray(feats["val"][k])])
+                      for k in feats["train"] if k in feats["val"]}
+            refit = train_heads(pooled, np.concatenate([np.asarray(labels["train"])[idx],
+                                                        np.asarray(labels["val"])]),
+                                [configs[head]], **common)
+            scores = refit.scores(feats["test"], 0, which="final", device=inputs.device)
         per_seed.append(auroc(labels["test"], scores, kind))
         run_scores.append(np.asarray(scores, dtype=np.float32))
         cfg = configs[head]

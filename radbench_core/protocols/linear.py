@@ -11,7 +11,8 @@ depends only on (seed, head config) and the batch order only on the seed, which 
 Features are used raw (no standardisation), as DINOv2's linear evaluation does: the point is to
 measure the representation as it is. The best (head, epoch) is chosen on validation AUROC; that
 configuration is then retrained from scratch on train+val for that many epochs and scored on test
-(the study's appendix A.1).
+(the study's appendix A.1). ``hparams["epoch_selection"]="final"`` is the study's code instead: the
+best head after the last epoch, refit for every epoch (switch ``linear_epoch_on_val``).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def scores_from_logits(logits: torch.Tensor, label_kind: str) -> torch.Tensor:
     return probs[..., 1] if label_kind == "binary" else probs
 
 
+EPOCH_SELECTIONS = ("best_val", "final")   # switch linear_epoch_on_val: sound "best_val", study "final"
 LOSS_REDUCTIONS = ("mean", "batch_sum")     # switch multilabel_loss_mean: sound "mean", study "batch_sum"
 
 
@@ -135,6 +137,20 @@ class HeadSweep:
             return 0, self.val_auroc.shape[1] - 1
         flat = int(np.nanargmax(self.val_auroc))
         return divmod(flat, self.val_auroc.shape[1])
+
+    def best_final_index(self) -> tuple[int, int]:
+        """(head, last epoch): the head with the highest validation AUROC after the last epoch, as
+        the study picks it (first on ties, head 0 if none is finite)."""
+        last = self.val_auroc[:, -1]
+        head = int(np.nanargmax(last)) if np.isfinite(last).any() else 0
+        return head, self.val_auroc.shape[1] - 1
+
+    def chosen_index(self, selection: str) -> tuple[int, int]:
+        """(head, epoch) under ``selection``: "best_val" (ours) or "final" (the study's)."""
+        if selection not in EPOCH_SELECTIONS:
+            raise ConfigError(f"hparams['epoch_selection']={selection!r}", "unknown epoch selection",
+                              f"use one of {', '.join(EPOCH_SELECTIONS)}")
+        return self.best_index() if selection == "best_val" else self.best_final_index()
 
     def scores(self, features: dict[str, np.ndarray], head: int, which: str = "best",
                device: str = "cpu") -> np.ndarray:
@@ -375,7 +391,7 @@ def run_linear(inputs: FrozenInputs, hparams: dict[str, Any], seed: int) -> Prot
     train_feats, train_val_feats = training_features(inputs, hparams)
     sweep = train_heads(train_feats, labels["train"], configs, epochs=epochs,
                         val_features=feats["val"], val_labels=labels["val"], **common)
-    head, epoch = sweep.best_index()
+    head, epoch = sweep.chosen_index(str(hparams.get("epoch_selection", "best_val")))
     cfg = configs[head]
     refit = train_heads(train_val_feats, np.concatenate([labels["train"], labels["val"]]), [cfg],
                         epochs=epoch + 1, **common)

@@ -75,7 +75,8 @@ def frozen(setup: CellSetup) -> BuiltInputs:
     inputs = cached_features(setup, backbone)
     if setup.hparams.get("features") == "augmented":
         inputs = dataclasses.replace(inputs, augmented=augmented_features(
-            setup.index, backbone, setup.cell, setup.resolution, setup.ctx, setup.forward()))
+            setup.index, backbone, setup.cell, setup.resolution, setup.ctx, setup.forward(),
+            augment_kind=str(setup.hparams.get("cls_augment", "square_crop"))))
     return BuiltInputs(inputs, backbone)
 
 
@@ -87,8 +88,10 @@ def live(setup: CellSetup) -> BuiltInputs:
     from radbench_core.data.datasets.transforms import ClassificationAugment
     transform = _transform(backbone, setup.resolution)
     index, ctx = setup.index, setup.ctx
+    augment = ClassificationAugment(kind=str(setup.hparams.get("cls_augment", "square_crop")),
+                                    resolution=setup.resolution)
     datasets = {s: SliceDataset(index, s, transform, seed=ctx.seed,
-                                augment=ClassificationAugment() if s == "train" else None)
+                                augment=augment if s == "train" else None)
                 for s in SPLITS}
     inputs = LiveInputs(backbone=copy.deepcopy(backbone), datasets=datasets,
                         labels={s: index.labels(s) for s in SPLITS},
@@ -128,11 +131,28 @@ def _seg_inputs(setup: CellSetup, backbone, scratch_model: str | None = None) ->
                      examples_path=examples_path(ctx, setup.cell))
 
 
-def _transform(backbone_or_none, resolution: int):
+def _transform(backbone_or_none, resolution: int, crop_from: int | None = None):
     from radbench_core.data.datasets.transforms import ModelTransform
     if backbone_or_none is None:                  # scratch models: ImageNet-style normalisation
         return ModelTransform(resolution, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
-    return ModelTransform(resolution, tuple(backbone_or_none.mean), tuple(backbone_or_none.std))
+    mean, std = tuple(backbone_or_none.mean), tuple(backbone_or_none.std)
+    if crop_from is None:
+        return ModelTransform(resolution, mean, std)
+    return ModelTransform(resolution, mean, std, crop_from=crop_from)
+
+
+KNN_INPUTS = ("resize", "resize256_crop224")      # switch knn_plain_resize
+
+
+def knn_crop_from(hparams: Mapping[str, Any], resolution: int) -> int | None:
+    """The size a cell's images are resized to before the centre crop: None (whole image, ours), or
+    the study's kNN Resize 256 -> CenterCrop 224 scaled to the cell's size (256/224 of it)."""
+    value = hparams.get("knn_input", "resize")
+    if value not in KNN_INPUTS:
+        from radbench_core.core.errors import ConfigError
+        raise ConfigError(f"hparams['knn_input']={value!r}", "unknown kNN input",
+                          f"use one of {', '.join(KNN_INPUTS)}")
+    return None if value == "resize" else int(round(resolution * 256 / 224))
 
 
 @functools.lru_cache(maxsize=None)
@@ -152,7 +172,8 @@ def cached_features(setup: CellSetup, backbone) -> FrozenInputs:
     """Every split's features from the shared cache (one backbone pass on a miss)."""
     from radbench_core.data.datasets.torch_data import SliceDataset
     index, cell, ctx = setup.index, setup.cell, setup.ctx
-    transform = _transform(backbone, setup.resolution)
+    crop_from = knn_crop_from(setup.hparams, setup.resolution)
+    transform = _transform(backbone, setup.resolution, crop_from)
     parts = {"model": cell.model, "weights": backbone.weights, "dataset": cell.dataset,
              "extractor": extractor_fingerprint(),
              "sources": sources_of(index),
@@ -162,6 +183,8 @@ def cached_features(setup: CellSetup, backbone) -> FrozenInputs:
              "items": hashlib.sha256(json.dumps({s: [index.items[i].key for i in idx]
                                                  for s, idx in sorted(index.splits.items())}
                                                 ).encode()).hexdigest()}
+    if crop_from is not None:                 # only then: the keys of uncropped features stay valid
+        parts["crop_from"] = crop_from
 
     def compute() -> dict[str, dict[str, np.ndarray]]:
         datasets = {split: SliceDataset(index, split, transform) for split in SPLITS}
@@ -190,7 +213,7 @@ def sources_of(index: DatasetIndex) -> str:
 
 
 def augmented_features(index: DatasetIndex, backbone, cell: Cell, resolution: int, ctx: RunContext,
-                       forward=None) -> dict[str, Any]:
+                       forward=None, augment_kind: str = "square_crop") -> dict[str, Any]:
     """split -> (epoch -> item features of that split under that epoch's augmentation draw).
 
     The study trains linear heads on randomly scaled and flipped images, so these cannot come from
@@ -201,7 +224,8 @@ def augmented_features(index: DatasetIndex, backbone, cell: Cell, resolution: in
     transform = _transform(backbone, resolution)
 
     def features_at(split: str):
-        dataset = SliceDataset(index, split, transform, seed=ctx.seed, augment=ClassificationAugment())
+        dataset = SliceDataset(index, split, transform, seed=ctx.seed,
+                               augment=ClassificationAugment(kind=augment_kind, resolution=resolution))
 
         def at(epoch: int) -> dict[str, np.ndarray]:
             dataset.set_epoch(epoch)

@@ -8,12 +8,15 @@ images with a CSV or masks, needs no module at all (``datasets/generic.py``).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from pathlib import Path
 
+import numpy as np
+
 from radbench_core.data.datasets.base import DatasetIndex, DatasetSpec, LoadOptions
 from radbench_core.data.datasets.inputs import recording_reads
-from radbench_core.core.errors import DatasetError, DatasetMissing
+from radbench_core.core.errors import ConfigError, DatasetError, DatasetMissing
 from radbench_core.core.registry import Registry, lazy
 
 # id -> (module, attribute holding its DatasetSpec)
@@ -28,6 +31,7 @@ _SPECS: dict[str, tuple[str, str]] = {
     "msd_heart": ("radbench_core.data.datasets.msd", "HEART"),
     "brain_tumor": ("radbench_core.data.datasets.brain_tumor", "SPEC"),
 }
+SUBSET_SPLITS = ("every", "train")    # switch table8_cap_every_split: which splits max_items caps
 DATASET_IDS: tuple[str, ...] = tuple(_SPECS)          # the study's nine, in its order
 DATASETS: Registry[DatasetSpec] = Registry.of_builtins(
     "dataset", DatasetSpec, "radbench list datasets",
@@ -43,13 +47,30 @@ def all_datasets() -> list[DatasetSpec]:
     return [get_dataset(d) for d in DATASETS]
 
 
+def study_systematic(positions: list[int], k: int) -> list[int]:
+    """The study's SystemicSamplerWrapper rows (repo dinov2/data/wrappers.py:29):
+    ``np.arange(0, n, n / k).round()``, every row when the split has at most k."""
+    if k < 1:
+        raise ConfigError("LoadOptions.max_items", f"got {k}, expected a positive count",
+                          "pass max_items >= 1, or None for every item")
+    n = len(positions)
+    return list(positions) if n <= k else [positions[int(j)] for j in np.arange(0, n, n / k).round()]
+
+
 def open_dataset(spec: DatasetSpec, root: str | Path, options: LoadOptions | None = None) -> DatasetIndex:
     """Index a dataset folder; a missing folder is DatasetMissing (the cell skips, saying why)."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetMissing(root, f"{spec.title} was not found", spec.download_hint)
+    options = options or LoadOptions()
+    train_only = options.subset_splits == "train" and options.max_items is not None
+    if options.subset_splits not in SUBSET_SPLITS:
+        raise ConfigError("LoadOptions.subset_splits", f"unknown value {options.subset_splits!r}",
+                          f"use one of {', '.join(SUBSET_SPLITS)}")
     with recording_reads(root) as read:          # every file the index and its split read
-        index = spec.index(root, options or LoadOptions())
+        index = spec.index(root, dataclasses.replace(options, max_items=None) if train_only else options)
+    if train_only:                               # the study's Table 8: only train is subsampled,
+        index.splits["train"] = study_systematic(index.splits["train"], options.max_items)
     index.input_files = tuple(sorted(read))
     for split in ("train", "val", "test"):
         if not index.splits.get(split):

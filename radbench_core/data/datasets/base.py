@@ -57,11 +57,16 @@ class LoadOptions:
     # "ours" (70/10/20 patients) or "study" (the study's make_splits rule, study_splits.py); in repr
     # (the config hash) only when not "ours", so hashes of runs before the option existed stay valid
     split_rule: str = field(default="ours", repr=False)
+    # which splits max_items caps: "every" (ours) or "train" (the study's Table 8 subset); in repr
+    # only when not "every", as split_rule
+    subset_splits: str = field(default="every", repr=False)
 
     def __repr__(self) -> str:
         shown = [f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.repr]
         if self.split_rule != "ours":
             shown.append(f"split_rule={self.split_rule!r}")
+        if self.subset_splits != "every":
+            shown.append(f"subset_splits={self.subset_splits!r}")
         return f"LoadOptions({', '.join(shown)})"
 
 

@@ -46,10 +46,22 @@ def mask_to(mask: "np.ndarray | torch.Tensor", resolution: int) -> torch.Tensor:
     return out[0, 0].round().long()
 
 
-class ModelTransform:
-    """Slice in [0, 1] -> normalised (3, R, R) float32 tensor for one backbone."""
+def center_crop(t: torch.Tensor, size: int) -> torch.Tensor:
+    """The central (size, size) window of ``(..., H, W)``, offsets rounded as torchvision's CenterCrop."""
+    h, w = t.shape[-2:]
+    top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
+    return t[..., top:top + size, left:left + size]
 
-    def __init__(self, resolution: int, mean: Sequence[float], std: Sequence[float]):
+
+class ModelTransform:
+    """Slice in [0, 1] -> normalised (3, R, R) float32 tensor for one backbone.
+
+    ``crop_from=S`` resizes to (S, S) first and keeps the central (R, R) window (the study's kNN
+    input: Resize 256, CenterCrop 224, scaled to R; switch ``knn_plain_resize``).
+    """
+
+    def __init__(self, resolution: int, mean: Sequence[float], std: Sequence[float],
+                 crop_from: int | None = None):
         if not isinstance(resolution, int) or resolution < 1:
             raise ConfigError("ModelTransform(resolution)", f"resolution {resolution!r} is not a "
                                                             "positive integer", "pass e.g. 224")
@@ -57,12 +69,18 @@ class ModelTransform:
             raise ConfigError("ModelTransform(mean, std)", f"mean {tuple(mean)} / std {tuple(std)} "
                                                            "must be 3 values each, std > 0",
                               "pass the model's RGB normalisation, e.g. the ImageNet mean and std")
-        self.resolution = resolution
+        if crop_from is not None and crop_from < resolution:
+            raise ConfigError("ModelTransform(crop_from)", f"crop_from {crop_from} is below the "
+                              f"resolution {resolution}", "pass crop_from >= resolution, or None")
+        self.resolution, self.crop_from = resolution, crop_from
         self.mean = torch.tensor([float(m) for m in mean], dtype=torch.float32).view(3, 1, 1)
         self.std = torch.tensor([float(s) for s in std], dtype=torch.float32).view(3, 1, 1)
 
     def __call__(self, image: "np.ndarray | torch.Tensor") -> torch.Tensor:
-        resized = resize_image(image, self.resolution)
+        if self.crop_from is None:
+            resized = resize_image(image, self.resolution)
+        else:
+            resized = center_crop(resize_image(image, self.crop_from), self.resolution)
         return (resized.expand(3, -1, -1) - self.mean) / self.std
 
     def mask(self, mask: "np.ndarray | torch.Tensor") -> torch.Tensor:
@@ -81,20 +99,59 @@ def _coin(gen: torch.Generator, p: float) -> bool:
     return float(torch.rand((), generator=gen)) < p
 
 
+def resized_crop_box(h: int, w: int, scale: tuple[float, float], ratio: tuple[float, float],
+                     gen: torch.Generator) -> tuple[int, int, int, int]:
+    """(top, left, height, width) as torchvision's RandomResizedCrop.get_params draws it, from ``gen``
+    (the same random calls in the same order, so a generator seeded s gives its box under
+    torch.manual_seed(s))."""
+    area = h * w
+    log_ratio = torch.log(torch.tensor(ratio))
+    for _ in range(10):
+        target_area = area * torch.empty(1).uniform_(scale[0], scale[1], generator=gen).item()
+        aspect = math.exp(torch.empty(1).uniform_(float(log_ratio[0]), float(log_ratio[1]),
+                                                  generator=gen).item())
+        cw, ch = int(round(math.sqrt(target_area * aspect))), int(round(math.sqrt(target_area / aspect)))
+        if 0 < cw <= w and 0 < ch <= h:
+            top = int(torch.randint(0, h - ch + 1, size=(1,), generator=gen).item())
+            left = int(torch.randint(0, w - cw + 1, size=(1,), generator=gen).item())
+            return top, left, ch, cw
+    in_ratio = w / h                                    # torchvision's fallback: a central crop
+    if in_ratio < min(ratio):
+        cw, ch = w, int(round(w / min(ratio)))
+    elif in_ratio > max(ratio):
+        ch, cw = h, int(round(h * max(ratio)))
+    else:
+        cw, ch = w, h
+    return (h - ch) // 2, (w - cw) // 2, ch, cw
+
+
+CLS_AUGMENTS = ("square_crop", "random_resized_crop")   # switch cls_augment_square_crop
+
+
 class ClassificationAugment:
     """Random square-ratio crop covering a [0.75, 1] fraction of the area, then horizontal flip p=0.5.
 
     The crop is returned at its own size; ModelTransform's resize then scales it up, which is the
-    "random scale" of the study with one interpolation instead of two.
+    "random scale" of the study with one interpolation instead of two. ``kind="random_resized_crop"``
+    is the study's transform instead (its transforms.py:75-95): torchvision's RandomResizedCrop
+    (aspect ratio in [3/4, 4/3]) resized to ``resolution`` bicubic without antialiasing, then the flip.
     """
 
-    def __init__(self, scale: tuple[float, float] = (0.75, 1.0), flip_p: float = 0.5):
+    def __init__(self, scale: tuple[float, float] = (0.75, 1.0), flip_p: float = 0.5,
+                 kind: str = "square_crop", resolution: int | None = None,
+                 ratio: tuple[float, float] = (3 / 4, 4 / 3)):
         if not 0 < scale[0] <= scale[1] <= 1 or not 0 <= flip_p <= 1:
             raise ConfigError("ClassificationAugment", f"scale {scale} / flip_p {flip_p} out of range",
                               "use 0 < scale_lo <= scale_hi <= 1 and 0 <= flip_p <= 1")
-        self.scale, self.flip_p = scale, flip_p
+        if kind not in CLS_AUGMENTS or (kind == "random_resized_crop" and not resolution):
+            raise ConfigError("hparams['cls_augment']", f"{kind!r} (resolution {resolution})",
+                              f"use one of {', '.join(CLS_AUGMENTS)}; random_resized_crop needs the "
+                              "input size")
+        self.scale, self.flip_p, self.kind, self.resolution, self.ratio = scale, flip_p, kind, resolution, ratio
 
     def __call__(self, image: torch.Tensor, mask: "torch.Tensor | None", gen: torch.Generator) -> Pair:
+        if self.kind == "random_resized_crop":
+            return self._study(image, mask, gen)
         h, w = image.shape[-2:]
         side = math.sqrt(_uniform(gen, *self.scale))
         ch, cw = max(1, round(h * side)), max(1, round(w * side))
@@ -103,6 +160,19 @@ class ClassificationAugment:
         image = image[..., top:top + ch, left:left + cw]
         mask = None if mask is None else mask[..., top:top + ch, left:left + cw]
         if _coin(gen, self.flip_p):
+            image = image.flip(-1)
+            mask = None if mask is None else mask.flip(-1)
+        return image, mask
+
+    def _study(self, image: torch.Tensor, mask: "torch.Tensor | None", gen: torch.Generator) -> Pair:
+        top, left, ch, cw = resized_crop_box(*image.shape[-2:], self.scale, self.ratio, gen)
+        size = (self.resolution, self.resolution)
+        crop = image[..., top:top + ch, left:left + cw].float()
+        image = F.interpolate(crop.reshape(1, 1, ch, cw), size=size, mode="bicubic", align_corners=False,
+                              antialias=False).reshape(*image.shape[:-2], *size)
+        if mask is not None:
+            mask = mask_to(mask[..., top:top + ch, left:left + cw], self.resolution)
+        if float(torch.rand(1, generator=gen)) < self.flip_p:        # RandomHorizontalFlip's draw
             image = image.flip(-1)
             mask = None if mask is None else mask.flip(-1)
         return image, mask
