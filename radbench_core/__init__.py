@@ -5,7 +5,8 @@ The library half of radbench. Nothing in this package imports pytest; the pytest
 ``[tool.importlinter]`` in pyproject.toml, checked in CI):
 
     cli                      the ``radbench`` command
-    gate | report | plan     regression gate, the study's tables and figures, cost estimates
+    gate | report | plan | sinks   regression gate, the study's tables and figures, cost
+                             estimates, experiment trackers (MLflow)
     run                      one cell end to end: runner, extraction, feature cache, sharding
     config                   profiles, their checks, the study's settings (fidelity) and hparams
     protocols                kNN, linear probe, few-shot, fine-tune/LoRA/BitFit, segmentation
