@@ -327,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from radbench_core.cli.stats_commands import add_commands      # compare-models, plan (issue 17)
     add_commands(sub)
+    from radbench_core.cli.tracking_commands import add_commands as add_tracking   # mlflow (issue 25)
+    add_tracking(sub)
     return parser
 
 
