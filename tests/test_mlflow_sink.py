@@ -78,6 +78,7 @@ def _records(run_dir: Path) -> dict:
 def test_a_session_logs_one_run_per_cell_with_the_records_numbers(demo):
     assert demo.first.returncode == 0, demo.first.stdout[-3000:] + demo.first.stderr[-3000:]
     assert "mlflow: 2 cell run(s) created, 0 updated, 0 unchanged in experiment radbench-tiny" in demo.first.stdout
+    assert "Creating initial MLflow database tables" not in demo.first.stdout + demo.first.stderr   # quiet
     records, runs = _records(demo.run_dir), _runs(demo)
     assert sorted(records) == sorted(runs) == CELLS
     for cell, record in records.items():
@@ -101,7 +102,9 @@ def test_a_session_logs_one_run_per_cell_with_the_records_numbers(demo):
         assert tags[KEY_TAG] == f"{cell}@{record.config_hash}" and tags["radbench_run"] == "run-1"
         params = run.data.params
         assert params["config_hash"] == record.config_hash and params["seed"] == "0"
-        assert params["k"] == json.dumps(record.hparams["k"]) or params["k"] == str(record.hparams["k"])
+        assert "k" in record.hparams and all(              # every hyperparameter, by its own name
+            params[key] == (value if isinstance(value, str) else json.dumps(value, sort_keys=True))
+            for key, value in record.hparams.items())
         assert run.info.run_name == cell and run.info.status == "FINISHED"
         artifacts = {a.path for d in ("record", "predictions") for a in demo.client.list_artifacts(run.info.run_id, d)}
         stem = cell_filename(cell)[:-5]
@@ -236,3 +239,11 @@ def test_an_experiment_without_a_tracker_is_a_usage_error(tmp_path, monkeypatch)
     monkeypatch.setenv("RADBENCH_MLFLOW", "sqlite:///x.db")                # the environment twin
     settings = parse_settings(config)
     assert (settings.mlflow, settings.mlflow_experiment) == ("sqlite:///x.db", "sweep")
+
+
+def test_a_new_store_is_created_quietly_beside_its_database(demo, tmp_path, capfd):
+    summary = push_run(demo.run_dir, str(tmp_path / "new" / "store.db"))     # a bare .db path: sqlite
+    assert sorted(summary.created) == CELLS and summary.uri == f"sqlite:///{tmp_path / 'new' / 'store.db'}"
+    out, err = capfd.readouterr()
+    assert "Creating initial MLflow database tables" not in out + err and "INFO" not in err
+    assert (tmp_path / "new" / "mlartifacts" / "radbench-tiny").is_dir()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import time
@@ -120,15 +121,22 @@ def cell_tags(record: CellResult, run_dir: Path, manifest: dict[str, Any], sha: 
 
 
 @contextlib.contextmanager
-def _quick_http() -> Iterator[None]:
-    """MLflow's HTTP retries, capped for this push unless the user set them."""
+def _quiet_and_quick() -> Iterator[None]:
+    """MLflow's HTTP retries capped for this push unless the user set them; MLflow's and alembic's
+    INFO lines (creating a new sqlite store) kept out of the session's output."""
     added = {k: v for k, v in _QUICK_HTTP.items() if k not in os.environ}
     os.environ.update(added)
+    loggers = [logging.getLogger(name) for name in ("mlflow", "alembic")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
     try:
         yield
     finally:
         for key in added:
             os.environ.pop(key, None)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -154,7 +162,7 @@ def push_run(run_dir: str | Path, uri: str, *, experiment: str | None = None) ->
     summary = PushSummary(uri)
     done = 0
     try:
-        with _quick_http():
+        with _quiet_and_quick():
             client = MlflowClient(tracking_uri=uri)
             manifest = store.read_manifest()
             experiment_ids: dict[str, str] = {}
