@@ -38,7 +38,7 @@ def test_known_keys_are_the_built_in_union_plus_runner_keys() -> None:
 @pytest.mark.parametrize("changes, message", [
     (dict(hparams={"knn": {"kk": 3}}), r"hparams\['knn'\].*unknown key\(s\) \['kk'\]; valid keys: .*\bks\b"),
     (dict(hparams={"knnn": {}}), r"hparams\['knnn'\].*unknown protocol; valid ids: knn, linear"),
-    (dict(load_options={"chexpert": {"uncertain": "ones"}}), r"unknown option\(s\) \['uncertain'\]; valid: split_rule, subset, uncertainty"),
+    (dict(load_options={"chexpert": {"uncertain": "ones"}}), r"unknown option\(s\) \['uncertain'\]; valid: split_rule, subset, subset_splits, uncertainty"),
     (dict(load_options={"chexpret": {"uncertainty": "ones"}}), r"load_options\['chexpret'\].*unknown dataset; valid ids: nih"),
     (dict(split_files={"mcc": "x.json"}), r"split_files\['mcc'\].*unknown dataset"),
 ])
