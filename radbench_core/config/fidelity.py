@@ -275,11 +275,6 @@ SETTINGS: tuple[Setting, ...] = (
        "not merged)", "repo dinov2/eval/segmentation/segmentation.py", "the selected run itself: same "
        "images, rate, seed and epochs, so the retrain would repeat it", protocols=("seg_fewshot",),
        key="refit", value=False),
-    _s("segmentation", "reported epoch", "the best checkpoint across the epochs tested (paper 4); the "
-       "refit's periodic evaluations run on the TEST loader", "paper 4; repo "
-       "dinov2/eval/segmentation/segmentation.py", "the refit's final state, tested once",
-       protocols=("seg_linear", "seg_unet", "seg_fewshot", "scratch"), deviation="seg_test_once",
-       why="picking the epoch by its test score makes the reported number optimistic"),
     _s("segmentation", "headline metric", "(Dice + Jaccard) / 2 with torchmetrics Dice and "
        "MulticlassJaccardIndex (macro, ignore_index=0) pooled over all test slices at the training "
        "resolution", "paper 4; repo dinov2/eval/metrics.py", "dice_jaccard: per test volume at its native "

@@ -174,6 +174,17 @@ SWITCHES: tuple[Switch, ...] = (
            "repo dinov2/eval/classification/mlknn.py:177; dinov2/data/transforms.py:100-115",
            "a centre crop drops the image border (lung apices, costophrenic angles)",
            protocols=("knn",)),
+    Switch("seg_test_once", "selection", "segmentation: reported epoch", "report_epoch",
+           "best_on_test", "final",
+           "the best of the refit's test scores (pooled Dice, scored every 5 epochs and at the end): "
+           "paper 4 reports the best checkpoint; the released code runs the refit's periodic "
+           "evaluations on the TEST loader and logs each, its return value being the last (the text "
+           "is followed here, as the published numbers are the best checkpoint's)",
+           "the refit's final state, tested once",
+           "paper 4; repo dinov2/eval/segmentation/segmentation.py:337-349 (eval_period), 526-545 "
+           "(val_data_loader=test_data_loader), 185 (eval_period_epochs=5)",
+           "picking the epoch by its test score makes the reported number optimistic",
+           protocols=("seg_linear", "seg_unet", "scratch")),
 )
 
 

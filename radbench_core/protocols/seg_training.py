@@ -383,8 +383,13 @@ def _augmented_like(val: Any, train: Any) -> Any:
 
 
 def refit(task: SegTask, datasets: dict[str, Any], sel: Selection, hparams: dict[str, Any], seed: int,
-          *, resolution: int, device: str, num_workers: int = 0) -> tuple[nn.Module, list[dict[str, Any]]]:
-    """The study's last step: a fresh head trained on train + val with the chosen rate for ``epochs``."""
+          *, resolution: int, device: str, num_workers: int = 0,
+          after_epoch: Callable[[nn.Module, int, dict[str, Any]], None] | None = None
+          ) -> tuple[nn.Module, list[dict[str, Any]]]:
+    """The study's last step: a fresh head trained on train + val with the chosen rate for ``epochs``.
+
+    ``after_epoch`` watches the refit (switch ``seg_test_once`` at the study's value: a
+    :func:`watch_test_split` keeps the best of its periodic test scores)."""
     train_cache, val_cache = getattr(sel, "cache", (None, None))
     cache = None
     if train_cache is not None and val_cache is not None:
@@ -394,5 +399,30 @@ def refit(task: SegTask, datasets: dict[str, Any], sel: Selection, hparams: dict
                        torch.cat([train_cache.slices, val_cache.slices]))
     data = TrainVal(datasets["train"], datasets["val"])
     head, rows = fit(task, data, cache, sel.lr, int(hparams["epochs"]), hparams, seed,
-                     resolution=resolution, device=device, num_workers=num_workers)
+                     resolution=resolution, device=device, num_workers=num_workers, after_epoch=after_epoch)
     return head, [{**r, "refit": True} for r in rows]
+
+
+REPORT_EPOCHS = ("final", "best_on_test")
+STUDY_TEST_EVERY = 5                     # the study's eval_period_epochs (segmentation.py:185)
+
+
+def report_epoch_rule(hparams: dict[str, Any]) -> str:
+    """Switch ``seg_test_once``: "final" (ours: the refit's final state, tested once) or
+    "best_on_test" (the study: the best of the refit's periodic test scores)."""
+    rule = hparams.get("report_epoch", "final")
+    if rule not in REPORT_EPOCHS:
+        raise ConfigError("hparams['report_epoch']", f"unknown rule {rule!r}",
+                          f"use one of {', '.join(REPORT_EPOCHS)}")
+    return rule
+
+
+def watch_test_split(task: SegTask, test: Any, test_targets: list[np.ndarray], hparams: dict[str, Any], *,
+                 num_classes: int, resolution: int, device: str, num_workers: int) -> _Selector:
+    """A selector over the TEST split, as the study's refit had: scored every 5 epochs and at the
+    end, by the pooled Dice its evaluate_segmentors ranks (the study's first metric)."""
+    rules = {**hparams, "select_epoch": "best", "select_metric": "dice_study",
+             "val_every": int(hparams.get("test_every", STUDY_TEST_EVERY))}
+    return _Selector(task, test, test_targets, None, rules, epochs=int(hparams["epochs"]),
+                     num_classes=num_classes, resolution=resolution, device=device,
+                     num_workers=num_workers)

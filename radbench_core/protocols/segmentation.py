@@ -38,7 +38,8 @@ from radbench_core.protocols.decoders import DECODER_KINDS, build_decoder
 from radbench_core.eval.predictions import ArrayPayload
 from radbench_core.eval.surface_distance import CONVENTION, per_item_hd95, summarise_hd95
 from radbench_core.protocols.seg_training import (SegTask, bn_mode_of, mean_dice, per_item_scores,
-                                                  predict_items, refit, train_and_select)
+                                                  predict_items, refit, report_epoch_rule, train_and_select,
+                                                  watch_test_split)
 
 METRIC_NAMES = ("dice", "jaccard", "dice_jaccard", "dice_study", "jaccard_study", "dice_jaccard_study")
 
@@ -206,10 +207,18 @@ def _run(inputs: SegInputs, hparams: dict[str, Any], seed: int, task: SegTask,
                            resolution=inputs.resolution, device=inputs.device,
                            num_workers=inputs.num_workers)
     history = list(sel.history)
+    report_rule = report_epoch_rule(hparams)
     if hparams.get("refit", False):
-        sel.head, rows = refit(task, datasets, sel, hparams, seed, resolution=inputs.resolution,
+        tester = (watch_test_split(task, datasets["test"], targets["test"], hparams,
+                               num_classes=inputs.num_classes, resolution=inputs.resolution,
                                device=inputs.device, num_workers=inputs.num_workers)
+                  if report_rule == "best_on_test" else None)
+        sel.head, rows = refit(task, datasets, sel, hparams, seed, resolution=inputs.resolution,
+                               device=inputs.device, num_workers=inputs.num_workers,
+                               after_epoch=tester.watching(sel.lr) if tester else None)
         history += rows
+        if tester is not None and tester.best is not None:      # the study's reported checkpoint
+            sel.head, sel.epoch = tester.best.head.to(inputs.device), tester.best.epoch
     sizes = [tuple(t.shape[-2:]) for t in targets["test"]]
     cms = np.zeros((len(sizes), inputs.num_classes, inputs.num_classes), dtype=np.int64)
     progress.update("test")
@@ -243,7 +252,7 @@ def _run(inputs: SegInputs, hparams: dict[str, Any], seed: int, task: SegTask,
     extra["peak_memory_mb"] = _peak_memory_mb(inputs.device)
     chosen = {"lr": sel.lr, "epoch": sel.epoch, "optimizer": hparams.get("optimizer", "sgd"),
               "select_metric": hparams.get("select_metric", "dice_study"),
-              "refit": bool(hparams.get("refit", False))}
+              "refit": bool(hparams.get("refit", False)), "report_epoch": report_rule}
     if task.cacheable:
         chosen["decoder"] = hparams.get("decoder", "unet")
     return ProtocolResult(metrics=metrics, chosen=chosen, params_trainable=trainable,
