@@ -40,7 +40,7 @@ MUTANT_TARGETS ?= \
     eval/delong.py=tests/test_delong.py,tests/test_stats_paired.py,-k,delong \
     gate/compare.py=tests/test_gating.py,tests/test_gate_paths.py,tests/test_gating_noise.py,tests/test_planted_bugs.py \
     data/datasets/splits.py=tests/test_splits.py,tests/test_planted_bugs.py \
-    models/pos_embed.py=tests/test_pos_embed.py \
+    models/pos_embed.py=tests/test_pos_embed.py,tests/test_pos_embed_rules.py \
     protocols/decoders.py=tests/test_decoders.py
 MUTANT ?=
 mutants: $(STAMP)
