@@ -110,3 +110,11 @@ def test_an_unreachable_grid_is_a_one_line_error_naming_the_rule():
         resize_pos_embed(_table(14), (29, 29), (14, 14), 1, RULES["msn"])
     assert str(err.value) == ("position table (msn rule): resizing (14, 14) to (29, 29) gave (28, 28). "
                               "Fix: use a resolution whose patch grid the model's own formula reaches exactly.")
+
+
+def test_install_leaves_models_without_an_official_rule_or_not_a_plain_vit_alone():
+    from timm.models.resnet import ResNet, BasicBlock
+    vit = VisionTransformer(img_size=32, patch_size=8, embed_dim=16, depth=1, num_heads=2, num_classes=0)
+    assert type(install(vit, "sam")) is VisionTransformer           # no rule: timm's resampling stays
+    cnn = ResNet(BasicBlock, [1, 1, 1, 1], num_classes=0)
+    assert type(install(cnn, "dinov2")) is ResNet and not hasattr(cnn, "pos_embed_rule")
