@@ -56,3 +56,17 @@ def test_paired_bootstrap_arguments(resamples, alpha):
     assert _message(lambda: paired_bootstrap(a, a, "auroc", resamples=resamples, alpha=alpha)) == (
         f"stats.paired_bootstrap: resamples={resamples}, alpha={alpha}. "
         "Fix: use resamples >= 1 and 0 < alpha < 1.")
+
+
+def test_multilabel_cells_with_unknown_labels_pair_in_any_order():
+    """Unknown labels (NaN) are equal to themselves for pairing: the same test set is not refused."""
+    labels = np.array([[1, np.nan], [0, 1], [np.nan, 0], [1, 1]])
+    scores = np.arange(8, dtype=float).reshape(4, 2)
+    ids, groups = ["i0", "i1", "i2", "i3"], ["p0", "p0", "p1", "p2"]
+    a = classification_predictions(ids, groups, labels, scores, "multilabel")
+    order = np.array([2, 0, 3, 1])
+    b = classification_predictions([ids[i] for i in order], [groups[i] for i in order], labels[order],
+                                   scores[order] * 2, "multilabel")
+    back = align(a, b)
+    assert list(back.ids) == ids
+    np.testing.assert_array_equal(back.scores[0], scores * 2)
