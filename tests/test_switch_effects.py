@@ -126,7 +126,9 @@ def test_two_plugin_runs_with_each_side_feed_the_table(project):
         assert knn["knn_k_on_val"] == ("test" if side == "study" else "val")
         assert knn["knn_plain_resize"] == ("resize256_crop224" if side == "study" else "resize")
     fams = {f.family: f for f in family_effects(cell_effects(dirs["study"], dirs["sound"], resamples=100))}
-    assert set(fams) == {"selection", "input"} and fams["selection"].cells == 1
+    # NIH's validation split follows the study's rule on the study side (make_val_set), a data switch
+    assert set(fams) == {"selection", "input", "data"} and fams["selection"].cells == 1
+    assert fams["data"].switches == ("patient_split_70_10_20",)
     assert fams["selection"].switches == ("knn_k_on_val", "knn_no_self_neighbour")
     bad = run(project, f"--radbench-profile={profile}", "--co", "--radbench-switches=paper")
     assert "--radbench-switches: expected study or sound" in bad.stderr.str()
