@@ -4,7 +4,10 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# make bench installs radbench and what a benchmark run needs; make test adds the test extra
+# (the official libraries that write checkpoint layouts, MLflow, Playwright, MONAI, ...)
 STAMP  := $(VENV)/.radbench-installed
+TEST_STAMP := $(VENV)/.radbench-test-installed
 JOBS   ?= 2
 
 .PHONY: bench test install clean-cache mutants
@@ -14,8 +17,14 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "radbench: installing into $(VENV) (torch, timm, ...) - first time takes a few minutes"
-	$(BIN)/python -m pip install --disable-pip-version-check -q -e ".[test]"
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e .
 	@touch $(STAMP)
+
+$(TEST_STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "radbench: installing into $(VENV) with the test extra - first time takes a few minutes"
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e ".[test]"
+	@touch $(STAMP) $(TEST_STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest benchmarks -m "not throughput" -n $(JOBS) --dist loadgroup -p no:cacheprovider $(ARGS); \
@@ -24,7 +33,7 @@ bench: $(STAMP)
 # The gate: the NIH and Montgomery cells of the demo grid (every protocol, every model that applies)
 # against benchmarks/baselines/demo.json; any metric 0.05 below its baseline fails the run.
 GATE_CELLS ?= nih or mc
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(BIN)/lint-imports            # the layers of radbench_core (pyproject.toml [tool.importlinter])
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests -n $(JOBS) -p no:cacheprovider $(ARGS)
 	$(BIN)/python -m pytest benchmarks -m "not throughput" -k "$(GATE_CELLS)" -n $(JOBS) --dist loadgroup \
@@ -43,7 +52,7 @@ MUTANT_TARGETS ?= \
     models/pos_embed.py=tests/test_pos_embed.py,tests/test_pos_embed_rules.py \
     protocols/decoders.py=tests/test_decoders.py
 MUTANT ?=
-mutants: $(STAMP)
+mutants: $(TEST_STAMP)
 	@for target in $(MUTANT_TARGETS); do \
 	  module=$${target%%=*}; tests=$${target#*=}; \
 	  if [ -n "$(MUTANT)" ] && [ "$$module" != "$(MUTANT)" ]; then continue; fi; \
