@@ -177,3 +177,23 @@ class Dinov3Release(nn.Module):
             if i >= len(self.blocks) - n:
                 out.append(self.norm(tokens))
         return out
+
+
+def assert_backbone_matches_official(model_id: str, official: nn.Module, weights, pixels: int, *,
+                                     patch: int, prefix: int = 5, atol: float = 1e-5) -> None:
+    """radbench's backbone loaded from ``weights`` gives the official forward's class tokens of the
+    last 4 blocks, mean patch token and last patch map (``prefix`` = class + register/storage tokens)."""
+    from radbench_core.models.features import load_backbone
+    from radbench_core.models.specs import get_model
+    bb = load_backbone(model_id, demo=False, resolution=pixels, weights_dir=weights,
+                       arch_kwargs=get_model(model_id).demo_kwargs)
+    x = torch.randn(2, 3, pixels, pixels, generator=torch.Generator().manual_seed(pixels))
+    with torch.no_grad():
+        want = official.intermediate(x, 4)
+        pooled = bb.pooled(x)
+        maps = bb.patch_maps(x)
+    torch.testing.assert_close(pooled["cls"], torch.stack([t[:, 0] for t in want], dim=1), atol=atol, rtol=0)
+    patches = want[-1][:, prefix:]
+    torch.testing.assert_close(pooled["patch_mean"], patches.mean(dim=1), atol=atol, rtol=0)
+    side = pixels // patch
+    torch.testing.assert_close(maps[-1], patches.transpose(1, 2).reshape(2, -1, side, side), atol=atol, rtol=0)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from official_vits import Dinov2Hub
+from official_vits import Dinov2Hub, assert_backbone_matches_official
 from synthetic import randomise
 
 from radbench_core.core.errors import WeightsError
@@ -63,18 +63,8 @@ def test_every_tensor_of_the_hub_file_is_in_the_timm_model(hub_file) -> None:
 @pytest.mark.parametrize("pixels", [518, 224])
 def test_hub_file_gives_the_official_class_tokens_and_patch_maps(hub_file, pixels: int) -> None:
     model_id, official, weights = hub_file
-    bb = load_backbone(model_id, demo=False, resolution=pixels, weights_dir=weights,
-                       arch_kwargs=get_model(model_id).demo_kwargs)
-    x = torch.randn(2, 3, pixels, pixels, generator=torch.Generator().manual_seed(pixels))
-    with torch.no_grad():
-        want = official.intermediate(x, 4)
-        pooled = bb.pooled(x)
-        maps = bb.patch_maps(x)
-    torch.testing.assert_close(pooled["cls"], torch.stack([t[:, 0] for t in want], dim=1), atol=ATOL, rtol=0)
-    patches = want[-1][:, 5:]
-    torch.testing.assert_close(pooled["patch_mean"], patches.mean(dim=1), atol=ATOL, rtol=0)
-    side = pixels // 14
-    torch.testing.assert_close(maps[-1], patches.transpose(1, 2).reshape(2, -1, side, side), atol=ATOL, rtol=0)
+    assert_backbone_matches_official(model_id, official, weights, pixels, patch=14, prefix=5,  # class + 4 registers
+                                     atol=ATOL)
 
 
 def test_a_plain_dinov2_file_under_the_reg_name_is_refused(tmp_path) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from official_vits import Dinov3Release
+from official_vits import Dinov3Release, assert_backbone_matches_official
 from synthetic import randomise
 
 from radbench_core.core.errors import WeightsError
@@ -86,18 +86,8 @@ def test_every_tensor_of_the_release_file_is_in_the_timm_model(release) -> None:
 @pytest.mark.parametrize("pixels", [224, 256, 448])
 def test_release_gives_the_official_class_tokens_and_patch_maps(release, pixels: int) -> None:
     official, weights = release
-    bb = load_backbone(MODEL, demo=False, resolution=pixels, weights_dir=weights,
-                       arch_kwargs=get_model(MODEL).demo_kwargs)
-    x = torch.randn(2, 3, pixels, pixels, generator=torch.Generator().manual_seed(pixels))
-    with torch.no_grad():
-        want = official.intermediate(x, 4)
-        pooled = bb.pooled(x)
-        maps = bb.patch_maps(x)
-    torch.testing.assert_close(pooled["cls"], torch.stack([t[:, 0] for t in want], dim=1), atol=ATOL, rtol=0)
-    patches = want[-1][:, 5:]                       # after the class token and the 4 storage tokens
-    torch.testing.assert_close(pooled["patch_mean"], patches.mean(dim=1), atol=ATOL, rtol=0)
-    side = pixels // 16
-    torch.testing.assert_close(maps[-1], patches.transpose(1, 2).reshape(2, -1, side, side), atol=ATOL, rtol=0)
+    assert_backbone_matches_official(MODEL, official, weights, pixels, patch=16, prefix=5,  # class + 4 storage
+                                     atol=ATOL)
 
 
 def test_timms_own_converter_would_not_give_the_official_model(release) -> None:
