@@ -27,15 +27,15 @@ def _run(index, rule):
 
 def test_study_side_reports_the_best_test_score_of_the_refit_and_ours_the_final_state(index):
     study, ours = _run(index, "best_on_test"), _run(index, "final")
-    tested = [r for r in study.extra["history"] if r.get("refit") and r.get("val_dice_study") is not None]
+    tested = [r for r in study.extra["history"] if r.get("refit") and r.get("test_dice_study") is not None]
     assert [r["epoch"] for r in tested] == list(range(SETTINGS["epochs"]))    # every epoch (test_every=1)
-    scores = [r["val_dice_study"] for r in tested]
+    scores = [r["test_dice_study"] for r in tested]
     best = max(range(len(scores)), key=lambda i: (scores[i], -i))
     assert best != len(scores) - 1, "the case must have a best epoch before the last one"
     assert study.metrics["dice_study"].value == pytest.approx(scores[best], abs=1e-12)
     assert study.chosen["epoch"] == tested[best]["epoch"] and study.chosen["report_epoch"] == "best_on_test"
     # ours: no test scoring inside the refit; the final head, i.e. the study side's last score
-    assert not any(r.get("refit") and r.get("val_dice_study") is not None for r in ours.extra["history"])
+    assert not any(r.get("refit") and r.get("test_dice_study") is not None for r in ours.extra["history"])
     assert ours.metrics["dice_study"].value == pytest.approx(scores[-1], abs=1e-12)
     assert study.metrics["dice_study"].value > ours.metrics["dice_study"].value
 

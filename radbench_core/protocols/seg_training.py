@@ -270,8 +270,9 @@ class _Selector:
 
     def __init__(self, task: SegTask, val: Any, val_targets: list[np.ndarray], val_cache: Cached | None,
                  hparams: dict[str, Any], *, epochs: int, num_classes: int, resolution: int,
-                 device: str, num_workers: int):
+                 device: str, num_workers: int, split: str = "val"):
         self.rule, self.metric = selection_rule(hparams)
+        self.split = split                            # the history rows' key prefix: the split scored
         self.task, self.val, self.val_targets, self.val_cache = task, val, val_targets, val_cache
         self.val_sizes = [tuple(t.shape[-2:]) for t in val_targets]
         self.epochs, self.val_every = epochs, int(hparams.get("val_every", 1))
@@ -286,11 +287,12 @@ class _Selector:
         return lambda head, epoch, row: self.after_epoch(lr, head, epoch, row)
 
     def after_epoch(self, lr: float, head: nn.Module, epoch: int, row: dict[str, Any]) -> None:
-        row["val_dice"] = row["val_dice_study"] = None
+        dice, pooled = f"{self.split}_dice", f"{self.split}_dice_study"
+        row[dice] = row[pooled] = None
         if not self._due(epoch):
             return
-        row["val_dice"], row["val_dice_study"] = self._validate(head)
-        score = row["val_dice_study" if self.metric == "dice_study" else "val_dice"]
+        row[dice], row[pooled] = self._validate(head)
+        score = row[pooled if self.metric == "dice_study" else dice]
         if self.best is None or _rank(score) > _rank(self.best.val_score):
             self.best = Selection(copy.deepcopy(head).cpu(), lr, epoch, score)
 
@@ -425,4 +427,4 @@ def watch_test_split(task: SegTask, test: Any, test_targets: list[np.ndarray], h
              "val_every": int(hparams.get("test_every", STUDY_TEST_EVERY))}
     return _Selector(task, test, test_targets, None, rules, epochs=int(hparams["epochs"]),
                      num_classes=num_classes, resolution=resolution, device=device,
-                     num_workers=num_workers)
+                     num_workers=num_workers, split="test")
