@@ -91,7 +91,9 @@ SWITCHES: tuple[Switch, ...] = (
            "stratified by class; NIH: 10 % of the train_val patients as val)",
            "repo dinov2/data/datasets/mc.py make_splits; brain_tumor.py make_splits; msd_spleen.py, "
            "msd_hipp.py data_split; msd_heart.py split lengths; sars_cov_2_ct.py make_splits; "
-           "nih_chest_xray.py make_val_set",
+           "nih_chest_xray.py make_val_set. The study's own split folders (train/ val/ test/), where "
+           "a user has them, are read as they are with --radbench-splits DATASET=FOLDER and win over "
+           "both values",
            "a third of the data as test and a sixth as val leaves the decoder half the images to learn "
            "from; the 70/10/20 split is the same rule on every dataset, and keeps a patient's images "
            "in one split", datasets=("mc", "brain_tumor", "msd_spleen", "msd_hippocampus", "msd_heart",

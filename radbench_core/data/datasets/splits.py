@@ -25,6 +25,7 @@ from typing import Callable, Hashable, Sequence
 
 from radbench_core.core.atomic import atomic_write_json
 from radbench_core.data.datasets.base import Item, LoadOptions
+from radbench_core.data.datasets.study_folders import is_study_split_folder, read_study_split_folder
 from radbench_core.data.datasets.inputs import changed_inputs, input_manifest, reads_so_far, recording_reads
 from radbench_core.core.errors import ConfigError, DatasetError, StorageError
 
@@ -201,6 +202,14 @@ def _check_coverage(where: str | Path, splits: dict[str, list[str]], items: list
                            "the split file to let radbench compute one")
 
 
+def _study_folder(root: Path, split_file: str | Path) -> Path | None:
+    """The split argument as a folder in the study's split layout (train/ val/ test/), if it is one."""
+    for path in (Path(split_file), Path(root) / split_file):
+        if is_study_split_folder(path):
+            return path
+    return None
+
+
 def user_split_path(root: Path, split_file: str | Path) -> Path:
     """The user's split file, relative to the working directory or else to the dataset root."""
     path = Path(split_file)
@@ -215,8 +224,9 @@ def user_split_path(root: Path, split_file: str | Path) -> Path:
 
 def load_or_create_splits(root: Path, items: list[Item], make: Callable[[], dict[str, list[str]]],
                           split_file: str | None = None, splits_dir: str | Path | None = None,
-                          *, shared_patients: bool = False) -> dict[str, list[int]]:
-    """Return split -> item positions: a user split file, our saved one, or a new one.
+                          *, shared_patients: bool = False, title: str = "") -> dict[str, list[int]]:
+    """Return split -> item positions: a user split file (or the study's split folders, see
+    study_folders.py), our saved one, or a new one.
 
     A new split is written once to ``splits_dir`` (radbench's cache, never the dataset folder) under
     a name derived from the file list, so later runs and other workers reuse it while a changed
@@ -224,6 +234,12 @@ def load_or_create_splits(root: Path, items: list[Item], make: Callable[[], dict
     deterministic, so recomputing it gives the same assignment).
     """
     root = Path(root)
+    if split_file is not None and _study_folder(root, split_file) is not None:
+        folder = _study_folder(root, split_file)
+        data = read_study_split_folder(folder, items, title or root.name)
+        positions = _positions(folder, data, items)
+        _check_coverage(folder, data, items, exclude=True)
+        return positions
     if split_file is not None:
         path = user_split_path(root, split_file)
         data = _read_split_json(path)
@@ -380,7 +396,7 @@ def resolve_splits(root: Path, items: list[Item], make: Callable[[], dict[str, l
     """
     splits = cap_splits(load_or_create_splits(root, items, make, options.split_file,
                                               getattr(options, "splits_dir", None),
-                                              shared_patients=shared_patients),
+                                              shared_patients=shared_patients, title=title),
                         options.max_items)
     for name in ("train", "val", "test"):
         if not splits.get(name):

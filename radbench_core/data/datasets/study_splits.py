@@ -4,7 +4,8 @@ Where a dataset has no official split, the study's ``make_splits`` functions dea
 systematic sampling over the folder order; radbench's sound rule is a 70/10/20 patient split
 (``splits.patient_split``). These reproduce the study's sizes from its code, on our natural file
 order (the study used ``os.listdir`` order, which the file system decides). Its published split
-files, when a user has them, are read as they are with ``--radbench-splits`` and win over both.
+folders (``train/ val/ test/`` as its make_splits left them), when a user has them, are read as they
+are with ``--radbench-splits DATASET=FOLDER`` (study_folders.py) and win over both.
 
 - Montgomery (repo dinov2/data/datasets/mc.py ``make_splits``): test = every 3rd image
   (``range(0, 138, ceil(138 / 46))``), val = every 4th of the remaining 92 (``ceil(92 / 23)``):
