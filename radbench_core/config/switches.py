@@ -20,6 +20,7 @@ MULTILABEL_PROTOCOLS = ("linear", "linear_subset", "fewshot", "finetune", "lora"
 SEG_PROTOCOLS = ("seg_linear", "seg_unet", "seg_fewshot", "scratch", "scratch_fewshot")
 # backbones whose own input constants are not ImageNet's (tests check this list against the specs)
 NON_IMAGENET_MODELS = ("clip_vitl14", "openclip_vith14", "vit_l16_in21k")
+SCRATCH_MODELS = ("unet", "transunet")          # ours: 0.5 / 0.5; the study's notebooks: ImageNet
 
 
 @dataclass(frozen=True)
@@ -102,10 +103,14 @@ SWITCHES: tuple[Switch, ...] = (
     Switch("input_norm_per_model", "input", "input normalisation constants", "input_norm",
            "imagenet", "model",
            "ImageNet mean/std after the per-image min-max, for every model (make_normalize_transform's "
-           "default)", "each model's own constants (CLIP/OpenCLIP: CLIP's; ViT-L/16: its checkpoint's 0.5/0.5)",
-           "repo dinov2/data/transforms.py make_normalize_transform",
+           "default), the scratch U-Net and TransUNet included (their notebooks' transforms)",
+           "each model's own constants (CLIP/OpenCLIP: CLIP's; ViT-L/16: its checkpoint's 0.5/0.5); "
+           "the scratch models 0.5 / 0.5 (inputs in [-1, 1])",
+           "repo dinov2/data/transforms.py make_normalize_transform; unet.ipynb; transunet.ipynb",
            "a model sees inputs scaled as in its pre-training; ImageNet constants shift and scale "
-           "CLIP's and ViT-L/16's inputs (x 2.2 for ViT-L/16)", models=NON_IMAGENET_MODELS),
+           "CLIP's and ViT-L/16's inputs (x 2.2 for ViT-L/16); a model trained from scratch has no "
+           "pre-training statistics, and [-1, 1] is centred for every modality",
+           models=NON_IMAGENET_MODELS + SCRATCH_MODELS),
     Switch("seg_fewshot_random_seeds", "sampling", "few-shot segmentation images", "fewshot_sample",
            "systematic", "random",
            "one evenly spaced sample, np.arange(0, n, n / shots).round(), one run",

@@ -119,7 +119,8 @@ BUILDERS: dict[str, Callable[[CellSetup], BuiltInputs]] = {
 def _seg_inputs(setup: CellSetup, backbone, scratch_model: str | None = None) -> SegInputs:
     from radbench_core.data.datasets.torch_data import SliceDataset
     from radbench_core.data.datasets.transforms import SegmentationAugment
-    transform = _transform(backbone, setup.resolution)
+    transform = _transform(backbone, setup.resolution,
+                           imagenet_norm=setup.hparams.get("input_norm", "model") == "imagenet")
     augment = bool(setup.hparams.get("augment", True))
     index, ctx = setup.index, setup.ctx
     datasets = {s: SliceDataset(index, s, transform, with_masks=True, seed=ctx.seed,
@@ -131,10 +132,13 @@ def _seg_inputs(setup: CellSetup, backbone, scratch_model: str | None = None) ->
                      examples_path=examples_path(ctx, setup.cell))
 
 
-def _transform(backbone_or_none, resolution: int, crop_from: int | None = None):
+def _transform(backbone_or_none, resolution: int, crop_from: int | None = None, *,
+               imagenet_norm: bool = False):
     from radbench_core.data.datasets.transforms import ModelTransform
-    if backbone_or_none is None:                  # scratch models: ImageNet-style normalisation
-        return ModelTransform(resolution, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    if backbone_or_none is None:                  # scratch models: 0.5 / 0.5 (ours) or ImageNet (the
+        from radbench_core.models.specs import IMAGENET_MEAN, IMAGENET_STD   # study; input_norm_per_model)
+        mean, std = (IMAGENET_MEAN, IMAGENET_STD) if imagenet_norm else ((0.5,) * 3, (0.5,) * 3)
+        return ModelTransform(resolution, mean, std)
     mean, std = tuple(backbone_or_none.mean), tuple(backbone_or_none.std)
     if crop_from is None:
         return ModelTransform(resolution, mean, std)
