@@ -257,8 +257,11 @@ SETTINGS: tuple[Setting, ...] = (
     _s("segmentation", "epochs (decoders)", "per dataset, listed on an unpublished drive (paper B.4); "
        "the released Montgomery script runs 50", "paper B.4; repo run.sh", "50",
        protocols=("seg_linear", "seg_unet", "seg_fewshot"), key="epochs", value=50),
-    _s("segmentation", "augmentation", "horizontal and vertical flips p=0.25, rotation up to 90 degrees",
-       "paper A.2", "the same on the training slices",
+    _s("segmentation", "augmentation", "horizontal and vertical flips p=0.25, rotation up to 90 degrees "
+       "(the text; the released code differs from it: after the resize, RandomVerticalFlip(0.25) twice, "
+       "its 'hflip' being a vertical flip, then RandomRotation(90) with nearest interpolation and fill 0 "
+       "in raw units, before the min-max; radbench follows the text)",
+       "paper A.2; repo dinov2/data/transforms.py:128-140", "the same as the text on the training slices",
        protocols=("seg_linear", "seg_unet", "seg_fewshot", "scratch"), key="augment", value=True),
     _s("segmentation", "which state of a run is scored", "each rate's final state (no epoch choice "
        "during the sweep)", "repo dinov2/eval/segmentation/segmentation.py", "the same",
@@ -299,6 +302,40 @@ SETTINGS: tuple[Setting, ...] = (
        "(Heart and Hippocampus MRI, and Spleen CT); paper A.2 says per volume for MRI",
        "repo dinov2/data (MSD slice loaders); paper A.2", "per slice, as the code "
        "(preprocess.window_percentile_per_slice)", datasets=("msd_heart", "msd_hippocampus", "msd_spleen")),
+    _s("classification", "scores the AUROC ranks (single-label heads)", "the sigmoid of each logit "
+       "(LinearPostprocessor), MulticlassAUROC macro over the classes: a class's score is its own logit "
+       "only (SARS-CoV-2 has 2 logits, so the mean of AUROC(logit 0) for negatives and AUROC(logit 1) "
+       "for COVID)", "repo dinov2/eval/classification/utils.py:55-61; dinov2/eval/metrics.py",
+       "softmax probabilities: SARS-CoV-2 P(COVID) = softmax(logits)[1], brain tumour the softmax of "
+       "each class, macro AUROC", protocols=("linear", "linear_subset", "fewshot", "finetune", "lora",
+                                              "bitfit"),
+       datasets=("sarscov2", "brain_tumor"), deviation="auroc_scores_softmax",
+       why="a head trained with softmax cross-entropy predicts a class by its logit relative to the "
+           "others; ranking by one logit alone scores a quantity the loss never trained"),
+    _s("dataset:brain_tumor", "MRI intensity", "per image: values above the 95th percentile set to "
+       "it, values at or below the 5th percentile set to 0 (not to the 5th percentile), then the "
+       "per-image min-max", "repo dinov2/data/datasets/brain_tumor.py get_image_data",
+       "clipped to the 5th-95th percentile and scaled to [0, 1]", datasets=("brain_tumor",),
+       deviation="brain_tumor_clip_low_percentile",
+       why="setting the dark tail to 0 leaves a jump from 0 to the 5th percentile that the min-max "
+           "keeps; clipping gives the same window without it"),
+    _s("dataset:sarscov2", "volume preprocessing", "one augmentation draw per patient volume (a "
+       "shared seed for its slices), min-max per slice", "repo dinov2/data/datasets/sars_cov_2_ct.py "
+       "__getitem__", "an augmentation draw per slice, one intensity scale per volume",
+       datasets=("sarscov2",), deviation="sarscov2_slice_draws_volume_scale",
+       why="one scale per volume keeps the slices' intensities comparable, as the scanner wrote them"),
+    _s("segmentation", "NIfTI slice orientation", "the stored array as is: get_fdata().transpose(2, "
+       "0, 1), whatever the affine says", "repo dinov2/data/datasets/msd_spleen.py slice_it; amos.py",
+       "reoriented to RAS+ (nibabel.as_closest_canonical), then radiological slices (volumes.py)",
+       protocols=("seg_linear", "seg_unet", "seg_fewshot", "scratch"),
+       datasets=("amos", "msd_spleen", "msd_hippocampus", "msd_heart"), deviation="nifti_canonical_orientation",
+       why="volumes stored with different axis orders or flips would otherwise reach the model in "
+           "different orientations"),
+    _s("scratch", "learning-rate schedule of the refit", "the notebook keeps the train split's epoch "
+       "length after merging train + val, so the cosine's T_max is too short and the rate rises "
+       "again late in the refit", "repo unet.ipynb; transunet.ipynb", "cosine to 0 over the refit's own "
+       "steps (seg_training.fit)", protocols=("scratch",), deviation="scratch_refit_cosine_length",
+       why="a cosine that restarts is an artefact of a stale variable, not a schedule anyone chose"),
     # --- profile: which cells, resolutions, subsets ---
     _s("report", "Table 6 parameter counts", "with one output class: U-Net 31M, TransUNet 324M, "
        "frozen ViT-L/14 17M (5%) of 317M, ViT-g/14 38M (3%) of 1,138M", "paper 4.1 (Table 6 caption)",
