@@ -20,6 +20,10 @@ MULTILABEL_PROTOCOLS = ("linear", "linear_subset", "fewshot", "finetune", "lora"
 SEG_PROTOCOLS = ("seg_linear", "seg_unet", "seg_fewshot", "scratch", "scratch_fewshot")
 # backbones whose own input constants are not ImageNet's (tests check this list against the specs)
 NON_IMAGENET_MODELS = ("clip_vitl14", "openclip_vith14", "vit_l16_in21k")
+# the study's Hugging Face ViTs (its dinov2/eval/utils.py wrappers return hidden_states[-n:])
+HF_VIT_MODELS = ("clip_vitl14", "openclip_vith14", "mae_vitl16", "msn_vitl16", "vit_l16_in21k")
+BACKBONE_PROTOCOLS = ("knn", "linear", "linear_subset", "fewshot", "finetune", "lora", "bitfit",
+                      "seg_linear", "seg_unet", "seg_fewshot")
 
 
 @dataclass(frozen=True)
@@ -185,6 +189,21 @@ SWITCHES: tuple[Switch, ...] = (
            "(val_data_loader=test_data_loader), 185 (eval_period_epochs=5)",
            "picking the epoch by its test score makes the reported number optimistic",
            protocols=("seg_linear", "seg_unet", "scratch")),
+    # --- swmodel branch: the feature / input side ---
+    Switch("vit_tokens_after_final_norm", "features", "tokens of the Hugging Face ViTs", "vit_tokens",
+           "hidden_states", "final_norm",
+           "the block outputs before the final LayerNorm (transformers' hidden_states[-n:]; CLIP and "
+           "OpenCLIP: before post_layernorm): the class tokens of kNN, the linear probe, few-shot and "
+           "the fine-tune / LoRA / BitFit head, the mean patch token, the U-Net decoder's 5 maps; the "
+           "linear decoder reads the last block through a fresh parameter-free LayerNorm (eps 1e-6, "
+           "the wrappers' self.norm). DINOv2's tokens were normalised",
+           "every ViT's class and patch tokens after its own final LayerNorm",
+           "repo dinov2/eval/utils.py:60-249 (ViTLargeImagenet21k, ViTLargeMSN, CLIPLarge, OpenCLIPHuge, "
+           "MAEViTLargeImagenet1k: forward, forward_features, get_intermediate_layers); "
+           "dinov2/eval/segmentation/utils.py:30-39",
+           "the study normalised DINOv2's tokens but not the other ViTs'; each model's own final "
+           "LayerNorm for every model keeps the comparison like for like",
+           protocols=BACKBONE_PROTOCOLS, models=HF_VIT_MODELS),
 )
 
 

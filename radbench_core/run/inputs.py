@@ -54,10 +54,29 @@ class CellSetup:
             from radbench_core.models.features import with_input_norm
             from radbench_core.models.specs import IMAGENET_MEAN, IMAGENET_STD
             backbone = with_input_norm(backbone, IMAGENET_MEAN, IMAGENET_STD)
+        tokens = vit_tokens(self.cell, self.hparams)
+        if tokens != "final_norm":                   # switch vit_tokens_after_final_norm
+            from radbench_core.models.features import with_token_norm
+            backbone = with_token_norm(backbone, tokens)
         return backbone
 
-    def forward(self):
+    def forward(self, backbone=None):
+        """The pooled forward of ``backbone``: the pool's (compiled when asked) unless the cell's
+        backbone gives other tokens than the pooled one (a token-norm copy has its own ``pooled``)."""
+        if backbone is not None and getattr(backbone, "token_norm", "final_norm") != "final_norm":
+            return backbone.pooled
         return self.pool.pooled_forward(self.ctx.compile)
+
+
+def vit_tokens(cell: Cell, hparams: Mapping[str, Any]) -> str:
+    """The cell's ViT token normalisation: the study's ``hidden_states`` only for the models the
+    switch ``vit_tokens_after_final_norm`` names (its Hugging Face ViTs); every other model's tokens
+    are normalised in both profiles (DINOv2's were in the study too)."""
+    from radbench_core.config.switches import switches
+    switch = switches()["vit_tokens_after_final_norm"]
+    if not switch.affects(cell.model, cell.dataset, cell.protocol):
+        return "final_norm"
+    return str(hparams.get(switch.key, switch.sound))
 
 
 @dataclass(frozen=True)
@@ -75,7 +94,7 @@ def frozen(setup: CellSetup) -> BuiltInputs:
     inputs = cached_features(setup, backbone)
     if setup.hparams.get("features") == "augmented":
         inputs = dataclasses.replace(inputs, augmented=augmented_features(
-            setup.index, backbone, setup.cell, setup.resolution, setup.ctx, setup.forward(),
+            setup.index, backbone, setup.cell, setup.resolution, setup.ctx, setup.forward(backbone),
             augment_kind=str(setup.hparams.get("cls_augment", "square_crop"))))
     return BuiltInputs(inputs, backbone)
 
@@ -185,12 +204,14 @@ def cached_features(setup: CellSetup, backbone) -> FrozenInputs:
                                                 ).encode()).hexdigest()}
     if crop_from is not None:                 # only then: the keys of uncropped features stay valid
         parts["crop_from"] = crop_from
+    if getattr(backbone, "token_norm", "final_norm") != "final_norm":     # likewise
+        parts["token_norm"] = backbone.token_norm
 
     def compute() -> dict[str, dict[str, np.ndarray]]:
         datasets = {split: SliceDataset(index, split, transform) for split in SPLITS}
         return extract_splits(backbone, datasets, device=ctx.device, batch_size=ctx.profile.batch_size,
                               num_workers=ctx.workers, progress=ctx.progress,
-                              desc=f"{cell.model}/{cell.dataset}", forward=setup.forward())
+                              desc=f"{cell.model}/{cell.dataset}", forward=setup.forward(backbone))
 
     features = setup.cache.get_or_compute(parts, compute)
     return FrozenInputs(
