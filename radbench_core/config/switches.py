@@ -204,6 +204,17 @@ SWITCHES: tuple[Switch, ...] = (
            "the study normalised DINOv2's tokens but not the other ViTs'; each model's own final "
            "LayerNorm for every model keeps the comparison like for like",
            protocols=BACKBONE_PROTOCOLS, models=HF_VIT_MODELS),
+    Switch("cls_eval_resize_antialiased", "input", "classification input resize", "eval_resize",
+           "bicubic", "bilinear_antialias",
+           "Resize((R, R), BICUBIC) on the image tensor, which torchvision 0.15 runs without "
+           "antialiasing, then the per-image min-max (RescaleImage) of the resized (kNN: cropped) "
+           "image (make_classification_eval_transform, every eval split and the kNN bank)",
+           "bilinear with antialiasing (as PIL), of the image min-max scaled once at decoding",
+           "repo dinov2/data/transforms.py:100-115 (eval), 26-39 (RescaleImage); "
+           "dinov2/eval/classification/linear.py:425-426; mlknn.py:177; conda.yaml (torchvision 0.15)",
+           "a bicubic shrink without antialiasing aliases: a 1024 px X-ray at 224 px keeps every "
+           "4.6th pixel's neighbourhood and fine texture becomes moire",
+           protocols=("knn", "linear", "linear_subset", "fewshot", "finetune", "lora", "bitfit")),
 )
 
 

@@ -95,7 +95,8 @@ def frozen(setup: CellSetup) -> BuiltInputs:
     if setup.hparams.get("features") == "augmented":
         inputs = dataclasses.replace(inputs, augmented=augmented_features(
             setup.index, backbone, setup.cell, setup.resolution, setup.ctx, setup.forward(backbone),
-            augment_kind=str(setup.hparams.get("cls_augment", "square_crop"))))
+            augment_kind=str(setup.hparams.get("cls_augment", "square_crop")),
+            resize=eval_resize(setup.hparams)))
     return BuiltInputs(inputs, backbone)
 
 
@@ -105,7 +106,7 @@ def live(setup: CellSetup) -> BuiltInputs:
     probe_lr = linear_probe_lr(setup, backbone) if setup.hparams.get("head_lr") == "linear" else None
     from radbench_core.data.datasets.torch_data import SliceDataset
     from radbench_core.data.datasets.transforms import ClassificationAugment
-    transform = _transform(backbone, setup.resolution)
+    transform = _transform(backbone, setup.resolution, resize=eval_resize(setup.hparams))
     index, ctx = setup.index, setup.ctx
     augment = ClassificationAugment(kind=str(setup.hparams.get("cls_augment", "square_crop")),
                                     resolution=setup.resolution)
@@ -150,14 +151,21 @@ def _seg_inputs(setup: CellSetup, backbone, scratch_model: str | None = None) ->
                      examples_path=examples_path(ctx, setup.cell))
 
 
-def _transform(backbone_or_none, resolution: int, crop_from: int | None = None):
+def _transform(backbone_or_none, resolution: int, crop_from: int | None = None,
+               resize: str = "bilinear_antialias"):
     from radbench_core.data.datasets.transforms import ModelTransform
     if backbone_or_none is None:                  # scratch models: ImageNet-style normalisation
         return ModelTransform(resolution, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
     mean, std = tuple(backbone_or_none.mean), tuple(backbone_or_none.std)
     if crop_from is None:
-        return ModelTransform(resolution, mean, std)
-    return ModelTransform(resolution, mean, std, crop_from=crop_from)
+        return ModelTransform(resolution, mean, std, resize=resize)
+    return ModelTransform(resolution, mean, std, crop_from=crop_from, resize=resize)
+
+
+def eval_resize(hparams: Mapping[str, Any]) -> str:
+    """How a classification cell resizes its inputs (switch ``cls_eval_resize_antialiased``):
+    bilinear antialiased (ours, the default) or the study's bicubic without antialiasing."""
+    return str(hparams.get("eval_resize", "bilinear_antialias"))
 
 
 KNN_INPUTS = ("resize", "resize256_crop224")      # switch knn_plain_resize
@@ -192,7 +200,8 @@ def cached_features(setup: CellSetup, backbone) -> FrozenInputs:
     from radbench_core.data.datasets.torch_data import SliceDataset
     index, cell, ctx = setup.index, setup.cell, setup.ctx
     crop_from = knn_crop_from(setup.hparams, setup.resolution)
-    transform = _transform(backbone, setup.resolution, crop_from)
+    resize = eval_resize(setup.hparams)
+    transform = _transform(backbone, setup.resolution, crop_from, resize)
     parts = {"model": cell.model, "weights": backbone.weights, "dataset": cell.dataset,
              "extractor": extractor_fingerprint(),
              "sources": sources_of(index),
@@ -206,6 +215,8 @@ def cached_features(setup: CellSetup, backbone) -> FrozenInputs:
         parts["crop_from"] = crop_from
     if getattr(backbone, "token_norm", "final_norm") != "final_norm":     # likewise
         parts["token_norm"] = backbone.token_norm
+    if resize != "bilinear_antialias":                                     # likewise
+        parts["eval_resize"] = resize
 
     def compute() -> dict[str, dict[str, np.ndarray]]:
         datasets = {split: SliceDataset(index, split, transform) for split in SPLITS}
@@ -234,7 +245,8 @@ def sources_of(index: DatasetIndex) -> str:
 
 
 def augmented_features(index: DatasetIndex, backbone, cell: Cell, resolution: int, ctx: RunContext,
-                       forward=None, augment_kind: str = "square_crop") -> dict[str, Any]:
+                       forward=None, augment_kind: str = "square_crop",
+                       resize: str = "bilinear_antialias") -> dict[str, Any]:
     """split -> (epoch -> item features of that split under that epoch's augmentation draw).
 
     The study trains linear heads on randomly scaled and flipped images, so these cannot come from
@@ -242,7 +254,7 @@ def augmented_features(index: DatasetIndex, backbone, cell: Cell, resolution: in
     """
     from radbench_core.data.datasets.torch_data import SliceDataset
     from radbench_core.data.datasets.transforms import ClassificationAugment
-    transform = _transform(backbone, resolution)
+    transform = _transform(backbone, resolution, resize=resize)
 
     def features_at(split: str):
         dataset = SliceDataset(index, split, transform, seed=ctx.seed,
