@@ -169,8 +169,9 @@ SWITCHES: tuple[Switch, ...] = (
            "p = 0.5, the bilinear antialiased resize of every input",
            "repo dinov2/data/transforms.py:75-95; paper A.2",
            "an aspect-ratio jitter stretches anatomy; an antialiased resize does not alias when it "
-           "shrinks", protocols=("linear", "linear_subset", "finetune", "lora", "bitfit"),
-           only_when=(("linear", "features", "augmented"), ("linear_subset", "features", "augmented"))),
+           "shrinks", protocols=("linear", "linear_subset", "fewshot", "finetune", "lora", "bitfit"),
+           only_when=(("linear", "features", "augmented"), ("linear_subset", "features", "augmented"),
+                      ("fewshot", "features", "augmented"))),
     Switch("knn_plain_resize", "input", "kNN input", "knn_input", "resize256_crop224", "resize",
            "Resize to 256/224 of the input size, then CenterCrop to the input size "
            "(make_classification_eval_transform's defaults)", "the whole image resized to the input "
@@ -215,6 +216,17 @@ SWITCHES: tuple[Switch, ...] = (
            "a bicubic shrink without antialiasing aliases: a 1024 px X-ray at 224 px keeps every "
            "4.6th pixel's neighbourhood and fine texture becomes moire",
            protocols=("knn", "linear", "linear_subset", "fewshot", "finetune", "lora", "bitfit")),
+    Switch("fewshot_cached_features", "augmentation", "few-shot classification: head-training images",
+           "features", "augmented", "cached",
+           "the n-shot sample through the train transform (RandomResizedCrop + flip) every epoch, and "
+           "in the refit the val images too (make_datasets gives train the train transform; "
+           "FewShotDatasetWrapper keeps it; the refit's val set is built with train_transform)",
+           "the cached unaugmented features of the sample (and of val in a refit), one backbone pass",
+           "repo dinov2/eval/classification/linear.py:425-433 (train transform, FewShotDatasetWrapper), "
+           "539-544 (the refit: val with train_transform, concatenated); dinov2/data/wrappers.py",
+           "the cached features of a few images need no backbone pass per epoch and make the head "
+           "deterministic; the augmentation (switch cls_augment_square_crop) acts when this is on "
+           "the study's side", protocols=("fewshot",)),
 )
 
 
