@@ -94,7 +94,7 @@ def test_every_tensor_loads_equal(official) -> None:
 def test_features_equal_transformers_outputs(official) -> None:
     """Class tokens of the last 4 blocks (linear probe, kNN: the last), the 5 patch maps of the
     U-Net decoder and the fine-tune head input, each after the final LayerNorm as radbench takes
-    them (the study's pre-norm hidden states are the declared vit_tokens_after_final_norm)."""
+    them (the study's pre-norm hidden states: switch vit_tokens_after_final_norm, test_switch_vit_tokens.py)."""
     model, weights = official
     bb = _backbone(weights)
     norms = [m for m in bb.model.modules() if isinstance(m, torch.nn.LayerNorm)]

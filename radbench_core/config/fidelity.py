@@ -220,14 +220,7 @@ SETTINGS: tuple[Setting, ...] = (
     _s("features", "ResNet152 / DenseNet201 feature",
        "torchvision model with fc / classifier = Identity: global average of the last stage (after "
        "DenseNet's final ReLU)", "repo dinov2/eval/utils.py", "the same", models=("resnet152", "densenet201")),
-    _s("features", "final LayerNorm of the Hugging Face ViTs' tokens",
-       "CLIP, OpenCLIP, MAE, MSN and ViT-L/16 features are hidden_states[-n:], taken before the final "
-       "LayerNorm (CLIP: before post_layernorm); DINOv2's are normalised",
-       "repo dinov2/eval/utils.py", "every ViT's class and patch tokens after its final LayerNorm",
-       models=("mae_vitl16", "msn_vitl16", "clip_vitl14", "openclip_vith14", "vit_l16_in21k"),
-       deviation="vit_tokens_after_final_norm",
-       why="the study normalised DINOv2's tokens but not the other ViTs'; one rule for every model "
-           "keeps the comparison like for like"),
+    # the Hugging Face ViTs' final LayerNorm is switch vit_tokens_after_final_norm
     # --- segmentation: decoders, training, metric, preprocessing ---
     _s("seg_unet", "U-Net decoder", "last block as bottleneck, skips from the 4 blocks before it (normed "
        "tokens, get_intermediate_layers n=5); 4 up blocks: 2x2 transposed conv, skip conv3x3+BN+ReLU "

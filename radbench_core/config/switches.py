@@ -21,6 +21,10 @@ SEG_PROTOCOLS = ("seg_linear", "seg_unet", "seg_fewshot", "scratch", "scratch_fe
 # backbones whose own input constants are not ImageNet's (tests check this list against the specs)
 NON_IMAGENET_MODELS = ("clip_vitl14", "openclip_vith14", "vit_l16_in21k")
 SCRATCH_MODELS = ("unet", "transunet")          # ours: 0.5 / 0.5; the study's notebooks: ImageNet
+# the study's Hugging Face ViTs (its dinov2/eval/utils.py wrappers return hidden_states[-n:])
+HF_VIT_MODELS = ("clip_vitl14", "openclip_vith14", "mae_vitl16", "msn_vitl16", "vit_l16_in21k")
+BACKBONE_PROTOCOLS = ("knn", "linear", "linear_subset", "fewshot", "finetune", "lora", "bitfit",
+                      "seg_linear", "seg_unet", "seg_fewshot")
 
 
 @dataclass(frozen=True)
@@ -172,8 +176,9 @@ SWITCHES: tuple[Switch, ...] = (
            "p = 0.5, the bilinear antialiased resize of every input",
            "repo dinov2/data/transforms.py:75-95; paper A.2",
            "an aspect-ratio jitter stretches anatomy; an antialiased resize does not alias when it "
-           "shrinks", protocols=("linear", "linear_subset", "finetune", "lora", "bitfit"),
-           only_when=(("linear", "features", "augmented"), ("linear_subset", "features", "augmented"))),
+           "shrinks", protocols=("linear", "linear_subset", "fewshot", "finetune", "lora", "bitfit"),
+           only_when=(("linear", "features", "augmented"), ("linear_subset", "features", "augmented"),
+                      ("fewshot", "features", "augmented"))),
     Switch("knn_plain_resize", "input", "kNN input", "knn_input", "resize256_crop224", "resize",
            "Resize to 256/224 of the input size, then CenterCrop to the input size "
            "(make_classification_eval_transform's defaults)", "the whole image resized to the input "
@@ -192,6 +197,43 @@ SWITCHES: tuple[Switch, ...] = (
            "(val_data_loader=test_data_loader), 185 (eval_period_epochs=5)",
            "picking the epoch by its test score makes the reported number optimistic",
            protocols=("seg_linear", "seg_unet", "scratch")),
+    # --- swmodel branch: the feature / input side ---
+    Switch("vit_tokens_after_final_norm", "features", "tokens of the Hugging Face ViTs", "vit_tokens",
+           "hidden_states", "final_norm",
+           "the block outputs before the final LayerNorm (transformers' hidden_states[-n:]; CLIP and "
+           "OpenCLIP: before post_layernorm): the class tokens of kNN, the linear probe, few-shot and "
+           "the fine-tune / LoRA / BitFit head, the mean patch token, the U-Net decoder's 5 maps; the "
+           "linear decoder reads the last block through a fresh parameter-free LayerNorm (eps 1e-6, "
+           "the wrappers' self.norm). DINOv2's tokens were normalised",
+           "every ViT's class and patch tokens after its own final LayerNorm",
+           "repo dinov2/eval/utils.py:60-249 (ViTLargeImagenet21k, ViTLargeMSN, CLIPLarge, OpenCLIPHuge, "
+           "MAEViTLargeImagenet1k: forward, forward_features, get_intermediate_layers); "
+           "dinov2/eval/segmentation/utils.py:30-39",
+           "the study normalised DINOv2's tokens but not the other ViTs'; each model's own final "
+           "LayerNorm for every model keeps the comparison like for like",
+           protocols=BACKBONE_PROTOCOLS, models=HF_VIT_MODELS),
+    Switch("cls_eval_resize_antialiased", "input", "classification input resize", "eval_resize",
+           "bicubic", "bilinear_antialias",
+           "Resize((R, R), BICUBIC) on the image tensor, which torchvision 0.15 runs without "
+           "antialiasing, then the per-image min-max (RescaleImage) of the resized (kNN: cropped) "
+           "image (make_classification_eval_transform, every eval split and the kNN bank)",
+           "bilinear with antialiasing (as PIL), of the image min-max scaled once at decoding",
+           "repo dinov2/data/transforms.py:100-115 (eval), 26-39 (RescaleImage); "
+           "dinov2/eval/classification/linear.py:425-426; mlknn.py:177; conda.yaml (torchvision 0.15)",
+           "a bicubic shrink without antialiasing aliases: a 1024 px X-ray at 224 px keeps every "
+           "4.6th pixel's neighbourhood and fine texture becomes moire",
+           protocols=("knn", "linear", "linear_subset", "fewshot", "finetune", "lora", "bitfit")),
+    Switch("fewshot_cached_features", "augmentation", "few-shot classification: head-training images",
+           "features", "augmented", "cached",
+           "the n-shot sample through the train transform (RandomResizedCrop + flip) every epoch, and "
+           "in the refit the val images too (make_datasets gives train the train transform; "
+           "FewShotDatasetWrapper keeps it; the refit's val set is built with train_transform)",
+           "the cached unaugmented features of the sample (and of val in a refit), one backbone pass",
+           "repo dinov2/eval/classification/linear.py:425-433 (train transform, FewShotDatasetWrapper), "
+           "539-544 (the refit: val with train_transform, concatenated); dinov2/data/wrappers.py",
+           "the cached features of a few images need no backbone pass per epoch and make the head "
+           "deterministic; the augmentation (switch cls_augment_square_crop) acts when this is on "
+           "the study's side", protocols=("fewshot",)),
 )
 
 

@@ -30,6 +30,10 @@ def spread_blocks(depth: int, count: int = 4) -> list[int]:
 
 
 MAP_BLOCKS = 5      # the study's U-Net decoder: the last block (bottleneck) + the 4 blocks before it
+# switch vit_tokens_after_final_norm: a ViT's tokens after its final LayerNorm (ours), or the raw
+# block outputs = transformers' hidden_states, as the study took them from its Hugging Face ViTs
+TOKEN_NORMS = ("final_norm", "hidden_states")
+STUDY_DECODER_NORM_EPS = 1e-6   # the study's HF wrappers: a fresh nn.LayerNorm(D, eps=1e-6) (weight 1, bias 0)
 
 
 def last_blocks(depth: int, count: int) -> list[int]:
@@ -43,6 +47,7 @@ class Backbone(nn.Module):
     def __init__(self, spec: ModelSpec, model: nn.Module, *, resolution: int, weights: str) -> None:
         super().__init__()
         self.spec, self.model, self.resolution, self.weights = spec, model, resolution, weights
+        self.token_norm = "final_norm"            # see with_token_norm
         mean, std = preprocessing(spec)
         self.mean: tuple[float, float, float] = tuple(mean)  # type: ignore[assignment]
         self.std: tuple[float, float, float] = tuple(std)  # type: ignore[assignment]
@@ -93,13 +98,14 @@ class Backbone(nn.Module):
         self._check(x)
         if self.spec.arch == "vit" and not self.model.num_prefix_tokens:
             # SigLIP has no class token: its per-block summary is the mean patch token (timm's gap)
-            outs = self.model.forward_intermediates(x, indices=self._cls_blocks, norm=True, output_fmt="NLC",
-                                                    intermediates_only=True)
+            outs = self.model.forward_intermediates(x, indices=self._cls_blocks, norm=self._final_norm,
+                                                    output_fmt="NLC", intermediates_only=True)
             cls = torch.stack([tokens.mean(dim=1) for tokens in outs], dim=1)
             return {"cls": cls, "patch_mean": cls[:, -1]}
         if self.spec.arch == "vit":
             outs = self.model.forward_intermediates(x, indices=self._cls_blocks, return_prefix_tokens=True,
-                                                    norm=True, output_fmt="NLC", intermediates_only=True)
+                                                    norm=self._final_norm, output_fmt="NLC",
+                                                    intermediates_only=True)
             cls = torch.stack([prefix[:, 0] for _, prefix in outs], dim=1)
             return {"cls": cls, "patch_mean": outs[-1][0].mean(dim=1)}
         if self.spec.arch == "sam":
@@ -112,6 +118,8 @@ class Backbone(nn.Module):
 
         ViT/SAM: the normed patch tokens of the last 5 blocks (the study's U-Net decoder takes the last
         as bottleneck and the 4 before it as skips; the linear decoder uses the last). CNN: 4 stages.
+        With ``token_norm="hidden_states"`` a ViT's maps are the raw block outputs (see
+        :func:`study_linear_decoder_input` for the study's linear decoder).
         """
         self._check(x)
         if self.spec.arch == "module":
@@ -119,8 +127,8 @@ class Backbone(nn.Module):
                               "use it with classification protocols (tasks=('classification',))")
         unique = sorted(set(self._map_blocks))        # timm returns each block once (a demo net repeats)
         if self.spec.arch == "vit":
-            maps = self.model.forward_intermediates(x, indices=unique, norm=True, output_fmt="NCHW",
-                                                    intermediates_only=True)
+            maps = self.model.forward_intermediates(x, indices=unique, norm=self._final_norm,
+                                                    output_fmt="NCHW", intermediates_only=True)
         else:
             maps = self.model.forward_intermediates(x, indices=unique, intermediates_only=True)
         return [maps[unique.index(b)] for b in self._map_blocks]
@@ -131,12 +139,21 @@ class Backbone(nn.Module):
         self._check(x)
         if self.spec.arch == "module":
             return self.model(x)
+        if self.spec.arch == "vit" and not self._final_norm:     # the raw last block (hidden_states[-1])
+            tokens = self.model.forward_intermediates(x, indices=[len(self.model.blocks) - 1], norm=False,
+                                                      output_fmt="NLC", return_prefix_tokens=True,
+                                                      intermediates_only=True)[0]
+            return tokens[1][:, 0] if self.model.num_prefix_tokens else tokens[0].mean(dim=1)
         feats = self.model.forward_features(x)
         if self.spec.arch == "vit":
             return feats[:, 0] if self.model.num_prefix_tokens else feats.mean(dim=1)
         if self.spec.arch == "cnn" and self._fc7:
             return self._vgg_fc7(feats)
         return feats.mean(dim=(2, 3))
+
+    @property
+    def _final_norm(self) -> bool:
+        return self.token_norm != "hidden_states"
 
     def _vgg_fc7(self, feats: torch.Tensor) -> torch.Tensor:
         # torchvision's vgg19 with classifier[6] = Identity, as the study took it: avgpool to 7x7,
@@ -245,3 +262,33 @@ def with_input_norm(backbone: "Backbone", mean: tuple[float, float, float],
     new._buffers["_mean"] = torch.tensor(new.mean, device=device).view(1, 3, 1, 1)
     new._buffers["_std"] = torch.tensor(new.std, device=device).view(1, 3, 1, 1)
     return new
+
+
+def with_token_norm(backbone: "Backbone", token_norm: str) -> "Backbone":
+    """The same backbone (shared weights) giving its ViT tokens before or after the final LayerNorm.
+
+    Switch ``vit_tokens_after_final_norm``: the study's wrappers of the Hugging Face ViTs (CLIP,
+    OpenCLIP, MAE, MSN, ViT-L/16; its dinov2/eval/utils.py) return ``hidden_states[-n:]``, the block
+    outputs before the final LayerNorm, to kNN, the linear probe, few-shot, the fine-tune head and the
+    U-Net decoder. A shallow copy, so the pooled original keeps its tokens; the feature cache keys on
+    ``token_norm``.
+    """
+    if token_norm not in TOKEN_NORMS:
+        raise ConfigError(f"hparams['vit_tokens']={token_norm!r}", "unknown ViT token normalisation",
+                          f"use one of {', '.join(TOKEN_NORMS)}")
+    if token_norm == backbone.token_norm:
+        return backbone
+    import copy
+    new = copy.copy(backbone)
+    new.token_norm = token_norm
+    return new
+
+
+def study_linear_decoder_input(maps: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The study's linear decoder input for its Hugging Face ViTs: ``forward_features`` returns a fresh
+    ``nn.LayerNorm(D, eps=1e-6)`` (weight 1, bias 0, never trained) of the last block's raw patch
+    tokens, not the model's own final LayerNorm. ``maps`` (B, D, h, w): the last one is normalised
+    over D."""
+    last = maps[-1]
+    normed = nn.functional.layer_norm(last.movedim(1, -1), (last.shape[1],), eps=STUDY_DECODER_NORM_EPS)
+    return [*maps[:-1], normed.movedim(-1, 1)]

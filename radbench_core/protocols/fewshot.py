@@ -15,7 +15,8 @@ the full validation split and scores that snapshot on test. Two switches give th
 ``hparams['fewshot_selection']="final_refit_val"`` picks the best head after the last epoch and
 refits it on the sample + the whole val split (its linear.py:535-601), and
 ``hparams['fewshot_grid']`` = a dict of ``lrs``, ``epochs``, ``batch_size`` replaces the profile's
-own few-shot grid with the study's (its linear probe's).
+own few-shot grid with the study's (its linear probe's), and ``hparams['features']="augmented"``
+trains the heads on a fresh augmentation of the sample's images every epoch (its train transform).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from radbench_core.core.errors import ConfigError, DatasetError
 from radbench_core.eval.metrics import auroc, metric
 from radbench_core.protocols.base import FrozenInputs, ProtocolResult
 from radbench_core.protocols.base import require
-from radbench_core.protocols.linear import head_configs, train_heads
+from radbench_core.protocols.linear import FEATURE_SOURCES, head_configs, train_heads
 from radbench_core.eval.predictions import ArrayPayload
 
 
@@ -159,6 +160,33 @@ def _subset(features: dict[str, np.ndarray], idx: list[int]) -> dict[str, np.nda
     return {k: np.asarray(v)[idx] for k, v in features.items()}
 
 
+def _head_images(inputs: FrozenInputs, hparams: dict[str, Any]):
+    """(train features of a sample, + the whole val split) -> what the heads train on: the cached
+    features, or (switch fewshot_cached_features, the study's) a fresh augmentation of the sample's
+    images (and, in the refit, of the val images) every epoch."""
+    source = hparams.get("features", "cached")
+    feats = inputs.features
+    if source not in FEATURE_SOURCES:
+        raise ConfigError(f"hparams['features']={source!r}", f"expected one of {FEATURE_SOURCES}",
+                          "use 'augmented' (the study's) or 'cached' (ours)")
+    if source == "cached":
+        return (lambda idx: _subset(feats["train"], idx),
+                lambda idx: {k: np.concatenate([np.asarray(feats["train"][k])[idx], np.asarray(feats["val"][k])])
+                             for k in feats["train"] if k in feats["val"]})
+    aug = inputs.augmented
+    if not aug or "train" not in aug or "val" not in aug:
+        raise ConfigError("FrozenInputs.augmented", "hparams['features']='augmented' but no augmented "
+                          "train/val features were provided",
+                          "run the cell through radbench_core.run.runner.run_cell, or set features='cached'")
+
+    def merged(idx):
+        def at(epoch: int) -> dict[str, np.ndarray]:
+            a, b = aug["train"](epoch, idx), aug["val"](epoch)
+            return {k: np.concatenate([np.asarray(a[k]), np.asarray(b[k])]) for k in a if k in b}
+        return at
+    return (lambda idx: (lambda epoch: aug["train"](epoch, idx))), merged
+
+
 def run_fewshot(inputs: FrozenInputs, hparams: dict[str, Any], seed: int) -> ProtocolResult:
     """Mean test AUROC over the runs; with several runs CI = mean -/+ 1.96 sd / sqrt(runs)."""
     shots = int(require(hparams, "shots", "fewshot"))
@@ -171,6 +199,7 @@ def run_fewshot(inputs: FrozenInputs, hparams: dict[str, Any], seed: int) -> Pro
     configs = head_configs(grid["lrs"], hparams.get("n_blocks", (1, 4)),
                            hparams.get("avgpool", (False, True)), feats["train"])
     sampler, runs = _samples(inputs, hparams, shots, seed)
+    sample_features, sample_and_val = _head_images(inputs, hparams)
     per_seed, chosen_per_seed, sizes, n_patients, run_scores = [], [], [], [], []
     train_patients = np.asarray(inputs.patients["train"], dtype=object)
     for sub_seed, idx in runs:
@@ -178,16 +207,14 @@ def run_fewshot(inputs: FrozenInputs, hparams: dict[str, Any], seed: int) -> Pro
                       batch_size=int(grid["batch_size"]), seed=sub_seed, device=inputs.device,
                       momentum=float(hparams.get("momentum", 0.9)),
                       loss_reduction=str(hparams.get("multilabel_loss", "mean")))
-        sweep = train_heads(_subset(feats["train"], idx), np.asarray(labels["train"])[idx], configs,
+        sweep = train_heads(sample_features(idx), np.asarray(labels["train"])[idx], configs,
                             val_features=feats["val"], val_labels=labels["val"], **common)
         if selection == "best_val":
             head, epoch = sweep.best_index()
             scores = sweep.scores(feats["test"], head, which="best", device=inputs.device)
         else:            # the study: best head after the last epoch, refit on sample + whole val
             head, epoch = sweep.best_final_index()
-            pooled = {k: np.concatenate([np.asarray(feats["train"][k])[idx], np.asarray(feats["val"][k])])
-                      for k in feats["train"] if k in feats["val"]}
-            refit = train_heads(pooled, np.concatenate([np.asarray(labels["train"])[idx],
+            refit = train_heads(sample_and_val(idx), np.concatenate([np.asarray(labels["train"])[idx],
                                                         np.asarray(labels["val"])]),
                                 [configs[head]], **common)
             scores = refit.scores(feats["test"], 0, which="final", device=inputs.device)

@@ -173,9 +173,17 @@ def _frozen_task(inputs: SegInputs, hparams: dict[str, Any]) -> SegTask:
         raise ConfigError("hparams['decoder']", f"unknown decoder {kind!r}",
                           f"use one of: {', '.join(DECODER_KINDS)}")
 
+    # switch vit_tokens_after_final_norm: with the study's raw hidden states, its linear decoder read
+    # them through a fresh parameter-free LayerNorm (the U-Net decoder read them raw)
+    study_norm = kind == "linear" and getattr(backbone, "token_norm", "final_norm") == "hidden_states"
+
     @torch.no_grad()
     def encode(x: torch.Tensor) -> list[torch.Tensor]:
-        return [m.float() for m in backbone.patch_maps(x)]
+        maps = [m.float() for m in backbone.patch_maps(x)]
+        if not study_norm:
+            return maps
+        from radbench_core.models.features import study_linear_decoder_input
+        return study_linear_decoder_input(maps)
 
     return SegTask(make_head=lambda: build_decoder(kind, backbone.map_channels, backbone.map_strides,
                                                    inputs.num_classes),

@@ -54,10 +54,29 @@ class CellSetup:
             from radbench_core.models.features import with_input_norm
             from radbench_core.models.specs import IMAGENET_MEAN, IMAGENET_STD
             backbone = with_input_norm(backbone, IMAGENET_MEAN, IMAGENET_STD)
+        tokens = vit_tokens(self.cell, self.hparams)
+        if tokens != "final_norm":                   # switch vit_tokens_after_final_norm
+            from radbench_core.models.features import with_token_norm
+            backbone = with_token_norm(backbone, tokens)
         return backbone
 
-    def forward(self):
+    def forward(self, backbone=None):
+        """The pooled forward of ``backbone``: the pool's (compiled when asked) unless the cell's
+        backbone gives other tokens than the pooled one (a token-norm copy has its own ``pooled``)."""
+        if backbone is not None and getattr(backbone, "token_norm", "final_norm") != "final_norm":
+            return backbone.pooled
         return self.pool.pooled_forward(self.ctx.compile)
+
+
+def vit_tokens(cell: Cell, hparams: Mapping[str, Any]) -> str:
+    """The cell's ViT token normalisation: the study's ``hidden_states`` only for the models the
+    switch ``vit_tokens_after_final_norm`` names (its Hugging Face ViTs); every other model's tokens
+    are normalised in both profiles (DINOv2's were in the study too)."""
+    from radbench_core.config.switches import switches
+    switch = switches()["vit_tokens_after_final_norm"]
+    if not switch.affects(cell.model, cell.dataset, cell.protocol):
+        return "final_norm"
+    return str(hparams.get(switch.key, switch.sound))
 
 
 @dataclass(frozen=True)
@@ -75,8 +94,9 @@ def frozen(setup: CellSetup) -> BuiltInputs:
     inputs = cached_features(setup, backbone)
     if setup.hparams.get("features") == "augmented":
         inputs = dataclasses.replace(inputs, augmented=augmented_features(
-            setup.index, backbone, setup.cell, setup.resolution, setup.ctx, setup.forward(),
-            augment_kind=str(setup.hparams.get("cls_augment", "square_crop"))))
+            setup.index, backbone, setup.cell, setup.resolution, setup.ctx, setup.forward(backbone),
+            augment_kind=str(setup.hparams.get("cls_augment", "square_crop")),
+            resize=eval_resize(setup.hparams)))
     return BuiltInputs(inputs, backbone)
 
 
@@ -86,7 +106,7 @@ def live(setup: CellSetup) -> BuiltInputs:
     probe_lr = linear_probe_lr(setup, backbone) if setup.hparams.get("head_lr") == "linear" else None
     from radbench_core.data.datasets.torch_data import SliceDataset
     from radbench_core.data.datasets.transforms import ClassificationAugment
-    transform = _transform(backbone, setup.resolution)
+    transform = _transform(backbone, setup.resolution, resize=eval_resize(setup.hparams))
     index, ctx = setup.index, setup.ctx
     augment = ClassificationAugment(kind=str(setup.hparams.get("cls_augment", "square_crop")),
                                     resolution=setup.resolution)
@@ -132,8 +152,8 @@ def _seg_inputs(setup: CellSetup, backbone, scratch_model: str | None = None) ->
                      examples_path=examples_path(ctx, setup.cell))
 
 
-def _transform(backbone_or_none, resolution: int, crop_from: int | None = None, *,
-               imagenet_norm: bool = False):
+def _transform(backbone_or_none, resolution: int, crop_from: int | None = None,
+               resize: str = "bilinear_antialias", *, imagenet_norm: bool = False):
     from radbench_core.data.datasets.transforms import ModelTransform
     if backbone_or_none is None:                  # scratch models: 0.5 / 0.5 (ours) or ImageNet (the
         from radbench_core.models.specs import IMAGENET_MEAN, IMAGENET_STD   # study; input_norm_per_model)
@@ -141,8 +161,14 @@ def _transform(backbone_or_none, resolution: int, crop_from: int | None = None, 
         return ModelTransform(resolution, mean, std)
     mean, std = tuple(backbone_or_none.mean), tuple(backbone_or_none.std)
     if crop_from is None:
-        return ModelTransform(resolution, mean, std)
-    return ModelTransform(resolution, mean, std, crop_from=crop_from)
+        return ModelTransform(resolution, mean, std, resize=resize)
+    return ModelTransform(resolution, mean, std, crop_from=crop_from, resize=resize)
+
+
+def eval_resize(hparams: Mapping[str, Any]) -> str:
+    """How a classification cell resizes its inputs (switch ``cls_eval_resize_antialiased``):
+    bilinear antialiased (ours, the default) or the study's bicubic without antialiasing."""
+    return str(hparams.get("eval_resize", "bilinear_antialias"))
 
 
 KNN_INPUTS = ("resize", "resize256_crop224")      # switch knn_plain_resize
@@ -177,7 +203,8 @@ def cached_features(setup: CellSetup, backbone) -> FrozenInputs:
     from radbench_core.data.datasets.torch_data import SliceDataset
     index, cell, ctx = setup.index, setup.cell, setup.ctx
     crop_from = knn_crop_from(setup.hparams, setup.resolution)
-    transform = _transform(backbone, setup.resolution, crop_from)
+    resize = eval_resize(setup.hparams)
+    transform = _transform(backbone, setup.resolution, crop_from, resize)
     parts = {"model": cell.model, "weights": backbone.weights, "dataset": cell.dataset,
              "extractor": extractor_fingerprint(),
              "sources": sources_of(index),
@@ -189,12 +216,16 @@ def cached_features(setup: CellSetup, backbone) -> FrozenInputs:
                                                 ).encode()).hexdigest()}
     if crop_from is not None:                 # only then: the keys of uncropped features stay valid
         parts["crop_from"] = crop_from
+    if getattr(backbone, "token_norm", "final_norm") != "final_norm":     # likewise
+        parts["token_norm"] = backbone.token_norm
+    if resize != "bilinear_antialias":                                     # likewise
+        parts["eval_resize"] = resize
 
     def compute() -> dict[str, dict[str, np.ndarray]]:
         datasets = {split: SliceDataset(index, split, transform) for split in SPLITS}
         return extract_splits(backbone, datasets, device=ctx.device, batch_size=ctx.profile.batch_size,
                               num_workers=ctx.workers, progress=ctx.progress,
-                              desc=f"{cell.model}/{cell.dataset}", forward=setup.forward())
+                              desc=f"{cell.model}/{cell.dataset}", forward=setup.forward(backbone))
 
     features = setup.cache.get_or_compute(parts, compute)
     return FrozenInputs(
@@ -217,7 +248,8 @@ def sources_of(index: DatasetIndex) -> str:
 
 
 def augmented_features(index: DatasetIndex, backbone, cell: Cell, resolution: int, ctx: RunContext,
-                       forward=None, augment_kind: str = "square_crop") -> dict[str, Any]:
+                       forward=None, augment_kind: str = "square_crop",
+                       resize: str = "bilinear_antialias") -> dict[str, Any]:
     """split -> (epoch -> item features of that split under that epoch's augmentation draw).
 
     The study trains linear heads on randomly scaled and flipped images, so these cannot come from
@@ -225,13 +257,16 @@ def augmented_features(index: DatasetIndex, backbone, cell: Cell, resolution: in
     """
     from radbench_core.data.datasets.torch_data import SliceDataset
     from radbench_core.data.datasets.transforms import ClassificationAugment
-    transform = _transform(backbone, resolution)
+    transform = _transform(backbone, resolution, resize=resize)
 
     def features_at(split: str):
-        dataset = SliceDataset(index, split, transform, seed=ctx.seed,
-                               augment=ClassificationAugment(kind=augment_kind, resolution=resolution))
+        whole = SliceDataset(index, split, transform, seed=ctx.seed,
+                             augment=ClassificationAugment(kind=augment_kind, resolution=resolution))
 
-        def at(epoch: int) -> dict[str, np.ndarray]:
+        def at(epoch: int, items: list[int] | None = None) -> dict[str, np.ndarray]:
+            """That epoch's draw of the split, or of the items at ``items`` only (a few-shot sample:
+            the study augmented only the sample, FewShotDatasetWrapper around its train set)."""
+            dataset = whole if items is None else restricted(whole, items)
             dataset.set_epoch(epoch)
             out = extract_splits(backbone, {split: dataset}, device=ctx.device,
                                  batch_size=ctx.profile.batch_size, num_workers=ctx.workers,
@@ -240,6 +275,18 @@ def augmented_features(index: DatasetIndex, backbone, cell: Cell, resolution: in
             return {k: np.asarray(v, dtype=np.float32) for k, v in out.items()}
         return at
     return {split: features_at(split) for split in ("train", "val")}
+
+
+def restricted(dataset, positions: list[int]):
+    """A shallow copy of a SliceDataset holding only the items at ``positions`` (in that order)."""
+    out = copy.copy(dataset)
+    out.items = [dataset.items[int(p)] for p in positions]
+    counts = np.asarray([it.n_slices for it in out.items], dtype=np.int64)
+    out.n_items = len(out.items)
+    out.item_of_slice = np.repeat(np.arange(out.n_items), counts)
+    out.first_slice = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    out._cache = type(dataset._cache)()
+    return out
 
 
 def linear_probe_lr(setup: CellSetup, backbone) -> float:

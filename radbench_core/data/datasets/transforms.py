@@ -37,6 +37,24 @@ def resize_image(image: "np.ndarray | torch.Tensor", resolution: int) -> torch.T
     return out[0, 0]
 
 
+EVAL_RESIZES = ("bilinear_antialias", "bicubic")     # switch cls_eval_resize_antialiased
+
+
+def study_resize(image: "np.ndarray | torch.Tensor", resolution: int) -> torch.Tensor:
+    """(H, W) -> (R, R) float32 as the study's classification eval transform resized its tensors:
+    torchvision ``Resize((R, R), BICUBIC)`` on a tensor, which in its torchvision 0.15 means no
+    antialiasing (repo dinov2/data/transforms.py:100-115; conda.yaml)."""
+    t = _as_2d(image, torch.float32)
+    return F.interpolate(t[None, None], size=(resolution, resolution), mode="bicubic",
+                         align_corners=False, antialias=False)[0, 0]
+
+
+def rescale_to_unit(t: torch.Tensor) -> torch.Tensor:
+    """The study's RescaleImage after the resize: min-max of the resized image (a constant stays)."""
+    lo, hi = t.min(), t.max()
+    return (t - lo) / (hi - lo) if float(hi - lo) > 0 else t
+
+
 def mask_to(mask: "np.ndarray | torch.Tensor", resolution: int) -> torch.Tensor:
     """(H, W) integer class map -> (R, R) int64 by nearest-neighbour (pixel centres, as PIL does)."""
     t = _as_2d(mask, torch.int64)
@@ -57,11 +75,13 @@ class ModelTransform:
     """Slice in [0, 1] -> normalised (3, R, R) float32 tensor for one backbone.
 
     ``crop_from=S`` resizes to (S, S) first and keeps the central (R, R) window (the study's kNN
-    input: Resize 256, CenterCrop 224, scaled to R; switch ``knn_plain_resize``).
+    input: Resize 256, CenterCrop 224, scaled to R; switch ``knn_plain_resize``). ``resize="bicubic"``
+    is the study's eval resize (bicubic without antialiasing, then its per-image min-max of the
+    resized and cropped image; switch ``cls_eval_resize_antialiased``); ours is bilinear antialiased.
     """
 
     def __init__(self, resolution: int, mean: Sequence[float], std: Sequence[float],
-                 crop_from: int | None = None):
+                 crop_from: int | None = None, resize: str = "bilinear_antialias"):
         if not isinstance(resolution, int) or resolution < 1:
             raise ConfigError("ModelTransform(resolution)", f"resolution {resolution!r} is not a "
                                                             "positive integer", "pass e.g. 224")
@@ -72,15 +92,21 @@ class ModelTransform:
         if crop_from is not None and crop_from < resolution:
             raise ConfigError("ModelTransform(crop_from)", f"crop_from {crop_from} is below the "
                               f"resolution {resolution}", "pass crop_from >= resolution, or None")
-        self.resolution, self.crop_from = resolution, crop_from
+        if resize not in EVAL_RESIZES:
+            raise ConfigError(f"hparams['eval_resize']={resize!r}", "unknown resize",
+                              f"use one of {', '.join(EVAL_RESIZES)}")
+        self.resolution, self.crop_from, self.resize = resolution, crop_from, resize
         self.mean = torch.tensor([float(m) for m in mean], dtype=torch.float32).view(3, 1, 1)
         self.std = torch.tensor([float(s) for s in std], dtype=torch.float32).view(3, 1, 1)
 
     def __call__(self, image: "np.ndarray | torch.Tensor") -> torch.Tensor:
+        resize = study_resize if self.resize == "bicubic" else resize_image
         if self.crop_from is None:
-            resized = resize_image(image, self.resolution)
+            resized = resize(image, self.resolution)
         else:
-            resized = center_crop(resize_image(image, self.crop_from), self.resolution)
+            resized = center_crop(resize(image, self.crop_from), self.resolution)
+        if self.resize == "bicubic":
+            resized = rescale_to_unit(resized)
         return (resized.expand(3, -1, -1) - self.mean) / self.std
 
     def mask(self, mask: "np.ndarray | torch.Tensor") -> torch.Tensor:
