@@ -41,9 +41,9 @@ def test_a_cell_builds_its_inputs_with_the_switched_constants(tmp_path, monkeypa
     built: list[tuple] = []
     real = transforms.ModelTransform.__init__
 
-    def spy(self, resolution, mean, std):
+    def spy(self, resolution, mean, std, **kw):
         built.append(tuple(float(m) for m in mean))
-        real(self, resolution, mean, std)
+        real(self, resolution, mean, std, **kw)
     monkeypatch.setattr(transforms.ModelTransform, "__init__", spy)
     for value, mean in (("imagenet", IMAGENET_MEAN), ("model", (0.5, 0.5, 0.5))):
         built.clear()
