@@ -107,11 +107,7 @@ SETTINGS: tuple[Setting, ...] = (
        why="an augmented probe inside every fine-tune cell would repeat the linear cell's backbone passes"),
     _s("finetune", "head input", "last layer's class token, no mean patch token", "paper B.1",
        "the same (Backbone.head_features)", protocols=("finetune", "lora", "bitfit")),
-    _s("finetune", "final model", "train + val merged after selection", "paper A.1",
-       "the best (rate, epoch) snapshot on val, scored on test", protocols=("finetune", "lora", "bitfit"),
-       deviation="finetune_no_trainval_refit",
-       why="a refit doubles the cost of the most expensive protocol; the repo's retrain stage trains "
-           "only a new head on the tuned backbone"),
+    # the fine-tune's final model (refit of a new head on train + val) is switch finetune_no_trainval_refit
     _s("lora", "rank, alpha, dropout", "r=48, alpha=16, p=0.1", "paper B.3", "the same",
        protocols=("lora",), key="r", value=48),
     _s("lora", "alpha", "16", "paper B.3", "16", protocols=("lora",), key="alpha", value=16),

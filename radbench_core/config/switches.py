@@ -185,6 +185,21 @@ SWITCHES: tuple[Switch, ...] = (
            "(val_data_loader=test_data_loader), 185 (eval_period_epochs=5)",
            "picking the epoch by its test score makes the reported number optimistic",
            protocols=("seg_linear", "seg_unet", "scratch")),
+    # --- swproto branch (protocol / data side) ---
+    Switch("finetune_no_trainval_refit", "selection", "fine-tune / LoRA / BitFit: the model scored "
+           "on test", "final_model", "head_refit_trainval", "best_val_snapshot",
+           "each backbone rate's state after its last epoch (no epoch choice), the best on val; then "
+           "a NEW linear head at the head rate trained for all epochs on train + val (val with the "
+           "training transform), the tuned backbone frozen in eval mode (the refit's optimiser holds "
+           "only the head), scored on test at the end; which of its separate backbone-rate runs the "
+           "study kept its code does not say (Table 4: 'only the best is shown'): here the best on val",
+           "the best (backbone rate, epoch) snapshot on val, backbone and head as trained, scored on test",
+           "repo dinov2/eval/classification/linear.py:540-601 (retrain: setup_linear_classifiers, "
+           "optimiser over the new head only; the backbone left in eval mode by evaluate()); paper A.1",
+           "the model scored is the one selected: the backbone was chosen together with its own "
+           "head, and a new head trained on the frozen backbone is a model no validation score "
+           "vouches for",
+           protocols=("finetune", "lora", "bitfit")),
 )
 
 
