@@ -101,10 +101,7 @@ SETTINGS: tuple[Setting, ...] = (
        value=(5e-4, 1e-4, 5e-5, 1e-5, 5e-6, 1e-6, 5e-7, 1e-7)),
     _s("finetune", "head learning rate", "the best linear-probe rate", "paper B.1",
        "the linear probe's selected rate", protocols=("finetune",), key="head_lr", value="linear"),
-    _s("finetune", "head-rate probe features", "the linear probe as run (augmented images)", "paper B.1",
-       "the probe on cached unaugmented features", protocols=("finetune",),
-       deviation="finetune_head_lr_from_cached_probe",
-       why="an augmented probe inside every fine-tune cell would repeat the linear cell's backbone passes"),
+    # the features of the probe that gives the head rate: switch finetune_head_lr_from_cached_probe
     _s("finetune", "head input", "last layer's class token, no mean patch token", "paper B.1",
        "the same (Backbone.head_features)", protocols=("finetune", "lora", "bitfit")),
     # the fine-tune's final model (refit of a new head on train + val) is switch finetune_no_trainval_refit

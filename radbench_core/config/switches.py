@@ -200,6 +200,16 @@ SWITCHES: tuple[Switch, ...] = (
            "head, and a new head trained on the frozen backbone is a model no validation score "
            "vouches for",
            protocols=("finetune", "lora", "bitfit")),
+    Switch("finetune_head_lr_from_cached_probe", "hparams", "fine-tune: the probe that gives the head "
+           "rate", "head_lr_probe", "as_run", "cached",
+           "the linear probe as the linear cell runs it: its heads trained on augmented images every "
+           "epoch (where the linear hyperparameters say features='augmented')",
+           "the same probe on the cached unaugmented features (no backbone pass after the linear cell)",
+           "paper B.1 (the head rate is the best linear-probe rate); paper A.2 (augmented training)",
+           "a cost choice, not a soundness one: the head rate is one pick among a few rates, read "
+           "off cached features at no backbone pass, where an augmented probe inside every "
+           "fine-tune cell repeats the linear cell's backbone passes", protocols=("finetune",),
+           only_when=(("finetune", "head_lr", "linear"),)),
 )
 
 
