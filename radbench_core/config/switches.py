@@ -85,8 +85,9 @@ SWITCHES: tuple[Switch, ...] = (
            "order: Montgomery 69 / 23 / 46 images (test every 3rd, val every 4th of the rest); brain "
            "tumour 70 test and 50 val patients of 233; MSD Spleen 15 test, 10 val of 41 volumes, "
            "Hippocampus 80 / 60 of 260, Heart 4 / 4 of 20 (inferred from its split lengths); SARS-CoV-2 "
-           "70 test, 50 val of 210 patients; NIH val = the last 10,002 rows of train_val_list.txt "
-           "(patients not kept apart)",
+           "70 test, 50 val of 210 patients; brain tumour and SARS-CoV-2 unstratified (paper A.1: "
+           "systematic sampling of the evaluation set; the class is not looked at); NIH val = the "
+           "last 10,002 rows of train_val_list.txt (patients not kept apart)",
            "70 / 10 / 20 % of patients, systematic in natural order (brain tumour and SARS-CoV-2 "
            "stratified by class; NIH: 10 % of the train_val patients as val)",
            "repo dinov2/data/datasets/mc.py make_splits; brain_tumor.py make_splits; msd_spleen.py, "
@@ -94,7 +95,8 @@ SWITCHES: tuple[Switch, ...] = (
            "nih_chest_xray.py make_val_set",
            "a third of the data as test and a sixth as val leaves the decoder half the images to learn "
            "from; the 70/10/20 split is the same rule on every dataset, and keeps a patient's images "
-           "in one split", datasets=("mc", "brain_tumor", "msd_spleen", "msd_hippocampus", "msd_heart",
+           "in one split; stratifying by class keeps every class in a small val or test split (else "
+           "its AUROC is undefined)", datasets=("mc", "brain_tumor", "msd_spleen", "msd_hippocampus", "msd_heart",
                                      "sarscov2", "nih"),
            load_option="split_rule"),
     Switch("input_norm_per_model", "input", "input normalisation constants", "input_norm",
