@@ -181,7 +181,9 @@ SWITCHES: tuple[Switch, ...] = (
            "the best of the refit's test scores (pooled Dice, scored every 5 epochs and at the end): "
            "paper 4 reports the best checkpoint; the released code runs the refit's periodic "
            "evaluations on the TEST loader and logs each, its return value being the last (the text "
-           "is followed here, as the published numbers are the best checkpoint's)",
+           "is followed here, as the published numbers are the best checkpoint's); with refit=False "
+           "(the demo's segmentation) the selected sweep run is rerun (same rate, seed, epochs) and "
+           "the best of its test scores reported",
            "the refit's final state, tested once",
            "paper 4; repo dinov2/eval/segmentation/segmentation.py:337-349 (eval_period), 526-545 "
            "(val_data_loader=test_data_loader), 185 (eval_period_epochs=5)",
