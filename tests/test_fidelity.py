@@ -187,17 +187,17 @@ def test_demo_hparams_hold_no_switch_key_it_did_not_hold_before():
 
 
 def test_a_deviation_is_recorded_only_where_it_is_in_effect(tmp_path):
-    """Table 8's 1022 px deviation only at 1022 px; the stratified split only while the split is ours."""
+    """Table 8's 1022 px deviation only at 1022 px; our (stratified) split rule only while it is ours."""
     from radbench_core.run.feature_cache import FeatureCache
     from radbench_core.config.profiles import Grid, Profile, _hparams
     from radbench_core.run.runner import BackbonePool, RunContext, run_cell
     hp = get_profile("paper").hparams_for("linear_subset")
     at = lambda res: deviations_in_effect("dinov2_vitl14", "nih", "linear_subset", hp, resolution=res)  # noqa: E731
     assert "table8_patch14_at_1022px" in at(1022) and "table8_patch14_at_1022px" not in at(112)
-    lin = get_profile("sound").hparams_for("linear")
-    assert "stratified_systematic_split" in deviations_in_effect("m", "brain_tumor", "linear", lin)
-    assert "stratified_systematic_split" not in deviations_in_effect("m", "brain_tumor", "linear", lin,
-                                                                     split_computed=False)
+    for dataset in ("brain_tumor", "sarscov2"):
+        sound = deviations_in_effect("m", dataset, "linear", get_profile("sound").hparams_for("linear"))
+        paper = deviations_in_effect("m", dataset, "linear", get_profile("paper").hparams_for("linear"))
+        assert "patient_split_70_10_20" in sound and "patient_split_70_10_20" not in paper
     profile = Profile(name="tiny", description="test", demo=True,
                       grids=(Grid(("dinov2_vits14",), ("nih",), ("linear_subset@56",)),),
                       hparams=_hparams(paper=False), cls_resolution=56, phantom_size="tiny",

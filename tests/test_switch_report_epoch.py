@@ -48,3 +48,22 @@ def test_profiles_set_the_switch_and_a_bad_value_is_a_config_error():
     assert report_epoch_rule(get_profile("paper").hparams_for("seg_fewshot")) == "final"
     with pytest.raises(ConfigError, match="report_epoch"):
         report_epoch_rule({"report_epoch": "best"})
+
+
+def test_without_a_refit_the_study_rule_reports_the_best_test_score_of_the_selected_run(index):
+    """report_epoch="best_on_test" with refit=False (the demo's segmentation under the study side)
+    used to act like "final"; it now reruns the selected run (same rate, seed, epochs) scored on
+    test every epoch and reports the best of those scores. The rerun is the selected run: its last
+    test score is exactly the final-state score ours reports."""
+    settings = {**SETTINGS, "refit": False, "lrs": [5.0, 0.5]}
+    study = run_seg_decoder(seg_inputs(index, TinyViTBackbone()), hp(**settings, report_epoch="best_on_test"), seed=0)
+    ours = run_seg_decoder(seg_inputs(index, TinyViTBackbone()), hp(**settings, report_epoch="final"), seed=0)
+    tested = [r for r in study.extra["history"] if r.get("rerun") and r.get("test_dice_study") is not None]
+    assert [r["epoch"] for r in tested] == list(range(settings["epochs"]))
+    assert {r["lr"] for r in tested} == {ours.chosen["lr"]} and study.chosen["lr"] == ours.chosen["lr"]
+    scores = [r["test_dice_study"] for r in tested]
+    assert ours.metrics["dice_study"].value == pytest.approx(scores[-1], abs=1e-12)
+    assert study.metrics["dice_study"].value == pytest.approx(max(scores), abs=1e-12)
+    assert max(scores) > scores[-1], "the case must have a best epoch before the last one"
+    assert study.chosen["epoch"] == tested[scores.index(max(scores))]["epoch"]
+    assert not any(r.get("rerun") for r in ours.extra["history"])

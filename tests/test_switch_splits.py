@@ -84,3 +84,55 @@ def test_amos_runs_150_cases_in_paper_and_every_case_in_sound(tmp_path):
 def test_an_unknown_split_rule_is_a_config_error():
     with pytest.raises(ConfigError, match="split_rule"):
         check_rule("random")
+
+
+def _class_counts(tmp_path, switches: dict, dataset: str) -> tuple[list[int], dict[str, dict[int, int]]]:
+    """(labels of the patients in the loader's order, split -> class -> patients) of a demo cell."""
+    profile = get_profile("demo").extend("t", switches=switches)
+    ctx = RunContext(profile=profile, cache_dir=tmp_path / "cache", run_dir=tmp_path, progress=False)
+    cell = Cell("dinov2_vits14", dataset, "linear")
+    index, _ = load_index(dataset, ctx, load_options_of(dataset, ctx, cell_hparams(cell, PROTOCOLS["linear"],
+                                                                                       profile)))
+    label = {it.patient: int(it.label) for it in index.items}
+    counts = {}
+    for s in ("train", "val", "test"):
+        patients = {index.items[i].patient for i in index.splits[s]}
+        counts[s] = {c: sum(label[p] == c for p in patients) for c in sorted(set(label.values()))}
+    return [label[p] for p in dict.fromkeys(it.patient for it in index.items)], counts
+
+
+def test_sarscov2_study_split_is_unstratified_systematic_and_ours_stratified(tmp_path):
+    """The former fixed deviation stratified_systematic_split is this switch's data side: under the
+    study's rule the SARS-CoV-2 split is sars_cov_2_ct.py's plain systematic draw over the patients
+    (Covid first, then the others), under ours every class is dealt 70 / 10 / 20 on its own."""
+    labels, study = _class_counts(tmp_path, switch_values(STUDY), "sarscov2")
+    n = len(labels)
+    assert n == 120 and labels == [1] * 60 + [0] * 60        # the phantom: 60 Covid, then 60 others
+    # the study's lines on 120 patients (shares of 70 / 50 of 210): test every 3rd, val of the rest
+    test = np.arange(0, n, n / round(n * 70 / 210)).round().astype("int")
+    rest = [p for p in range(n) if p not in set(test)]
+    val = [rest[i] for i in np.arange(0, len(rest), len(rest) / round(n * 50 / 210)).round().astype("int")]
+    train = [p for p in rest if p not in set(val)]
+    by_hand = {s: {c: sum(labels[p] == c for p in pos) for c in (0, 1)}
+               for s, pos in (("train", train), ("val", val), ("test", test))}
+    assert study == by_hand == {"train": {0: 26, 1: 25}, "val": {0: 14, 1: 15}, "test": {0: 20, 1: 20}}
+    _, ours = _class_counts(tmp_path, {}, "sarscov2")
+    assert ours == {"train": {0: 42, 1: 42}, "val": {0: 6, 1: 6}, "test": {0: 12, 1: 12}}   # 70/10/20 of 60
+
+
+def test_brain_tumor_study_split_ignores_the_class_and_ours_keeps_each_class_at_70_10_20(tmp_path):
+    labels, study = _class_counts(tmp_path, switch_values(STUDY), "brain_tumor")
+    n = len(labels)
+    test = np.arange(0, n, n / round(n * 70 / 233)).round().astype("int")          # brain_tumor.py
+    rest = [p for p in range(n) if p not in set(test)]
+    val = [rest[i] for i in np.arange(0, len(rest), len(rest) / round(n * 50 / 233)).round().astype("int")]
+    train = [p for p in rest if p not in set(val)]
+    by_hand = {s: {c: sum(labels[p] == c for p in pos) for c in (0, 1, 2)}
+               for s, pos in (("train", train), ("val", val), ("test", test))}
+    assert study == by_hand
+    _, ours = _class_counts(tmp_path, {}, "brain_tumor")
+    per_class = {c: labels.count(c) for c in (0, 1, 2)}
+    for c, total in per_class.items():           # each class within one patient of its 70 / 10 / 20 share
+        for s, share in (("train", 0.7), ("val", 0.1), ("test", 0.2)):
+            assert abs(ours[s][c] - share * total) <= 1, (s, c)
+    assert ours != study

@@ -101,17 +101,10 @@ SETTINGS: tuple[Setting, ...] = (
        value=(5e-4, 1e-4, 5e-5, 1e-5, 5e-6, 1e-6, 5e-7, 1e-7)),
     _s("finetune", "head learning rate", "the best linear-probe rate", "paper B.1",
        "the linear probe's selected rate", protocols=("finetune",), key="head_lr", value="linear"),
-    _s("finetune", "head-rate probe features", "the linear probe as run (augmented images)", "paper B.1",
-       "the probe on cached unaugmented features", protocols=("finetune",),
-       deviation="finetune_head_lr_from_cached_probe",
-       why="an augmented probe inside every fine-tune cell would repeat the linear cell's backbone passes"),
+    # the features of the probe that gives the head rate: switch finetune_head_lr_from_cached_probe
     _s("finetune", "head input", "last layer's class token, no mean patch token", "paper B.1",
        "the same (Backbone.head_features)", protocols=("finetune", "lora", "bitfit")),
-    _s("finetune", "final model", "train + val merged after selection", "paper A.1",
-       "the best (rate, epoch) snapshot on val, scored on test", protocols=("finetune", "lora", "bitfit"),
-       deviation="finetune_no_trainval_refit",
-       why="a refit doubles the cost of the most expensive protocol; the repo's retrain stage trains "
-           "only a new head on the tuned backbone"),
+    # the fine-tune's final model (refit of a new head on train + val) is switch finetune_no_trainval_refit
     _s("lora", "rank, alpha, dropout", "r=48, alpha=16, p=0.1", "paper B.3", "the same",
        protocols=("lora",), key="r", value=48),
     _s("lora", "alpha", "16", "paper B.3", "16", protocols=("lora",), key="alpha", value=16),
@@ -148,11 +141,8 @@ SETTINGS: tuple[Setting, ...] = (
        "with every tensor equal and transformers' LayerNorm eps 1e-12 (hf_layouts.hf_vit); in both "
        "profiles: it is the study's model, not a soundness question", models=("vit_l16_in21k",)),
     # --- datasets, labels, splits, few-shot sampling ---
-    _s("dataset:sarscov2,brain_tumor", "evaluation split", "systematic sampling of the evaluation set",
-       "paper A.1", "systematic sampling within each class (stratified), patients kept together",
-       datasets=("sarscov2", "brain_tumor"), deviation="stratified_systematic_split", our_split_only=True,
-       why="plain systematic sampling can leave a class out of a small val or test split, and then "
-           "the AUROC over that class is undefined; stratifying keeps the same sampling rule per class"),
+    # SARS-CoV-2 and brain tumour: the study's unstratified systematic split vs our stratified one is
+    # the data side of switch patient_split_70_10_20 (split_rule "study" / "ours")
     _s("dataset:nih", "label set of the macro AUROC",
        "15 outputs: the 14 findings + 'No Finding', sorted (MultiLabelBinarizer); MultilabelAUROC "
        "macro over all 15", "repo dinov2/data/datasets/nih_chest_xray.py",

@@ -90,8 +90,9 @@ SWITCHES: tuple[Switch, ...] = (
            "order: Montgomery 69 / 23 / 46 images (test every 3rd, val every 4th of the rest); brain "
            "tumour 70 test and 50 val patients of 233; MSD Spleen 15 test, 10 val of 41 volumes, "
            "Hippocampus 80 / 60 of 260, Heart 4 / 4 of 20 (inferred from its split lengths); SARS-CoV-2 "
-           "70 test, 50 val of 210 patients; NIH val = the last 10,002 rows of train_val_list.txt "
-           "(patients not kept apart)",
+           "70 test, 50 val of 210 patients; brain tumour and SARS-CoV-2 unstratified (paper A.1: "
+           "systematic sampling of the evaluation set; the class is not looked at); NIH val = the "
+           "last 10,002 rows of train_val_list.txt (patients not kept apart)",
            "70 / 10 / 20 % of patients, systematic in natural order (brain tumour and SARS-CoV-2 "
            "stratified by class; NIH: 10 % of the train_val patients as val)",
            "repo dinov2/data/datasets/mc.py make_splits; brain_tumor.py make_splits; msd_spleen.py, "
@@ -101,7 +102,8 @@ SWITCHES: tuple[Switch, ...] = (
            "both values",
            "a third of the data as test and a sixth as val leaves the decoder half the images to learn "
            "from; the 70/10/20 split is the same rule on every dataset, and keeps a patient's images "
-           "in one split", datasets=("mc", "brain_tumor", "msd_spleen", "msd_hippocampus", "msd_heart",
+           "in one split; stratifying by class keeps every class in a small val or test split (else "
+           "its AUROC is undefined)", datasets=("mc", "brain_tumor", "msd_spleen", "msd_hippocampus", "msd_heart",
                                      "sarscov2", "nih"),
            load_option="split_rule"),
     Switch("input_norm_per_model", "input", "input normalisation constants", "input_norm",
@@ -191,7 +193,9 @@ SWITCHES: tuple[Switch, ...] = (
            "the best of the refit's test scores (pooled Dice, scored every 5 epochs and at the end): "
            "paper 4 reports the best checkpoint; the released code runs the refit's periodic "
            "evaluations on the TEST loader and logs each, its return value being the last (the text "
-           "is followed here, as the published numbers are the best checkpoint's)",
+           "is followed here, as the published numbers are the best checkpoint's); with refit=False "
+           "(the demo's segmentation) the selected sweep run is rerun (same rate, seed, epochs) and "
+           "the best of its test scores reported",
            "the refit's final state, tested once",
            "paper 4; repo dinov2/eval/segmentation/segmentation.py:337-349 (eval_period), 526-545 "
            "(val_data_loader=test_data_loader), 185 (eval_period_epochs=5)",
@@ -234,6 +238,31 @@ SWITCHES: tuple[Switch, ...] = (
            "the cached features of a few images need no backbone pass per epoch and make the head "
            "deterministic; the augmentation (switch cls_augment_square_crop) acts when this is on "
            "the study's side", protocols=("fewshot",)),
+    # --- swproto branch (protocol / data side) ---
+    Switch("finetune_no_trainval_refit", "selection", "fine-tune / LoRA / BitFit: the model scored "
+           "on test", "final_model", "head_refit_trainval", "best_val_snapshot",
+           "each backbone rate's state after its last epoch (no epoch choice), the best on val; then "
+           "a NEW linear head at the head rate trained for all epochs on train + val (val with the "
+           "training transform), the tuned backbone frozen in eval mode (the refit's optimiser holds "
+           "only the head), scored on test at the end; which of its separate backbone-rate runs the "
+           "study kept its code does not say (Table 4: 'only the best is shown'): here the best on val",
+           "the best (backbone rate, epoch) snapshot on val, backbone and head as trained, scored on test",
+           "repo dinov2/eval/classification/linear.py:540-601 (retrain: setup_linear_classifiers, "
+           "optimiser over the new head only; the backbone left in eval mode by evaluate()); paper A.1",
+           "the model scored is the one selected: the backbone was chosen together with its own "
+           "head, and a new head trained on the frozen backbone is a model no validation score "
+           "vouches for",
+           protocols=("finetune", "lora", "bitfit")),
+    Switch("finetune_head_lr_from_cached_probe", "hparams", "fine-tune: the probe that gives the head "
+           "rate", "head_lr_probe", "as_run", "cached",
+           "the linear probe as the linear cell runs it: its heads trained on augmented images every "
+           "epoch (where the linear hyperparameters say features='augmented')",
+           "the same probe on the cached unaugmented features (no backbone pass after the linear cell)",
+           "paper B.1 (the head rate is the best linear-probe rate); paper A.2 (augmented training)",
+           "a cost choice, not a soundness one: the head rate is one pick among a few rates, read "
+           "off cached features at no backbone pass, where an augmented probe inside every "
+           "fine-tune cell repeats the linear cell's backbone passes", protocols=("finetune",),
+           only_when=(("finetune", "head_lr", "linear"),)),
 )
 
 

@@ -207,9 +207,10 @@ def _snapshot(*modules: torch.nn.Module) -> tuple[dict[str, torch.Tensor], ...]:
 
 def _train_epoch(backbone: torch.nn.Module, head: torch.nn.Module, loader: DataLoader,
                  y_train: torch.Tensor, opt: torch.optim.Optimizer, sched: Any, label_kind: str,
-                 device: str, loss_reduction: str = "mean") -> None:
-    """One pass over the training slices; each slice is trained on its item's label."""
-    backbone.train()
+                 device: str, loss_reduction: str = "mean", train_backbone: bool = True) -> None:
+    """One pass over the training slices; each slice is trained on its item's label (the backbone
+    in eval mode with ``train_backbone=False``: the study's head refit)."""
+    backbone.train(train_backbone)
     head.train()
     total = torch.zeros((), device=device)
     for i, batch in enumerate(loader):
@@ -259,12 +260,16 @@ def _settings(inputs: LiveInputs, hparams: dict[str, Any]) -> _Settings:
 
 class _BestSnapshot:
     """The best (rate, epoch) on validation so far and its weights; the very first epoch is kept
-    even when no AUROC is finite, and the first of equal values wins."""
+    even when no AUROC is finite, and the first of equal values wins. With ``only_epoch`` set only
+    that epoch is a candidate (the study: each rate's state after its last epoch)."""
 
-    def __init__(self, first_lr: float):
+    def __init__(self, first_lr: float, only_epoch: int | None = None):
         self.auroc, self.lr, self.epoch, self.state = -math.inf, first_lr, 0, None
+        self.only_epoch = only_epoch
 
     def offer(self, value: float, lr: float, epoch: int, backbone: nn.Module, head: nn.Module) -> None:
+        if self.only_epoch is not None and epoch != self.only_epoch:
+            return
         if self.state is None or (np.isfinite(value) and value > self.auroc):
             self.auroc = value if np.isfinite(value) else -math.inf
             self.lr, self.epoch, self.state = lr, epoch, _snapshot(backbone, head)
@@ -274,10 +279,14 @@ def run_finetune(inputs: LiveInputs, hparams: dict[str, Any], seed: int) -> Prot
     """Fine-tune (``hparams['mode']``: full | lora | bitfit), select on val, report test AUROC.
 
     Every backbone rate starts from the same initial weights and head; the best (rate, epoch)
-    snapshot on validation is scored on test. Peak memory: CUDA allocator peak on GPU, the
+    snapshot on validation is scored on test, or with ``final_model="head_refit_trainval"`` (switch
+    finetune_no_trainval_refit, the study) the best rate's last-epoch backbone under a new head
+    trained on train + val (finetune_refit.py). Peak memory: CUDA allocator peak on GPU, the
     process's max RSS on CPU.
     """
+    from radbench_core.protocols.finetune_refit import final_model_rule, refit_head
     s = _settings(inputs, hparams)
+    rule = final_model_rule(hparams)
     device, kind, backbone = inputs.device, inputs.label_kind, inputs.backbone
     configure_trainable(backbone, s.mode, hparams, seed)
     backbone.to(device)
@@ -288,14 +297,17 @@ def run_finetune(inputs: LiveInputs, hparams: dict[str, Any], seed: int) -> Prot
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(torch.device(device))
     start = time.perf_counter()
-    best, history = _BestSnapshot(s.lrs[0]), {}
+    best = _BestSnapshot(s.lrs[0], s.epochs - 1 if rule == "head_refit_trainval" else None)
+    history = {}
     for i, lr in enumerate(s.lrs):
         backbone.load_state_dict(initial)
         head = _new_head(int(backbone.embed_dim), n_out, seed, device)
         history[f"{lr:g}"] = _train_at_rate(inputs, hparams, s, backbone, head, lr, i, seed, best)
-    wall, peak = time.perf_counter() - start, _peak_memory_mb(device)
     backbone.load_state_dict(best.state[0])
     head.load_state_dict(best.state[1])
+    if rule == "head_refit_trainval":
+        head = refit_head(inputs, hparams, backbone, n_out, s.head_lr, s.epochs, s.batch_size, seed)
+    wall, peak = time.perf_counter() - start, _peak_memory_mb(device)
     progress.update("test")
     test_scores = predict_items(backbone, head, inputs.datasets["test"], len(inputs.labels["test"]),
                                 kind, s.eval_bs, device, inputs.num_workers)
@@ -334,7 +346,8 @@ def _result(inputs: LiveInputs, hparams: dict[str, Any], s: _Settings, best: _Be
             ) -> ProtocolResult:
     kind, y_test = inputs.label_kind, inputs.labels["test"]
     chosen = {"mode": s.mode, "backbone_lr": best.lr, "head_lr": s.head_lr, "epochs": best.epoch + 1,
-              "epochs_run": s.epochs, "batch_size": s.batch_size}
+              "epochs_run": s.epochs, "batch_size": s.batch_size,
+              "final_model": hparams.get("final_model", "best_val_snapshot")}
     if s.mode == "lora":
         chosen.update(r=int(hparams.get("r", 48)), alpha=int(hparams.get("alpha", 16)))
     return ProtocolResult(

@@ -405,6 +405,20 @@ def refit(task: SegTask, datasets: dict[str, Any], sel: Selection, hparams: dict
     return head, [{**r, "refit": True} for r in rows]
 
 
+def rerun_selected(task: SegTask, datasets: dict[str, Any], sel: Selection, hparams: dict[str, Any],
+                   seed: int, *, resolution: int, device: str, num_workers: int = 0,
+                   after_epoch: Callable[[nn.Module, int, dict[str, Any]], None] | None = None
+                   ) -> tuple[nn.Module, list[dict[str, Any]]]:
+    """The selected sweep run again (same rate, seed, data and epochs), watched by ``after_epoch``:
+    ``report_epoch="best_on_test"`` without a refit takes the best of THIS run's periodic test
+    scores (the study's rule, applied to the run that is reported when nothing is refitted)."""
+    epochs = int(hparams.get("sweep_epochs") or hparams["epochs"])
+    head, rows = fit(task, datasets["train"], getattr(sel, "cache", (None, None))[0], sel.lr, epochs,
+                     hparams, seed, resolution=resolution, device=device, num_workers=num_workers,
+                     after_epoch=after_epoch)
+    return head, [{**r, "rerun": True} for r in rows]
+
+
 REPORT_EPOCHS = ("final", "best_on_test")
 STUDY_TEST_EVERY = 5                     # the study's eval_period_epochs (segmentation.py:185)
 

@@ -38,8 +38,8 @@ from radbench_core.protocols.decoders import DECODER_KINDS, build_decoder
 from radbench_core.eval.predictions import ArrayPayload
 from radbench_core.eval.surface_distance import CONVENTION, per_item_hd95, summarise_hd95
 from radbench_core.protocols.seg_training import (SegTask, bn_mode_of, mean_dice, per_item_scores,
-                                                  predict_items, refit, report_epoch_rule, train_and_select,
-                                                  watch_test_split)
+                                                  predict_items, refit, report_epoch_rule, rerun_selected,
+                                                  train_and_select, watch_test_split)
 
 METRIC_NAMES = ("dice", "jaccard", "dice_jaccard", "dice_study", "jaccard_study", "dice_jaccard_study")
 
@@ -216,15 +216,21 @@ def _run(inputs: SegInputs, hparams: dict[str, Any], seed: int, task: SegTask,
                            num_workers=inputs.num_workers)
     history = list(sel.history)
     report_rule = report_epoch_rule(hparams)
-    if hparams.get("refit", False):
-        tester = (watch_test_split(task, datasets["test"], targets["test"], hparams,
-                               num_classes=inputs.num_classes, resolution=inputs.resolution,
-                               device=inputs.device, num_workers=inputs.num_workers)
+    refitting = bool(hparams.get("refit", False))
+    if refitting or report_rule == "best_on_test":
+        # the refit (or, without one, the selected run itself again), watched on test every
+        # test_every epochs when the study's report_epoch rule is asked for
+        watched_epochs = hparams["epochs"] if refitting else (hparams.get("sweep_epochs") or hparams["epochs"])
+        tester = (watch_test_split(task, datasets["test"], targets["test"], {**hparams, "epochs": watched_epochs},
+                                   num_classes=inputs.num_classes, resolution=inputs.resolution,
+                                   device=inputs.device, num_workers=inputs.num_workers)
                   if report_rule == "best_on_test" else None)
-        sel.head, rows = refit(task, datasets, sel, hparams, seed, resolution=inputs.resolution,
-                               device=inputs.device, num_workers=inputs.num_workers,
-                               after_epoch=tester.watching(sel.lr) if tester else None)
+        head, rows = (refit if refitting else rerun_selected)(
+            task, datasets, sel, hparams, seed, resolution=inputs.resolution, device=inputs.device,
+            num_workers=inputs.num_workers, after_epoch=tester.watching(sel.lr) if tester else None)
         history += rows
+        if refitting:
+            sel.head = head
         if tester is not None and tester.best is not None:      # the study's reported checkpoint
             sel.head, sel.epoch = tester.best.head.to(inputs.device), tester.best.epoch
     sizes = [tuple(t.shape[-2:]) for t in targets["test"]]

@@ -289,16 +289,35 @@ def restricted(dataset, positions: list[int]):
     return out
 
 
+HEAD_LR_PROBES = ("cached", "as_run")            # switch finetune_head_lr_from_cached_probe
+
+
+def head_lr_probe_rule(hparams: Mapping[str, Any]) -> str:
+    """``hparams["head_lr_probe"]``: "cached" (ours, the default) or "as_run" (the study's)."""
+    rule = hparams.get("head_lr_probe", "cached")
+    if rule not in HEAD_LR_PROBES:
+        from radbench_core.core.errors import ConfigError
+        raise ConfigError(f"hparams['head_lr_probe']={rule!r}", "unknown head-rate probe",
+                          f"use one of {', '.join(HEAD_LR_PROBES)}")
+    return rule
+
+
 def linear_probe_lr(setup: CellSetup, backbone) -> float:
     """The learning rate the linear probe of this (model, dataset) selects on validation.
 
-    Features come from the shared cache, so after the linear cell this costs no backbone forward.
+    Switch finetune_head_lr_from_cached_probe: ours ("cached") trains the probe on the cached
+    features, so after the linear cell this costs no backbone forward; the study's ("as_run") runs
+    the probe as the linear cell runs it, on augmented images every epoch where its hyperparameters
+    say ``features="augmented"`` (one backbone pass per epoch).
     """
     frozen_inputs = cached_features(setup, backbone)
-    # cached features even where the linear cell trains on augmented ones (declared deviation
-    # finetune_head_lr_from_cached_probe): an augmented probe per fine-tune cell would repeat the
-    # linear cell's backbone passes
-    hparams = {**setup.ctx.profile.hparams_for("linear"), "features": "cached"}
+    hparams = dict(setup.ctx.profile.hparams_for("linear"))
+    if head_lr_probe_rule(setup.hparams) == "cached" or hparams.get("features") != "augmented":
+        hparams["features"] = "cached"
+    else:
+        frozen_inputs = dataclasses.replace(frozen_inputs, augmented=augmented_features(
+            setup.index, backbone, setup.cell, setup.resolution, setup.ctx, setup.forward(),
+            augment_kind=str(hparams.get("cls_augment", "square_crop"))))
     probe = get_protocol("linear").resolve()(frozen_inputs, hparams, setup.ctx.seed)
     return float(probe.chosen["lr"])
 
