@@ -24,7 +24,7 @@ from radbench_core.core import progress
 from radbench_core.core.cells import Cell
 from radbench_core.data.datasets import DatasetIndex
 from radbench_core.protocols import ProtocolSpec, get_protocol
-from radbench_core.protocols.base import FrozenInputs, LiveInputs, SegInputs
+from radbench_core.protocols.base import FrozenInputs, LiveInputs, SegInputs, cis_from_predictions
 from radbench_core.run.context import BackbonePool, RunContext
 from radbench_core.run.extraction import extract_splits
 from radbench_core.run.feature_cache import FeatureCache, index_files, sources_fingerprint
@@ -248,7 +248,8 @@ def linear_probe_lr(setup: CellSetup, backbone) -> float:
     # finetune_head_lr_from_cached_probe): an augmented probe per fine-tune cell would repeat the
     # linear cell's backbone passes
     hparams = {**setup.ctx.profile.hparams_for("linear"), "features": "cached"}
-    probe = get_protocol("linear").resolve()(frozen_inputs, hparams, setup.ctx.seed)
+    with cis_from_predictions():           # only its chosen rate is used: no CI wanted
+        probe = get_protocol("linear").resolve()(frozen_inputs, hparams, setup.ctx.seed)
     return float(probe.chosen["lr"])
 
 
