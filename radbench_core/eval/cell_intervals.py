@@ -22,8 +22,7 @@ from radbench_core.eval.weighted_metrics import METRIC_KIND, weighted_values
 def patient_resampled(pred, name: str, *, resamples: int, seed: int, chunk: int = 250) -> np.ndarray:
     """The finite values of metric ``name`` over ``resamples`` patient-bootstrap draws of ``pred``."""
     counts, inverse = cluster_counts(pred.groups, resamples, seed)
-    values = np.concatenate([weighted_values(pred, name, counts[i:i + chunk][:, inverse])
-                             for i in range(0, resamples, chunk)])
+    values = weighted_values(pred, name, counts, inverse, chunk=chunk)
     return values[np.isfinite(values)]
 
 

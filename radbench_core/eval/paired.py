@@ -95,10 +95,9 @@ def paired_bootstrap(a, b, metric: str, *, resamples: int = 1000, seed: int = 0,
     value_a = float(weighted_values(a, metric, ones)[0])
     value_b = float(weighted_values(b, metric, ones)[0])
     diff = value_a - value_b
-    weights = cluster_weights(a.groups, resamples, seed)
-    d_star = np.concatenate([weighted_values(a, metric, weights[i:i + chunk])
-                             - weighted_values(b, metric, weights[i:i + chunk])
-                             for i in range(0, resamples, chunk)])
+    counts, inverse = cluster_counts(a.groups, resamples, seed)      # b is aligned to a's items
+    d_star = (weighted_values(a, metric, counts, inverse, chunk=chunk)
+              - weighted_values(b, metric, counts, inverse, chunk=chunk))
     d_star = d_star[np.isfinite(d_star)]
     n_groups = len(np.unique(a.groups))
     if not math.isfinite(diff) or d_star.size == 0:

@@ -7,8 +7,10 @@ get the backbone and slice datasets. Hyperparameters come from the active profil
 
 from __future__ import annotations
 
+import contextvars
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
@@ -96,6 +98,32 @@ def test_predictions(labels: Any, scores: Any, *, runs: bool = False) -> dict[st
     if runs:
         payload["runs"] = True
     return {"test_predictions": payload}
+
+
+_CIS_FROM_PREDICTIONS = contextvars.ContextVar("radbench_cis_from_predictions", default=False)
+
+
+@contextmanager
+def cis_from_predictions() -> Iterator[None]:
+    """Within it, built-in protocols skip their own item bootstrap (``own_resamples`` is 0).
+
+    Why: the runner replaces the CI of every metric computable from the test predictions a protocol
+    returns by a patient bootstrap (``eval.cell_intervals``), so the protocol's item bootstrap (a
+    Python loop of ``bootstrap`` metric computations) was computed only to be thrown away. Only
+    protocols that always return their test predictions consult it; outside the runner (a protocol
+    called directly) they keep their item-bootstrap CI. Not a hyperparameter: the record does not
+    change, so neither may the config hash."""
+    token = _CIS_FROM_PREDICTIONS.set(True)
+    try:
+        yield
+    finally:
+        _CIS_FROM_PREDICTIONS.reset(token)
+
+
+def own_resamples(hparams: dict[str, Any], key: str = "bootstrap", default: int = 1000) -> int:
+    """Resamples of a protocol's own item-bootstrap CIs: ``hparams[key]``, or 0 inside
+    :func:`cis_from_predictions` (the runner recomputes every such CI from the predictions)."""
+    return 0 if _CIS_FROM_PREDICTIONS.get() else int(hparams.get(key, default))
 
 
 def require(hparams: dict[str, Any], key: str, protocol: str) -> Any:

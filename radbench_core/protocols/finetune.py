@@ -26,7 +26,7 @@ from radbench_core.core.errors import ConfigError
 from radbench_core.core.finite import check_loss
 from radbench_core.eval.metrics import auroc, auroc_metric, auroc_per_class, metric
 from radbench_core.protocols.base import LiveInputs, ProtocolResult
-from radbench_core.protocols.base import per_key, require
+from radbench_core.protocols.base import own_resamples, per_key, require
 from radbench_core.protocols.linear import classification_loss, n_outputs, scores_from_logits
 from radbench_core.eval.predictions import ArrayPayload
 
@@ -352,7 +352,7 @@ def _result(inputs: LiveInputs, hparams: dict[str, Any], s: _Settings, best: _Be
         chosen.update(r=int(hparams.get("r", 48)), alpha=int(hparams.get("alpha", 16)))
     return ProtocolResult(
         metrics={"auroc": auroc_metric(y_test, test_scores, kind,
-                                       resamples=int(hparams.get("bootstrap", 1000)), seed=seed),
+                                       resamples=own_resamples(hparams), seed=seed),
                  "auroc_val": metric("auroc_val", best.auroc if np.isfinite(best.auroc) else math.nan)},
         chosen=chosen, params_trainable=trainable, params_total=total,
         extra={"params_trainable_pct": 100.0 * trainable / total, **timing,

@@ -22,7 +22,7 @@ import torch
 from radbench_core.core.errors import ConfigError
 from radbench_core.eval.metrics import auroc, auroc_metric, auroc_per_class, metric
 from radbench_core.protocols.base import FrozenInputs, ProtocolResult
-from radbench_core.protocols.base import require
+from radbench_core.protocols.base import own_resamples, require
 from radbench_core.eval.predictions import ArrayPayload
 
 DEFAULT_TEMPERATURE = 0.07   # DINOv2's kNN evaluation
@@ -220,7 +220,7 @@ def run_knn(inputs: FrozenInputs, hparams: dict[str, Any], seed: int) -> Protoco
     test_scores = test_scores_by_k[best_k]
     return ProtocolResult(
         metrics={"auroc": auroc_metric(y_test, test_scores, inputs.label_kind,
-                                       resamples=int(hparams.get("bootstrap", 1000)), seed=seed),
+                                       resamples=own_resamples(hparams), seed=seed),
                  "auroc_val": metric("auroc_val", val_auroc.get(best_k, math.nan))},
         chosen={"k": best_k, "k_selection": selection, "temperature": float(
                     hparams.get("temperature", DEFAULT_TEMPERATURE)),

@@ -30,7 +30,7 @@ from radbench_core.core import progress
 from radbench_core.core.errors import ConfigError
 from radbench_core.eval.metrics import auroc, auroc_metric, auroc_per_class, metric
 from radbench_core.protocols.base import FrozenInputs, ProtocolResult
-from radbench_core.protocols.base import require
+from radbench_core.protocols.base import own_resamples, require
 from radbench_core.eval.predictions import ArrayPayload
 
 EVAL_CHUNK = 8192
@@ -399,7 +399,7 @@ def run_linear(inputs: FrozenInputs, hparams: dict[str, Any], seed: int) -> Prot
     w, b = refit.final[0]
     return ProtocolResult(
         metrics={"auroc": auroc_metric(labels["test"], test_scores, kind,
-                                       resamples=int(hparams.get("bootstrap", 1000)), seed=seed),
+                                       resamples=own_resamples(hparams), seed=seed),
                  "auroc_val": metric("auroc_val", float(sweep.val_auroc[head, epoch]))},
         chosen={"lr": cfg.lr, "n_blocks": cfg.n_blocks, "avgpool": cfg.avgpool, "epochs": epoch + 1,
                 "features": hparams.get("features", "cached")},

@@ -33,7 +33,7 @@ from radbench_core.core import progress
 from radbench_core.core.atomic import atomic_write_bytes
 from radbench_core.core.errors import ConfigError
 from radbench_core.eval.metrics import bootstrap_ci, metric, study_dice, study_jaccard
-from radbench_core.protocols.base import ProtocolResult, SegInputs
+from radbench_core.protocols.base import ProtocolResult, SegInputs, own_resamples
 from radbench_core.protocols.decoders import DECODER_KINDS, build_decoder
 from radbench_core.eval.predictions import ArrayPayload
 from radbench_core.eval.surface_distance import CONVENTION, per_item_hd95, summarise_hd95
@@ -244,7 +244,7 @@ def _run(inputs: SegInputs, hparams: dict[str, Any], seed: int, task: SegTask,
                           f"{len(targets['test'])} test items", "build the test SliceDataset from the "
                           "same index and split")
     dice, jac = per_item_scores(preds, targets["test"], inputs.num_classes)
-    resamples = int(hparams.get("bootstrap_resamples", 1000))
+    resamples = own_resamples(hparams, "bootstrap_resamples")
     metrics, per_class = summarise(dice, jac, names, resamples, seed)
     metrics.update(study_metrics(cms, resamples, seed))
     hd95 = surface_summary(preds, targets["test"], inputs, names)

@@ -24,7 +24,7 @@ from radbench_core.core import progress
 from radbench_core.core.cells import Cell
 from radbench_core.data.datasets import DatasetIndex
 from radbench_core.protocols import ProtocolSpec, get_protocol
-from radbench_core.protocols.base import FrozenInputs, LiveInputs, SegInputs
+from radbench_core.protocols.base import FrozenInputs, LiveInputs, SegInputs, cis_from_predictions
 from radbench_core.run.context import BackbonePool, RunContext
 from radbench_core.run.extraction import extract_splits
 from radbench_core.run.feature_cache import FeatureCache, index_files, sources_fingerprint
@@ -318,7 +318,8 @@ def linear_probe_lr(setup: CellSetup, backbone) -> float:
         frozen_inputs = dataclasses.replace(frozen_inputs, augmented=augmented_features(
             setup.index, backbone, setup.cell, setup.resolution, setup.ctx, setup.forward(),
             augment_kind=str(hparams.get("cls_augment", "square_crop"))))
-    probe = get_protocol("linear").resolve()(frozen_inputs, hparams, setup.ctx.seed)
+    with cis_from_predictions():           # only its chosen rate is used: no CI wanted
+        probe = get_protocol("linear").resolve()(frozen_inputs, hparams, setup.ctx.seed)
     return float(probe.chosen["lr"])
 
 

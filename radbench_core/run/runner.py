@@ -28,7 +28,7 @@ from radbench_core.core.finite import check_headline
 from radbench_core.core.results import DEMO_WEIGHTS, CellResult
 from radbench_core.data.datasets import DatasetIndex, get_dataset
 from radbench_core.protocols import ProtocolSpec, get_protocol
-from radbench_core.protocols.base import ProtocolResult
+from radbench_core.protocols.base import ProtocolResult, cis_from_predictions
 from radbench_core.run.context import (  # noqa: F401  (re-exported: the plugin and scripts import them here)
     _INDEXES, BackbonePool, RunContext, load_index, load_options_of)
 from radbench_core.run.feature_cache import FeatureCache
@@ -111,7 +111,8 @@ def run_cell(cell: Cell, ctx: RunContext, pool: BackbonePool, cache: FeatureCach
     built = BUILDERS[plan.protocol.inputs](
         CellSetup(cell, plan.protocol, plan.hparams, plan.resolution, index, ctx, pool, cache))
     progress.update("train")
-    result: ProtocolResult = plan.protocol.resolve()(built.inputs, dict(plan.hparams), ctx.seed)
+    with cis_from_predictions():       # _record puts patient-bootstrap CIs on the returned predictions
+        result: ProtocolResult = plan.protocol.resolve()(built.inputs, dict(plan.hparams), ctx.seed)
     check_headline(result, plan.protocol.task, cell.id)
     return _record(cell, ctx, plan, index, provenance, deviations, built, result, start)
 
