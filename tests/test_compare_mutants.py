@@ -6,11 +6,15 @@ edges of its CI, the rendered table cell by cell, and the messages of the tolera
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from radbench_core.gate.compare import Verdict, _fmt, noise_verdict, nothing_compared, render_verdicts
+from radbench_core.core.results import CellResult, Metric
+from radbench_core.gate.baseline import Baseline, BaselineCell, BaselineMetric
+from radbench_core.gate.compare import (Tolerance, Verdict, _compare_metric, _fmt, compare, has_regressions,
+                                        noise_verdict, nothing_compared, render_verdicts)
 
 
 def v(verdict: str, cell: str = "c", metric: str = "auroc", note: str = "") -> Verdict:
@@ -108,3 +112,125 @@ def test_render_verdicts_outcome_lines():
     assert render_verdicts([]) == ("cell  metric  baseline  now  Δ  tol  verdict\n"
                                    "----  ------  --------  ---  -  ---  -------\n"
                                    "radbench gate: no cells compared -> nothing compared\n")
+
+
+# --- compare and _compare_metric: every field of every branch ----------------------------------------
+
+def base_of(cells: dict) -> Baseline:
+    """cells: id -> (config_hash, {metric: (value, higher_is_better)})."""
+    return Baseline(Path("b.json"), "demo", "0", {
+        cid: BaselineCell(h, {n: BaselineMetric(val, hib) for n, (val, hib) in ms.items()})
+        for cid, (h, ms) in cells.items()})
+
+
+def record(cid: str, h: str, **ms) -> CellResult:
+    metrics = {n: Metric(val, higher_is_better=hib) for n, (val, hib) in ms.items()}
+    return CellResult(cell_id=cid, model="m", dataset="d", protocol="p", variant="", task="classification",
+                      modality="xray", profile="demo", metrics=metrics, config_hash=h)
+
+
+def test_compare_metric_fields_of_each_branch():
+    t = Tolerance(2.0, relative=True)
+    assert _compare_metric("c", "dice", BaselineMetric(None), 0.4, True, t) == \
+        Verdict("c", "dice", None, 0.4, None, "2%", "improved", "baseline value undefined")
+    assert _compare_metric("c", "dice", BaselineMetric(None), None, True, t) == \
+        Verdict("c", "dice", None, None, None, "2%", "ok", "baseline value undefined")
+    assert _compare_metric("c", "dice", BaselineMetric(0.5), None, True, t) == \
+        Verdict("c", "dice", 0.5, None, None, "2%", "regressed", "value is NaN/undefined now")
+    assert _compare_metric("c", "dice", BaselineMetric(0.5), 0.25, True, t) == \
+        Verdict("c", "dice", 0.5, 0.25, -0.25, "2%", "regressed", "")
+    assert _compare_metric("c", "hd95", BaselineMetric(10.0, False), 9.0, False, Tolerance(0.5)) == \
+        Verdict("c", "hd95", 10.0, 9.0, -1.0, "0.5", "improved", "")
+
+
+def test_compare_metric_edges_of_the_tolerance():
+    # absolute 0.01 at a baseline of 0.8: exactly 0.01 down is ok; 0.0101 is not; 0.0101 up improves
+    t = Tolerance(0.01)
+    assert _compare_metric("c", "a", BaselineMetric(0.8), 0.79, True, t).verdict == "ok"
+    assert _compare_metric("c", "a", BaselineMetric(0.8), 0.7899, True, t).verdict == "regressed"
+    assert _compare_metric("c", "a", BaselineMetric(0.8), 0.81, True, t).verdict == "ok"
+    assert _compare_metric("c", "a", BaselineMetric(0.8), 0.8101, True, t).verdict == "improved"
+    # lower is better: a rise is the bad direction
+    assert _compare_metric("c", "a", BaselineMetric(0.8), 0.8101, False, t).verdict == "regressed"
+    assert _compare_metric("c", "a", BaselineMetric(0.8), 0.7899, False, t).verdict == "improved"
+    # a relative tolerance of a negative baseline is positive (abs): 10% of -2 allows 0.2
+    assert _compare_metric("c", "a", BaselineMetric(-2.0), -2.19, True, Tolerance(10, True)).verdict == "ok"
+    assert _compare_metric("c", "a", BaselineMetric(-2.0), -2.21, True, Tolerance(10, True)).verdict \
+        == "regressed"
+    # the slack of 1e-9 scales with a large baseline (1e6: 1e-3), never below 1e-9 for a small one
+    assert _compare_metric("c", "a", BaselineMetric(1e6), 1e6 - 0.0005, True, Tolerance(0)).verdict == "ok"
+    assert _compare_metric("c", "a", BaselineMetric(1e6), 1e6 - 0.002, True, Tolerance(0)).verdict \
+        == "regressed"
+    assert _compare_metric("c", "a", BaselineMetric(1e-3), 1e-3 - 5e-10, True, Tolerance(0)).verdict == "ok"
+    assert _compare_metric("c", "a", BaselineMetric(1e-3), 1e-3 - 2e-9, True, Tolerance(0)).verdict \
+        == "regressed"
+
+
+def test_compare_metric_asks_the_paired_test_only_for_a_drop_beyond_the_tolerance():
+    asked = []
+
+    def test():
+        asked.append(1)
+        return SimpleNamespace(ci_low=-0.2, ci_high=-0.1, p_value=0.001, n_items=9, n_groups=3, resamples=10)
+
+    t = Tolerance(0.01)
+    assert _compare_metric("c", "a", BaselineMetric(0.8), 0.79, True, t, test).verdict == "ok"
+    assert _compare_metric("c", "a", BaselineMetric(0.8), 0.9, True, t, test).verdict == "improved"
+    assert asked == []
+    v = _compare_metric("c", "a", BaselineMetric(0.8), 0.6, True, t, test)
+    assert asked == [1] and v.verdict == "regressed"
+    assert v.note == "95% CI [-0.2000, -0.1000], p=0.001; paired on 9 items / 3 patients, B=10"
+
+
+def test_compare_every_branch_field_by_field():
+    base = base_of({"kept": ("h1", {"auroc": (0.8, True), "gone": (0.5, True), "flip": (0.5, True)}),
+                    "moved": ("h2" * 10, {"auroc": (0.9, True), "old": (0.3, True)}),
+                    "empty": ("h3", {})})
+    records = [
+        record("new", "h9", dice=(0.7, True), auroc=(float("nan"), True)),
+        record("kept", "h1", auroc=(0.7, True), flip=(0.5, False), fresh=(0.4, True)),
+        record("moved", "h5" * 10, auroc=(0.6, True), extra=(0.2, True)),
+        record("empty", "h4"),
+    ]
+    tol = {"auroc": Tolerance(0.05), "*": Tolerance(3.0, True)}
+    got = compare(records, base, tol)
+    assert got == [
+        Verdict("empty", "(all)", None, None, None, "-", "not comparable", "config hash h3 -> h4"),
+        Verdict("kept", "auroc", 0.8, 0.7, pytest.approx(-0.1), "0.05", "regressed", ""),
+        Verdict("kept", "flip", 0.5, 0.5, None, "3%", "not comparable", "higher_is_better changed"),
+        Verdict("kept", "fresh", None, 0.4, None, "3%", "new", "metric not in baseline"),
+        Verdict("kept", "gone", 0.5, None, None, "3%", "missing", "metric no longer recorded"),
+        Verdict("moved", "auroc", 0.9, 0.6, pytest.approx(-0.3), "-", "not comparable",
+                "config hash h2h2h2h2h2h2 -> h5h5h5h5h5h5"),
+        Verdict("moved", "extra", None, 0.2, None, "-", "not comparable",
+                "config hash h2h2h2h2h2h2 -> h5h5h5h5h5h5"),
+        Verdict("moved", "old", 0.3, None, None, "-", "not comparable",
+                "config hash h2h2h2h2h2h2 -> h5h5h5h5h5h5"),
+        Verdict("new", "auroc", None, None, None, "0.05", "new", "cell not in baseline"),
+        Verdict("new", "dice", None, 0.7, None, "3%", "new", "cell not in baseline"),   # user "*" beats the default
+    ]
+    assert has_regressions(got) and not has_regressions(got[2:4])
+    # an empty config hash shows as "-"
+    (v,) = compare([record("empty", "")], base, {})
+    assert v.note == "config hash h3 -> -"
+    (v,) = compare([record("x", "h")], base_of({"x": ("", {})}), {})
+    assert v.note == "config hash - -> h"
+
+
+def test_compare_noise_aware_passes_record_and_metric_to_the_paired_test():
+    base = base_of({"c": ("h", {"auroc": (0.8, True), "dice": (0.8, True)})})
+    rec = record("c", "h", auroc=(0.5, True), dice=(0.5, True))
+    calls = []
+
+    def paired(r, name):
+        calls.append((r.cell_id, name))
+        return SimpleNamespace(ci_low=-0.4, ci_high=0.1, p_value=0.3, n_items=5, n_groups=5, resamples=7)
+
+    got = compare([rec], base, {}, noise_aware=True, paired=paired)
+    assert calls == [("c", "auroc"), ("c", "dice")]
+    assert [(v.metric, v.verdict) for v in got] == [("auroc", "ok"), ("dice", "ok")]
+    assert got[0].note.startswith("drop not significant: 95% CI [-0.4000, +0.1000], p=0.3; ")
+    got = compare([rec], base, {}, noise_aware=True)              # no paired function: tolerance only
+    assert [(v.verdict, v.note) for v in got] == [("regressed", "no paired predictions: tolerance only")] * 2
+    got = compare([rec], base, {})                                 # not noise-aware: never asked
+    assert [(v.verdict, v.note) for v in got] == [("regressed", "")] * 2

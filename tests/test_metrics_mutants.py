@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from radbench_core.eval.metrics import auroc, study_dice, study_jaccard
+from radbench_core.eval.metrics import auroc, cluster_members, study_dice, study_jaccard
 
 
 def test_study_dice_counts_a_class_seen_in_one_pixel_only():
@@ -65,3 +65,19 @@ def test_binary_auroc_by_hand_with_ties():
     assert auroc(np.array([0, 1, 0, 0]), np.array([0.2, 0.5, 0.7, 0.1]), "binary") == pytest.approx(2 / 3)
     assert math.isnan(auroc(np.ones(4, int), np.arange(4.0), "binary"))
     assert math.isnan(auroc(np.array([0, 1]), np.array([np.inf, 0.3]), "binary"))
+
+
+def test_study_jaccard_counts_a_class_that_is_only_predicted():
+    # a true-1 pixel predicted as 2: class 2 has no true pixel but a prediction -> it is seen, 0/1
+    cm = np.array([[4, 0, 0], [0, 3, 1], [0, 0, 0]])
+    assert study_jaccard(cm) == pytest.approx((3 / 4 + 0) / 2, abs=1e-15)
+
+
+def test_cluster_members_keep_each_patients_items_in_order():
+    # 1000 items: numpy's default (unstable) sort would scramble the positions within a patient
+    groups = np.random.default_rng(0).choice(["p2", "p10", "p1"], size=1000)
+    members = cluster_members(groups)
+    assert len(members) == 3
+    for got, g in zip(members, ["p1", "p10", "p2"]):        # sorted ids; positions ascending
+        np.testing.assert_array_equal(got, np.flatnonzero(groups == g))
+    assert cluster_members([]) == []
