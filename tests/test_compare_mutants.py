@@ -150,6 +150,9 @@ def test_compare_metric_edges_of_the_tolerance():
     assert _compare_metric("c", "a", BaselineMetric(0.8), 0.7899, True, t).verdict == "regressed"
     assert _compare_metric("c", "a", BaselineMetric(0.8), 0.81, True, t).verdict == "ok"
     assert _compare_metric("c", "a", BaselineMetric(0.8), 0.8101, True, t).verdict == "improved"
+    # exactly at the slack (baseline 0, tolerance 0, slack 1e-9, all exact in binary): still ok
+    assert _compare_metric("c", "a", BaselineMetric(0.0), -1e-9, True, Tolerance(0)).verdict == "ok"
+    assert _compare_metric("c", "a", BaselineMetric(0.0), 1e-9, True, Tolerance(0)).verdict == "ok"
     # lower is better: a rise is the bad direction
     assert _compare_metric("c", "a", BaselineMetric(0.8), 0.8101, False, t).verdict == "regressed"
     assert _compare_metric("c", "a", BaselineMetric(0.8), 0.7899, False, t).verdict == "improved"
