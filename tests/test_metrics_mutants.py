@@ -7,6 +7,7 @@ pixel only, a class absent, the caller's matrix left untouched) and of the Mann-
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -81,3 +82,12 @@ def test_cluster_members_keep_each_patients_items_in_order():
     for got, g in zip(members, ["p1", "p10", "p2"]):        # sorted ids; positions ascending
         np.testing.assert_array_equal(got, np.flatnonzero(groups == g))
     assert cluster_members([]) == []
+
+
+def test_an_unscorable_auroc_is_nan_by_rule_not_by_a_zero_division():
+    # one label value only, or no scorable class: NaN returned before any 0/0 (no RuntimeWarning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert math.isnan(auroc(np.ones(4, int), np.arange(4.0), "binary"))
+        assert math.isnan(auroc(np.zeros(4, int), np.arange(4.0), "binary"))
+        assert math.isnan(auroc(np.array([[1.0, 0.0], [1.0, 0.0]]), np.zeros((2, 2)), "multilabel"))
