@@ -238,3 +238,9 @@ def test_compare_noise_aware_passes_record_and_metric_to_the_paired_test():
     assert [(v.verdict, v.note) for v in got] == [("regressed", "no paired predictions: tolerance only")] * 2
     got = compare([rec], base, {})                                 # not noise-aware: never asked
     assert [(v.verdict, v.note) for v in got] == [("regressed", "")] * 2
+
+
+def test_a_new_cell_sorted_first_does_not_end_the_comparison():
+    base = base_of({"b": ("h", {"auroc": (0.8, True)})})
+    got = compare([record("b", "h", auroc=(0.5, True)), record("a", "h", auroc=(0.9, True))], base, {})
+    assert [(v.cell_id, v.verdict) for v in got] == [("a", "new"), ("b", "regressed")]
