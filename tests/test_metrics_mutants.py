@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from radbench_core.eval.metrics import auroc, cluster_members, study_dice, study_jaccard
+from radbench_core.eval.metrics import auroc, bootstrap_ci, cluster_members, study_dice, study_jaccard
 
 
 def test_study_dice_counts_a_class_seen_in_one_pixel_only():
@@ -91,3 +91,18 @@ def test_an_unscorable_auroc_is_nan_by_rule_not_by_a_zero_division():
         assert math.isnan(auroc(np.ones(4, int), np.arange(4.0), "binary"))
         assert math.isnan(auroc(np.zeros(4, int), np.arange(4.0), "binary"))
         assert math.isnan(auroc(np.array([[1.0, 0.0], [1.0, 0.0]]), np.zeros((2, 2)), "multilabel"))
+
+
+def test_bootstrap_ci_defaults_are_1000_resamples_seed_0_and_95_percent():
+    values = np.random.default_rng(4).normal(size=30)
+    calls = []
+
+    def mean(idx: np.ndarray) -> float:
+        calls.append(1)
+        return float(values[idx].mean())
+
+    got = bootstrap_ci(mean, 30)
+    assert len(calls) == 1000
+    rng = np.random.default_rng(0)                      # the same draws by hand
+    means = [values[rng.integers(0, 30, size=30)].mean() for _ in range(1000)]
+    assert got == tuple(np.quantile(means, [0.025, 0.975]))
