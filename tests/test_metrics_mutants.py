@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from radbench_core.core.errors import ConfigError
 from radbench_core.eval.metrics import auroc, bootstrap_ci, cluster_members, study_dice, study_jaccard
 
 
@@ -106,3 +107,30 @@ def test_bootstrap_ci_defaults_are_1000_resamples_seed_0_and_95_percent():
     rng = np.random.default_rng(0)                      # the same draws by hand
     means = [values[rng.integers(0, 30, size=30)].mean() for _ in range(1000)]
     assert got == tuple(np.quantile(means, [0.025, 0.975]))
+
+
+NEED = "metrics.bootstrap_ci: need n > 0, resamples > 0 and 0 < alpha < 1, got "
+FIX = ". Fix: score a non-empty split with a positive number of resamples."
+
+
+@pytest.mark.parametrize("n, kw, got", [
+    (0, {}, "n=0, resamples=1000, alpha=0.05"),
+    (3, {"resamples": 0}, "n=3, resamples=0, alpha=0.05"),
+    (3, {"resamples": -1}, "n=3, resamples=-1, alpha=0.05"),
+    (3, {"alpha": 0.0}, "n=3, resamples=1000, alpha=0.0"),
+    (3, {"alpha": 1.0}, "n=3, resamples=1000, alpha=1.0"),
+    (3, {"alpha": 1.5}, "n=3, resamples=1000, alpha=1.5"),
+])
+def test_bootstrap_ci_refuses_each_bad_argument_in_one_line(n, kw, got):
+    with pytest.raises(ConfigError) as err:
+        bootstrap_ci(lambda i: 0.0, n, **kw)
+    assert str(err.value) == NEED + got + FIX
+
+
+def test_bootstrap_ci_smallest_valid_arguments_and_the_patient_count_error():
+    assert bootstrap_ci(lambda i: float(i.sum()), 1, resamples=1) == (0.0, 0.0)   # one item, one draw
+    assert bootstrap_ci(lambda i: float(len(i)), 2, resamples=3, alpha=0.999) == (2.0, 2.0)
+    with pytest.raises(ConfigError) as err:
+        bootstrap_ci(lambda i: 0.0, 3, groups=["a", "b"])
+    assert str(err.value) == ("metrics.bootstrap_ci: 2 patient ids for 3 items. "
+                              "Fix: pass one patient id per test item, in the items' order.")
