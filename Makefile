@@ -44,10 +44,12 @@ test: $(TEST_STAMP)
 # module with `make mutants MUTANT=eval/multiple.py`, the full list on a free machine.
 MUTANT_TARGETS ?= \
     eval/multiple.py=tests/test_multiple.py \
-    eval/metrics.py=tests/test_metrics.py,tests/test_cell_intervals.py,tests/test_planted_bugs.py \
+    eval/metrics.py=tests/test_metrics_mutants.py,tests/test_metrics.py,tests/test_cell_intervals.py,tests/test_planted_bugs.py,$\
+--deselect,tests/test_cell_intervals.py::test_patient_ci_covers_near_95_percent_and_the_image_ci_does_not,$\
+--deselect,tests/test_cell_intervals.py::test_index_and_weighted_patient_bootstrap_agree_in_distribution \
     eval/paired.py=tests/test_paired_errors.py,tests/test_stats_paired.py,tests/test_planted_bugs.py,tests/test_significance_power.py \
     eval/delong.py=tests/test_delong.py,tests/test_stats_paired.py,-k,delong \
-    gate/compare.py=tests/test_gating.py,tests/test_gate_paths.py,tests/test_gating_noise.py,tests/test_planted_bugs.py \
+    gate/compare.py=tests/test_compare_mutants.py,tests/test_gating.py,tests/test_gate_paths.py,tests/test_gating_noise.py,tests/test_planted_bugs.py \
     data/datasets/splits.py=tests/test_splits.py,tests/test_planted_bugs.py \
     models/pos_embed.py=tests/test_pos_embed.py,tests/test_pos_embed_rules.py \
     protocols/decoders.py=tests/test_decoders.py
