@@ -102,8 +102,8 @@ def test_wrong_maps_messages_word_for_word(kind):
     assert message(info) == (f"{name}: map 3 has shape (2, 8, 3, 4), expected (B, 16, h, w). "
                              "Fix: build the decoder from the same backbone that makes the maps.")
     with pytest.raises(ConfigError) as info:
-        dec([torch.zeros(16, 3, 4)] + maps_of([16] * 4), 28)             # a 3-D map
-    assert message(info).startswith(f"{name}: map 0 has shape (16, 3, 4), expected (B, 16, h, w).")
+        dec([torch.zeros(2, 16, 12)] + maps_of([16] * 4), 28)            # 3-D tokens of the right width
+    assert message(info).startswith(f"{name}: map 0 has shape (2, 16, 12), expected (B, 16, h, w).")
 
 
 def test_unknown_decoder_message_word_for_word():
