@@ -143,3 +143,19 @@ def test_missing_classes_single_and_multilabel_by_hand():
              for k, lab in enumerate([(1, 0, 0), (0, 0, 1), (0, 0, 0)])]
     assert missing_classes(multi, {"train": [0, 1], "test": [2]}) == {"test": [0, 2]}
     assert missing_classes([Item(key="u", patient="u", images=())], {"train": [0]}) == {}
+
+
+def test_two_empty_groups_are_filled_one_after_the_other_by_hand():
+    groups = ("g0", "g1", "g2", "g3")
+    # 1/3, 2/3, 0, 0 over 6 patients deals g1 g0 g1 g1 g0 g1: counts (2, 4, 0, 0). g2 takes p5 from
+    # g1 (now 3), then g3 takes p3 from g1 again, the largest after the first move
+    out = patient_split([f"p{i}" for i in range(6)], (1 / 3, 2 / 3, 0.0, 0.0), groups)
+    assert out == {"g0": [1, 4], "g1": [0, 2], "g2": [5], "g3": [3]}
+    # 0, 3/4, 1/4, 0 over 4 patients deals g1 g1 g2 g1: counts (0, 3, 1, 0). g0 takes p3 from g1,
+    # then g3 takes p1 from g1 (2 > 1): the group filled first holds one patient and is no donor
+    out = patient_split([f"p{i}" for i in range(4)], (0.0, 0.75, 0.25, 0.0), groups)
+    assert out == {"g0": [3], "g1": [0], "g2": [2], "g3": [1]}
+    # 1/2, 1/2, 0, 0 over 6 patients deals g0 g1 g0 g1 g0 g1: counts (3, 3, 0, 0). g2 takes p4 from
+    # g0 (the earlier of the tie, now 2), then g3 takes p5 from g1 (3)
+    out = patient_split([f"p{i}" for i in range(6)], (0.5, 0.5, 0.0, 0.0), groups)
+    assert out == {"g0": [0, 2], "g1": [1, 3], "g2": [4], "g3": [5]}
