@@ -159,3 +159,10 @@ def test_two_empty_groups_are_filled_one_after_the_other_by_hand():
     # g0 (the earlier of the tie, now 2), then g3 takes p5 from g1 (3)
     out = patient_split([f"p{i}" for i in range(6)], (0.5, 0.5, 0.0, 0.0), groups)
     assert out == {"g0": [0, 2], "g1": [1, 3], "g2": [4], "g3": [5]}
+
+
+def test_deficits_are_compared_unrounded_by_hand():
+    # 60/20/20 over 3 patients: j=0 (.6, .2, .2) -> train; j=1 (.2, .4, .4) -> val (tie, earlier);
+    # j=2 (.8, -.6, .6) -> train; test is empty and takes p2. Deficits rounded to whole patients
+    # (0, 0, 0 at j=1) would deal p1 to train and end with val [2], test [1].
+    assert patient_split(["p0", "p1", "p2"], (0.6, 0.2, 0.2)) == {"train": [0], "val": [1], "test": [2]}
