@@ -50,9 +50,9 @@ MUTANT_TARGETS ?= \
     eval/paired.py=tests/test_paired_errors.py,tests/test_stats_paired.py,tests/test_planted_bugs.py,tests/test_significance_power.py \
     eval/delong.py=tests/test_delong.py,tests/test_stats_paired.py,-k,delong \
     gate/compare.py=tests/test_compare_mutants.py,tests/test_gating.py,tests/test_gate_paths.py,tests/test_gating_noise.py,tests/test_planted_bugs.py \
-    data/datasets/splits.py=tests/test_splits.py,tests/test_planted_bugs.py \
+    data/datasets/splits.py=tests/test_splits_mutants.py,tests/test_splits.py,tests/test_planted_bugs.py \
     models/pos_embed.py=tests/test_pos_embed.py,tests/test_pos_embed_rules.py \
-    protocols/decoders.py=tests/test_decoders.py
+    protocols/decoders.py=tests/test_decoders.py,tests/test_decoders_mutants.py
 MUTANT ?=
 mutants: $(TEST_STAMP)
 	@for target in $(MUTANT_TARGETS); do \

@@ -20,11 +20,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _lazy_imports_loaded_before_any_pytester_test():
+def _lazy_imports_loaded_before_any_pytester_test(request):
     """torch and timm import parts of themselves lazily (torch._dynamo on a model's first build, the
     flop counter's op libraries). pytester restores sys.modules after each test that uses it, and an
     op library or C extension first imported inside such a test cannot be loaded a second time in
-    the process, so a later test would fail depending on test order. Load them once, up front."""
+    the process, so a later test would fail depending on test order. Load them once, up front.
+
+    Skipped (it costs 15 s) when no selected test uses pytester, directly or through a fixture: a
+    targeted run such as `make mutants`, which runs the selected tests once per mutant."""
+    if not any("pytester" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        return
     import torch
 
     from radbench_core.models.features import load_backbone
