@@ -36,6 +36,28 @@ def _lazy_imports_loaded_before_any_pytester_test():
     with torch.no_grad():
         backbone.pooled(torch.zeros(1, 3, 56, 56))
 
+# The modules that take longest, longest first (wall seconds alone with -n 0 on a 2-core machine,
+# docs/testing.md "Test time"). `make test` runs `pytest tests -n 2 --dist loadfile
+# --no-loadscope-reorder`: each worker takes one whole module at a time in collection order, so these
+# start first and the short modules fill in behind them; no worker is left alone with a long module
+# at the end, and a module-scoped fixture (one plugin session whose records several tests read) runs
+# once, not once per worker. A module not listed keeps its place after them.
+SLOWEST_FIRST = (
+    "test_bad_inputs.py",
+    "test_examples.py",
+    "test_crash_safety.py",
+    "test_user_project_journeys.py",
+    "test_mlflow_sink.py",
+    "test_report_browser.py",
+    "test_switch_effects.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))   # stable: order within a module kept
+
+
 TINY_PROFILE = '''
 from radbench_core.config.profiles import Grid, Profile, _hparams
 from radbench_core.protocols import PROTOCOLS, ProtocolSpec
