@@ -33,9 +33,12 @@ bench: $(STAMP)
 # The gate: the NIH and Montgomery cells of the demo grid (every protocol, every model that applies)
 # against benchmarks/baselines/demo.json; any metric 0.05 below its baseline fails the run.
 GATE_CELLS ?= nih or mc
+# The tests: each worker takes whole modules, the slowest first (tests/conftest.py SLOWEST_FIRST,
+# docs/testing.md "Test time"); --durations=25 prints the 25 slowest tests of the run.
 test: $(TEST_STAMP)
 	$(BIN)/lint-imports            # the layers of radbench_core (pyproject.toml [tool.importlinter])
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests -n $(JOBS) -p no:cacheprovider $(ARGS)
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests -n $(JOBS) --dist loadfile --no-loadscope-reorder \
+	    -p no:cacheprovider --durations=25 $(ARGS)
 	$(BIN)/python -m pytest benchmarks -m "not throughput" -k "$(GATE_CELLS)" -n $(JOBS) --dist loadgroup \
 	    -p no:cacheprovider -q --radbench-baseline benchmarks/baselines/demo.json --radbench-fail "*:0.05"
 

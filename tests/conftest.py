@@ -41,6 +41,32 @@ def _lazy_imports_loaded_before_any_pytester_test(request):
     with torch.no_grad():
         backbone.pooled(torch.zeros(1, 3, 56, 56))
 
+
+# The modules that take longest, longest first: by CI's and our timings where measured, otherwise by
+# how many plugin sessions they start (each ~10-30 s of CPU; docs/testing.md "Test time").
+# `make test` runs `pytest tests -n 2 --dist loadfile --no-loadscope-reorder`: each worker takes one
+# whole module at a time in collection order, so these start first and the short modules fill in
+# behind them; no worker is left alone with a long module at the end, and a module-scoped fixture
+# (one plugin session whose records several tests read) runs once, not once per worker.
+# A module not listed keeps its place after them.
+SLOWEST_FIRST = (
+    "test_plugin_gating.py",            # ~15 pytest subprocesses
+    "test_bad_inputs.py",
+    "test_examples.py",
+    "test_crash_safety.py",
+    "test_plugin.py",                   # 7 pytest subprocesses
+    "test_user_project_journeys.py",
+    "test_mlflow_sink.py",
+    "test_report_browser.py",
+    "test_switch_effects.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))   # stable: order within a module kept
+
+
 TINY_PROFILE = '''
 from radbench_core.config.profiles import Grid, Profile, _hparams
 from radbench_core.protocols import PROTOCOLS, ProtocolSpec
@@ -96,6 +122,35 @@ def project(pytester, shared_cache):
 
 def run(project, *args):
     return project.runpytest_subprocess("benchmarks", *project.base_args, *args, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def _finished_tiny_runs(tmp_path_factory) -> dict:
+    return {"folder": tmp_path_factory.mktemp("finished-tiny-run")}
+
+
+@pytest.fixture
+def finished_tiny_run(project, _finished_tiny_runs):
+    """``finished_tiny_run(name)``: a finished serial run of the tiny profile at ``runs/<name>`` of this
+    project and the baseline written from it at ``baseline.json``; returns (profile, run folder,
+    baseline). The plugin runs it once per process (an xdist worker); later calls copy that run's
+    folder and baseline, so the tests that start from the same finished run pay for one session."""
+    def make(name: str) -> tuple[str, Path, Path]:
+        profile = project.write_profile()
+        run_dir, baseline = project.path / "runs" / name, project.path / "baseline.json"
+        saved = _finished_tiny_runs["folder"]
+        if not (saved / "baseline.json").exists():
+            result = run(project, f"--radbench-profile={profile}", f"--radbench-run-dir={run_dir}",
+                         f"--radbench-baseline={baseline}", "--radbench-update-baseline",
+                         "--radbench-no-report")                # no test reads this run's report
+            result.assert_outcomes(passed=4, skipped=1)        # skipped: no segmentation cells
+            shutil.copytree(run_dir, saved / "run")
+            shutil.copy(baseline, saved / "baseline.json")
+        else:
+            shutil.copytree(saved / "run", run_dir)
+            shutil.copy(saved / "baseline.json", baseline)
+        return profile, run_dir, baseline
+    return make
 
 
 def records(run_dir: Path) -> dict[str, dict]:

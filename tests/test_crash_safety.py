@@ -132,7 +132,7 @@ def test_ctrl_c_keeps_finished_records_and_marks_the_manifest_interrupted(projec
     assert stray_temporaries(project.run_dir) == []
 
     marker.unlink()
-    second = run(project, f"--radbench-resume={project.run_dir}", "-p", "no:xdist")
+    second = run(project, f"--radbench-resume={project.run_dir}", "-p", "no:xdist", "--radbench-no-report")
     second.assert_outcomes(passed=2, skipped=2)
     after = snapshot(project.run_dir)
     assert sorted(after) == sorted(FINISHED + ["dinov2_vits14-nih-crash"])

@@ -16,14 +16,10 @@ LINEAR = "dinov2_vits14-nih-linear"
 
 
 @pytest.fixture
-def finished_run(project):
-    """One finished run of the tiny profile and a baseline written from it."""
-    profile = project.write_profile()
-    baseline = project.path / "baseline.json"
-    result = run(project, f"--radbench-profile={profile}", "--radbench-run-dir=runs/first",
-                 f"--radbench-baseline={baseline}", "--radbench-update-baseline")
-    result.assert_outcomes(passed=4, skipped=1)
-    return profile, project.path / "runs/first", baseline
+def finished_run(finished_tiny_run):
+    """One finished run of the tiny profile and a baseline written from it (one plugin session per
+    worker, copied for each test: tests/conftest.py finished_tiny_run)."""
+    return finished_tiny_run("first")
 
 
 def regate(project, profile, run_dir, baseline, *extra):
@@ -52,21 +48,22 @@ def test_gate_fails_a_drop_passes_an_improvement_and_flags_a_changed_config(proj
     assert "Last session: 0 passed, 4 resumed, 0 failed, 1 skipped." in (run_dir / "index.html").read_text()
 
     shift(baseline, LINEAR, "auroc", +0.05)          # the run now looks 0.05 worse than the baseline
-    dropped = regate(project, profile, run_dir, baseline)
+    # the report was checked above; the gate runs below need none (--radbench-no-report)
+    dropped = regate(project, profile, run_dir, baseline, "--radbench-no-report")
     assert dropped.ret == pytest.ExitCode.TESTS_FAILED
     dropped.stdout.fnmatch_lines([f"*{LINEAR}*auroc*regressed*"])
     assert baseline.with_name(baseline.name + ".obtained").exists()
 
-    within = regate(project, profile, run_dir, baseline, "--radbench-fail=auroc:0.1")
+    within = regate(project, profile, run_dir, baseline, "--radbench-fail=auroc:0.1", "--radbench-no-report")
     assert within.ret == 0
 
     shift(baseline, LINEAR, "auroc", -0.10)          # now the run is 0.05 better: never a failure
-    assert regate(project, profile, run_dir, baseline).ret == 0
+    assert regate(project, profile, run_dir, baseline, "--radbench-no-report").ret == 0
 
     data = json.loads(baseline.read_text())
     data["cells"][LINEAR]["config_hash"] = "something-else"
     baseline.write_text(json.dumps(data))
-    changed = regate(project, profile, run_dir, baseline)
+    changed = regate(project, profile, run_dir, baseline, "--radbench-no-report")
     assert changed.ret == 0
     changed.stdout.fnmatch_lines([f"*{LINEAR}*not comparable*"])
 
@@ -76,7 +73,7 @@ def test_resume_with_another_seed_refuses_the_records_naming_the_seed(project, f
     profile, run_dir, _ = finished_run
     before = {p.name: p.read_bytes() for p in (run_dir / "cells").glob("*.json")}
     result = run(project, f"--radbench-profile={profile}", f"--radbench-resume={run_dir}",
-                 "--radbench-seed=7")
+                 "--radbench-seed=7", "--radbench-no-report")
     result.assert_outcomes(failed=4, skipped=1)
     result.stdout.fnmatch_lines([f"*{run_dir}/cells/{LINEAR}.json: --radbench-resume: this record was "
                                  "made with seed 0 (recorded) vs 7 (this run). Fix: resume with the "
@@ -89,7 +86,8 @@ def test_resume_runs_exactly_the_missing_cells(project, finished_run):
     profile, run_dir, _ = finished_run
     before = records(run_dir)
     (run_dir / "cells" / f"{LINEAR}.json").unlink()
-    result = run(project, f"--radbench-profile={profile}", f"--radbench-resume={run_dir}", "-rs")
+    result = run(project, f"--radbench-profile={profile}", f"--radbench-resume={run_dir}", "-rs",
+                 "--radbench-no-report")
     result.assert_outcomes(passed=1, skipped=4)
     result.stdout.fnmatch_lines(["*resumed: dinov2_vits14-nih-knn already recorded*"])
     after = records(run_dir)
@@ -103,17 +101,15 @@ def test_shards_cover_every_cell_once_into_one_run(project):
     outcomes = []
     for shard in ("1/2", "2/2"):
         result = run(project, f"--radbench-profile={profile}", "--radbench-run-dir=runs/sharded",
-                     f"--radbench-shard={shard}")
+                     f"--radbench-shard={shard}", "--radbench-no-report")
         outcomes.append(result.parseoutcomes().get("passed", 0))
     assert sum(outcomes) == 4
     assert sorted(records(project.path / "runs/sharded")) == [
         "dinov2_vits14-nih-knn", "dinov2_vits14-nih-linear", "resnet152-nih-knn", "resnet152-nih-linear"]
 
 
-def test_submitit_local_shards_merge_to_the_single_process_result(project, monkeypatch):
-    profile = project.write_profile()
-    single = run(project, f"--radbench-profile={profile}", "--radbench-run-dir=runs/single")
-    single.assert_outcomes(passed=4, skipped=1)
+def test_submitit_local_shards_merge_to_the_single_process_result(project, finished_tiny_run, monkeypatch):
+    profile, _, _ = finished_tiny_run("single")          # the single-process run: 4 passed, 1 skipped
     from radbench_core.cli.app import main
     monkeypatch.chdir(project.path)
     status = main(["submit", "--shards", "2", "--local", "--run-dir", str(project.path / "runs/array"),
