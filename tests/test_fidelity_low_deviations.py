@@ -42,3 +42,27 @@ def test_the_study_s_brain_tumour_rule_and_ours_differ_only_below_the_5th_percen
     assert np.all(study[~above] == 0) and np.all(ours[~above] == 0)
     assert np.all(study[above] >= ours[above] - 1e-6) and study[above].min() == pytest.approx(image[above].min() / hi)
     assert np.abs(study - ours).max() > 0.04               # the jump at the 5th percentile: 5 / 94.05
+
+
+def test_the_data_and_device_reported_deviations_appear_only_when_reported():
+    from radbench_core.config.fidelity import GPU_AUTOCAST
+    assert "seg_resize_antialiased" in deviations_in_effect("dinov2_vitl14", "mc", "seg_unet", {})
+    assert "seg_resize_antialiased" not in deviations_in_effect("dinov2_vitl14", "mc", "linear", {})
+    for reported, on in (((), False), (("chexpert_small_release",), True)):
+        assert ("chexpert_small_release" in deviations_in_effect("dinov2_vitl14", "chexpert", "linear", {},
+                                                                  reported)) is on
+    assert GPU_AUTOCAST not in deviations_in_effect("dinov2_vitl14", "nih", "linear", {})
+    assert GPU_AUTOCAST in deviations_in_effect("dinov2_vitl14", "nih", "linear", {}, (GPU_AUTOCAST,))
+
+
+def test_the_chexpert_loader_reports_the_small_release(tmp_path):
+    from radbench_core.data.datasets import get_dataset
+    from radbench_core.data.datasets.base import LoadOptions
+    spec = get_dataset("chexpert")
+    spec.write_phantom(tmp_path / spec.folder, size="tiny", seed=0)
+    index = spec.index(tmp_path / spec.folder, LoadOptions())          # the phantom has test labels
+    assert "chexpert_small_release" in index.deviations
+    full = tmp_path / spec.folder / "CheXpert-v1.0"
+    (tmp_path / spec.folder / "CheXpert-v1.0-small").rename(full)
+    index = spec.index(tmp_path / spec.folder, LoadOptions())
+    assert "chexpert_small_release" not in index.deviations

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 PAPER = "paper"     # sources: "paper B.1" (the arXiv text), "repo <path>" (MohammedSB/DINOv2ForRadiology)
+GPU_AUTOCAST = "cuda_autocast_bf16"     # reported by the runner for cells run on a CUDA device
 
 
 @dataclass(frozen=True)
@@ -319,6 +320,27 @@ SETTINGS: tuple[Setting, ...] = (
        "again late in the refit", "repo unet.ipynb; transunet.ipynb", "cosine to 0 over the refit's own "
        "steps (seg_training.fit)", protocols=("scratch",), deviation="scratch_refit_cosine_length",
        why="a cosine that restarts is an artefact of a stale variable, not a schedule anyone chose"),
+    _s("segmentation", "input resize of images", "Resize((R, R), BICUBIC) on the image tensor "
+       "(torchvision 0.15: no antialiasing), masks NEAREST_EXACT (make_segmentation_*_transforms)",
+       "repo dinov2/data/transforms.py:120-165; conda.yaml (torchvision 0.15)",
+       "bilinear with antialiasing (as PIL); masks nearest-exact, the same",
+       protocols=("seg_linear", "seg_unet", "seg_fewshot", "scratch", "scratch_fewshot"),
+       deviation="seg_resize_antialiased",
+       why="a bicubic shrink without antialiasing aliases fine texture (the classification side is "
+           "switch cls_eval_resize_antialiased)"),
+    _s("dataset:chexpert", "image resolution of the release", "CheXpert-v1.0, the full-resolution "
+       "release (make_val_set(data_dir='.../CheXpert-v1.0/'); exprements.ipynb resizes its test set "
+       "to 1024 px)", "repo dinov2/data/datasets/chexpert.py make_val_set; exprements.ipynb",
+       "either release, as found; with CheXpert-v1.0-small (about 320-390 px, the phantom's layout) "
+       "Table 8's 1022 / 1024 px cells upsample", datasets=("chexpert",),
+       deviation="chexpert_small_release", reported_by_data=True,
+       why="recorded when the data folder holds the small release, the one most users have; the "
+           "full release gives the study's input"),
+    _s("features", "mixed precision on a GPU", "fp16 autocast (the config's teacher param_dtype fp16)", "repo dinov2/eval/setup.py:63-70 "
+       "get_autocast_dtype; dinov2/configs/ssl_default_config.yaml", "bf16 autocast on CUDA, fp32 on CPU",
+       deviation=GPU_AUTOCAST, reported_by_data=True,
+       why="bf16 keeps fp32's exponent range (no overflow in large activations, no loss scaling); "
+           "recorded only for cells run on a CUDA device"),
     # --- profile: which cells, resolutions, subsets ---
     _s("report", "Table 6 parameter counts", "with one output class: U-Net 31M, TransUNet 324M, "
        "frozen ViT-L/14 17M (5%) of 317M, ViT-g/14 38M (3%) of 1,138M", "paper 4.1 (Table 6 caption)",

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from radbench_core.config.fidelity import deviations_in_effect
+from radbench_core.config.fidelity import GPU_AUTOCAST, deviations_in_effect
 from radbench_core.config.switches import switches_in_effect
 from radbench_core.core import progress
 from radbench_core.core.cells import Cell
@@ -104,8 +104,9 @@ def run_cell(cell: Cell, ctx: RunContext, pool: BackbonePool, cache: FeatureCach
         torch.cuda.reset_peak_memory_stats(torch.device(ctx.device))
     options = load_options_of(cell.dataset, ctx, dict(plan.hparams))
     index, provenance = load_index(cell.dataset, ctx, options)
+    reported = tuple(getattr(index, "deviations", ())) + (GPU_AUTOCAST,) * ctx.device.startswith("cuda")
     deviations = deviations_in_effect(cell.model, cell.dataset, cell.protocol, dict(plan.hparams),
-                                      tuple(getattr(index, "deviations", ())), resolution=plan.resolution,
+                                      reported, resolution=plan.resolution,
                                       split_computed=options.split_file is None and options.split_rule == "ours")
     seed_everything(ctx.seed)
     built = BUILDERS[plan.protocol.inputs](

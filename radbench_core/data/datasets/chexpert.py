@@ -34,6 +34,7 @@ OBSERVATIONS: tuple[str, ...] = (
     "Edema", "Consolidation", "Pneumonia", "Atelectasis", "Pneumothorax", "Pleural Effusion",
     "Pleural Other", "Fracture", "Support Devices")
 RELEASE_FOLDERS = ("CheXpert-v1.0-small", "CheXpert-v1.0")
+SMALL_RELEASE = "chexpert_small_release"       # deviation id (config/fidelity.py), reported when read
 REQUIRED = ("Path", "Frontal/Lateral") + CLASSES
 TEST_LABEL_FILES = ("test.csv", "test_labels.csv")    # the study's name first, then CheXlocalize's
 TEST_FROM_TRAIN = "chexpert_test_from_train"           # the fallback's deviation id
@@ -166,6 +167,8 @@ def index(root: Path, options: LoadOptions) -> ImageFileIndex:
                           f"); test = every tenth train patient, not the study's 518 frontal test "
                           f"images (deviation {TEST_FROM_TRAIN}). Add the test labels CSV and the "
                           f"test/ images beside train.csv to get the study's split.", stacklevel=2)
+    if folder.name == RELEASE_FOLDERS[0]:          # the downsampled release (about 320-390 px)
+        deviations += (SMALL_RELEASE,)
     out = ImageFileIndex(spec=SPEC, root=root, items=items, splits=splits)
     out.deviations = deviations            # read by the runner into the cell's record
     return out
