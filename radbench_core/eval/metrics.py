@@ -48,6 +48,20 @@ def _binary_auroc(y: np.ndarray, s: np.ndarray) -> float:
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
+def _columns_auroc(y: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """``_binary_auroc`` of every column at once (one ``rankdata`` over the columns); NaN where a
+    column has no positive or no negative. Ranks are multiples of 1/2, so the sums are exact and
+    equal the column-by-column values bit for bit."""
+    y = np.asarray(y, dtype=bool)
+    n_pos = y.sum(axis=0).astype(np.float64)
+    n_neg = y.shape[0] - n_pos
+    ranks = rankdata(s, axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = (np.where(y, ranks, 0.0).sum(axis=0) - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+    out[(n_pos == 0) | (n_neg == 0)] = math.nan
+    return out
+
+
 def _check(y_true: np.ndarray, scores: np.ndarray, label_kind: str) -> tuple[np.ndarray, np.ndarray]:
     where = f"metrics.auroc(label_kind={label_kind!r})"
     if label_kind not in LABEL_KINDS:
@@ -87,7 +101,11 @@ def auroc_per_class(y_true: np.ndarray, scores: np.ndarray, label_kind: str) -> 
     if label_kind == "binary":
         return np.asarray([_binary_auroc(y, s)])
     if label_kind == "multiclass":
+        if np.isfinite(s).all():
+            return _columns_auroc(y[:, None] == np.arange(s.shape[1])[None, :], s)
         return np.asarray([_binary_auroc(y == c, s[:, c]) for c in range(s.shape[1])])
+    if not np.isnan(y.astype(np.float64)).any() and np.isfinite(s).all():
+        return _columns_auroc(y > 0.5, s)
     out = []
     for c in range(y.shape[1]):
         known = ~np.isnan(y[:, c].astype(np.float64))

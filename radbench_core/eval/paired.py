@@ -84,13 +84,45 @@ def align(a, b):
     return b
 
 
+def _own_values(pred, metric: str, resamples: int, seed: int, chunk: int,
+                cache: dict | None) -> tuple[float, np.ndarray]:
+    """``pred``'s metric and its ``resamples`` patient-bootstrap values, in its own item order.
+
+    The draw is a multinomial over the SORTED distinct groups, so every prediction of the same test
+    set (the same groups) gets the same draw for the same seed, whatever its item order: a block of
+    cells can compute each cell's values once (``cache``) and difference them pair by pair."""
+    key = (id(pred), metric, resamples, seed, chunk)
+    if cache is not None and key in cache:
+        return cache[key][1]
+    value = float(weighted_values(pred, metric, np.ones((1, pred.n_items)))[0])
+    counts, inverse = cluster_counts(pred.groups, resamples, seed)
+    out = (value, weighted_values(pred, metric, counts, inverse, chunk=chunk))
+    if cache is not None:
+        cache[key] = (pred, out)          # the prediction is kept so its id() is not reused
+    return out
+
+
+def _same_groups(a, b_aligned) -> bool:
+    return np.array_equal(np.asarray(a.groups).astype(str), np.asarray(b_aligned.groups).astype(str))
+
+
 def paired_bootstrap(a, b, metric: str, *, resamples: int = 1000, seed: int = 0,
-                     alpha: float = 0.05, chunk: int = 250) -> PairedResult:
-    """Metric difference a - b with its percentile CI and two-sided p-value (module docstring)."""
+                     alpha: float = 0.05, chunk: int = 250, cache: dict | None = None) -> PairedResult:
+    """Metric difference a - b with its percentile CI and two-sided p-value (module docstring).
+
+    ``cache`` (a dict the caller keeps for one block of cells): each prediction's bootstrap values
+    are computed once and reused in every pair it is part of (the same numbers: the draw depends on
+    the groups only, see ``_own_values``)."""
     if resamples < 1 or not 0.0 < alpha < 1.0:
         raise ConfigError("stats.paired_bootstrap", f"resamples={resamples}, alpha={alpha}",
                           "use resamples >= 1 and 0 < alpha < 1")
-    b = align(a, b)
+    b_orig, b = b, align(a, b)
+    if cache is not None and _same_groups(a, b):
+        value_a, vals_a = _own_values(a, metric, resamples, seed, chunk, cache)
+        value_b, vals_b = _own_values(b_orig, metric, resamples, seed, chunk, cache)
+        diff = value_a - value_b
+        d_star = vals_a - vals_b
+        return _result(metric, a, value_a, value_b, diff, d_star, alpha)
     ones = np.ones((1, a.n_items))
     value_a = float(weighted_values(a, metric, ones)[0])
     value_b = float(weighted_values(b, metric, ones)[0])
@@ -98,6 +130,11 @@ def paired_bootstrap(a, b, metric: str, *, resamples: int = 1000, seed: int = 0,
     counts, inverse = cluster_counts(a.groups, resamples, seed)      # b is aligned to a's items
     d_star = (weighted_values(a, metric, counts, inverse, chunk=chunk)
               - weighted_values(b, metric, counts, inverse, chunk=chunk))
+    return _result(metric, a, value_a, value_b, diff, d_star, alpha)
+
+
+def _result(metric: str, a, value_a: float, value_b: float, diff: float, d_star: np.ndarray,
+            alpha: float) -> PairedResult:
     d_star = d_star[np.isfinite(d_star)]
     n_groups = len(np.unique(a.groups))
     if not math.isfinite(diff) or d_star.size == 0:

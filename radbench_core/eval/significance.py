@@ -64,8 +64,9 @@ def pairwise(predictions: Mapping[str, object], metric: str, *, resamples: int =
     docstring: DeLong where it applies, else the bootstrap's normal p)."""
     ids = list(predictions)
     pairs = [(x, y) for i, x in enumerate(ids) for y in ids[i + 1:]]
-    results = [paired_bootstrap(predictions[x], predictions[y], metric, resamples=resamples, seed=seed)
-               for x, y in pairs]
+    cache: dict = {}                   # each cell's bootstrap values computed once for the block
+    results = [paired_bootstrap(predictions[x], predictions[y], metric, resamples=resamples, seed=seed,
+                                cache=cache) for x, y in pairs]
     delong = [delong_p(predictions[x], predictions[y]) if metric == "auroc" else None for x, y in pairs]
     exact = [d is not None and _one_item_per_patient(predictions[x]) for d, (x, _) in zip(delong, pairs)]
     chosen = [d if e else r.p_normal for d, e, r in zip(delong, exact, results)]
@@ -81,13 +82,13 @@ def tied_with_best(best: str, predictions: Mapping[str, object], metric: str, *,
     if best not in predictions:
         raise ConfigError("stats.tied_with_best", f"no predictions for the best cell {best!r}",
                           "pass the best cell's predictions too")
-    others, results = [], []
+    others, results, cache = [], [], {}
     for cell, pred in predictions.items():
         if cell == best:
             continue
         try:
             results.append(paired_bootstrap(predictions[best], pred, metric, resamples=resamples,
-                                            seed=seed))
+                                            seed=seed, cache=cache))
         except ConfigError:                   # a different test set: not comparable
             continue
         others.append(cell)
