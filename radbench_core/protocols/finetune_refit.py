@@ -14,7 +14,6 @@ last epoch.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import numpy as np
@@ -22,6 +21,7 @@ import torch
 from torch import nn
 
 from radbench_core.core.errors import ConfigError
+from radbench_core.protocols.seg_training import augmented_like
 
 FINAL_MODELS = ("best_val_snapshot", "head_refit_trainval")
 
@@ -41,7 +41,7 @@ class TrainValSlices(torch.utils.data.Dataset):
     datasets built with train_transform)."""
 
     def __init__(self, train: Any, val: Any, n_train_items: int):
-        self.parts = [train, _augmented_like(val, train)]
+        self.parts = [train, augmented_like(val, train)]
         self.n_train_items = int(n_train_items)
 
     def __len__(self) -> int:
@@ -59,17 +59,6 @@ class TrainValSlices(torch.utils.data.Dataset):
         for p in self.parts:
             if hasattr(p, "set_epoch"):
                 p.set_epoch(epoch)
-
-
-def _augmented_like(val: Any, train: Any) -> Any:
-    augment = getattr(train, "augment", None)
-    if augment is None or not hasattr(val, "augment"):
-        return val
-    twin = copy.copy(val)              # same index and transform, own augmentation and slice cache
-    twin.augment = augment
-    if hasattr(twin, "_cache"):
-        twin._cache = type(val._cache)()
-    return twin
 
 
 def refit_head(inputs: Any, hparams: dict[str, Any], backbone: nn.Module, n_out: int, head_lr: float,

@@ -357,7 +357,7 @@ class TrainVal(torch.utils.data.Dataset):
     """Train and validation slices as one training set (the refit), val augmented like train."""
 
     def __init__(self, train: Any, val: Any):
-        self.parts = [train, _augmented_like(val, train)]
+        self.parts = [train, augmented_like(val, train)]
         self.sizes = [len(p) for p in self.parts]
         self.augment = getattr(train, "augment", None)
 
@@ -373,7 +373,7 @@ class TrainVal(torch.utils.data.Dataset):
                 p.set_epoch(epoch)
 
 
-def _augmented_like(val: Any, train: Any) -> Any:
+def augmented_like(val: Any, train: Any) -> Any:
     augment = getattr(train, "augment", None)
     if augment is None or not hasattr(val, "augment"):
         return val
