@@ -126,6 +126,15 @@ def own_resamples(hparams: dict[str, Any], key: str = "bootstrap", default: int 
     return 0 if _CIS_FROM_PREDICTIONS.get() else int(hparams.get(key, default))
 
 
+def choice(hparams: Any, key: str, choices: tuple[str, ...], default: str, what: str) -> str:
+    """``hparams[key]`` (``default`` when absent), one of ``choices``; else a ConfigError naming it."""
+    value = hparams.get(key, default)
+    if value not in choices:
+        raise ConfigError(f"hparams[{key!r}]={value!r}", f"unknown {what}",
+                          f"use one of {', '.join(choices)}")
+    return value
+
+
 def require(hparams: dict[str, Any], key: str, protocol: str) -> Any:
     """``hparams[key]``, or a ConfigError that names the protocol and where the value comes from."""
     if key not in hparams:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from radbench_core.core.errors import ConfigError
+from radbench_core.protocols.base import choice
 from radbench_core.protocols.seg_training import augmented_like
 
 FINAL_MODELS = ("best_val_snapshot", "head_refit_trainval")
@@ -28,11 +28,7 @@ FINAL_MODELS = ("best_val_snapshot", "head_refit_trainval")
 
 def final_model_rule(hparams: dict[str, Any]) -> str:
     """``hparams["final_model"]`` checked: ours "best_val_snapshot" (the default) or the study's."""
-    rule = hparams.get("final_model", "best_val_snapshot")
-    if rule not in FINAL_MODELS:
-        raise ConfigError(f"hparams['final_model']={rule!r}", "unknown fine-tuning final model",
-                          f"use one of {', '.join(FINAL_MODELS)}")
-    return rule
+    return choice(hparams, "final_model", FINAL_MODELS, "best_val_snapshot", "fine-tuning final model")
 
 
 class TrainValSlices(torch.utils.data.Dataset):

@@ -24,7 +24,7 @@ from radbench_core.core import progress
 from radbench_core.core.cells import Cell
 from radbench_core.data.datasets import DatasetIndex
 from radbench_core.protocols import ProtocolSpec, get_protocol
-from radbench_core.protocols.base import FrozenInputs, LiveInputs, SegInputs, cis_from_predictions
+from radbench_core.protocols.base import FrozenInputs, LiveInputs, SegInputs, choice, cis_from_predictions
 from radbench_core.run.context import BackbonePool, RunContext
 from radbench_core.run.extraction import extract_splits
 from radbench_core.run.feature_cache import FeatureCache, index_files, sources_fingerprint
@@ -294,12 +294,7 @@ HEAD_LR_PROBES = ("cached", "as_run")            # switch finetune_head_lr_from_
 
 def head_lr_probe_rule(hparams: Mapping[str, Any]) -> str:
     """``hparams["head_lr_probe"]``: "cached" (ours, the default) or "as_run" (the study's)."""
-    rule = hparams.get("head_lr_probe", "cached")
-    if rule not in HEAD_LR_PROBES:
-        from radbench_core.core.errors import ConfigError
-        raise ConfigError(f"hparams['head_lr_probe']={rule!r}", "unknown head-rate probe",
-                          f"use one of {', '.join(HEAD_LR_PROBES)}")
-    return rule
+    return choice(hparams, "head_lr_probe", HEAD_LR_PROBES, "cached", "head-rate probe")
 
 
 def linear_probe_lr(setup: CellSetup, backbone) -> float:
