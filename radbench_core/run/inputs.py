@@ -93,11 +93,16 @@ def frozen(setup: CellSetup) -> BuiltInputs:
     progress.update("features")
     inputs = cached_features(setup, backbone)
     if setup.hparams.get("features") == "augmented":
-        inputs = dataclasses.replace(inputs, augmented=augmented_features(
-            setup.index, backbone, setup.cell, setup.resolution, setup.ctx, setup.forward(backbone),
-            augment_kind=str(setup.hparams.get("cls_augment", "square_crop")),
-            resize=eval_resize(setup.hparams)))
+        inputs = with_augmented(setup, backbone, inputs, setup.hparams)
     return BuiltInputs(inputs, backbone)
+
+
+def with_augmented(setup: CellSetup, backbone, inputs: FrozenInputs, hparams: Mapping[str, Any]) -> FrozenInputs:
+    """``inputs`` plus per-epoch augmented train/val features, drawn as ``hparams`` say (the
+    augmentation kind, the eval resize) through the cell's backbone (its token normalisation)."""
+    return dataclasses.replace(inputs, augmented=augmented_features(
+        setup.index, backbone, setup.cell, setup.resolution, setup.ctx, setup.forward(backbone),
+        augment_kind=str(hparams.get("cls_augment", "square_crop")), resize=eval_resize(hparams)))
 
 
 def live(setup: CellSetup) -> BuiltInputs:
@@ -309,10 +314,8 @@ def linear_probe_lr(setup: CellSetup, backbone) -> float:
     hparams = dict(setup.ctx.profile.hparams_for("linear"))
     if head_lr_probe_rule(setup.hparams) == "cached" or hparams.get("features") != "augmented":
         hparams["features"] = "cached"
-    else:
-        frozen_inputs = dataclasses.replace(frozen_inputs, augmented=augmented_features(
-            setup.index, backbone, setup.cell, setup.resolution, setup.ctx, setup.forward(),
-            augment_kind=str(hparams.get("cls_augment", "square_crop"))))
+    else:                                  # as the linear cell runs it (frozen above)
+        frozen_inputs = with_augmented(setup, backbone, frozen_inputs, hparams)
     with cis_from_predictions():           # only its chosen rate is used: no CI wanted
         probe = get_protocol("linear").resolve()(frozen_inputs, hparams, setup.ctx.seed)
     return float(probe.chosen["lr"])
