@@ -271,7 +271,7 @@ def augmented_features(index: DatasetIndex, backbone, cell: Cell, resolution: in
         def at(epoch: int, items: list[int] | None = None) -> dict[str, np.ndarray]:
             """That epoch's draw of the split, or of the items at ``items`` only (a few-shot sample:
             the study augmented only the sample, FewShotDatasetWrapper around its train set)."""
-            dataset = whole if items is None else restricted(whole, items)
+            dataset = whole if items is None else whole.subset(items)
             dataset.set_epoch(epoch)
             out = extract_splits(backbone, {split: dataset}, device=ctx.device,
                                  batch_size=ctx.profile.batch_size, num_workers=ctx.workers,
@@ -280,18 +280,6 @@ def augmented_features(index: DatasetIndex, backbone, cell: Cell, resolution: in
             return {k: np.asarray(v, dtype=np.float32) for k, v in out.items()}
         return at
     return {split: features_at(split) for split in ("train", "val")}
-
-
-def restricted(dataset, positions: list[int]):
-    """A shallow copy of a SliceDataset holding only the items at ``positions`` (in that order)."""
-    out = copy.copy(dataset)
-    out.items = [dataset.items[int(p)] for p in positions]
-    counts = np.asarray([it.n_slices for it in out.items], dtype=np.int64)
-    out.n_items = len(out.items)
-    out.item_of_slice = np.repeat(np.arange(out.n_items), counts)
-    out.first_slice = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-    out._cache = type(dataset._cache)()
-    return out
 
 
 HEAD_LR_PROBES = ("cached", "as_run")            # switch finetune_head_lr_from_cached_probe

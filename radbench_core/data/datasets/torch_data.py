@@ -8,6 +8,8 @@ sample for the same triple in any process, a fresh one each epoch after ``set_ep
 
 from __future__ import annotations
 
+import copy
+
 from collections import OrderedDict
 from typing import Any, Callable
 
@@ -37,14 +39,25 @@ class SliceDataset(torch.utils.data.Dataset):
                                            f"{index.spec.task!r})", "use with_masks=False")
         self.index, self.split, self.transform = index, split, transform
         self.augment, self.with_masks, self.seed = augment, with_masks, int(seed)
-        self.items: list[Item] = index.split_items(split)
+        self._hold(index.split_items(split))
+        self.epoch = 0
+        self.cache_items, self.cache_bytes = max(1, cache_items), cache_bytes
+        self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray | None]] = OrderedDict()
+
+    def _hold(self, items: list[Item]) -> None:
+        """Serve ``items``: their slices numbered in order."""
+        self.items: list[Item] = list(items)
         counts = np.asarray([it.n_slices for it in self.items], dtype=np.int64)
         self.n_items = len(self.items)
         self.item_of_slice = np.repeat(np.arange(self.n_items), counts)
         self.first_slice = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-        self.epoch = 0
-        self.cache_items, self.cache_bytes = max(1, cache_items), cache_bytes
-        self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray | None]] = OrderedDict()
+
+    def subset(self, positions: list[int]) -> "SliceDataset":
+        """A shallow copy holding only the items at ``positions`` (in that order), own slice cache."""
+        out = copy.copy(self)
+        out._hold([self.items[int(p)] for p in positions])
+        out._cache = OrderedDict()
+        return out
 
     def __len__(self) -> int:
         return int(self.item_of_slice.size)
