@@ -234,8 +234,8 @@ def load_or_create_splits(root: Path, items: list[Item], make: Callable[[], dict
     deterministic, so recomputing it gives the same assignment).
     """
     root = Path(root)
-    if split_file is not None and _study_folder(root, split_file) is not None:
-        folder = _study_folder(root, split_file)
+    folder = _study_folder(root, split_file) if split_file is not None else None
+    if folder is not None:
         data = read_study_split_folder(folder, items, title or root.name)
         positions = _positions(folder, data, items)
         _check_coverage(folder, data, items, exclude=True)
