@@ -38,7 +38,6 @@ class Setting:
     opt_in: Any = None                # opt-in deviation: the hparams[key] value that puts it in
                                       # effect (the paper profile runs the study's ``value``)
     resolutions: tuple[int, ...] = ()  # in effect only at these input sizes; () = any
-    our_split_only: bool = False      # in effect only while radbench computes the split itself
 
     def affects(self, model: str, dataset: str, protocol: str) -> bool:
         return ((not self.protocols or protocol in self.protocols)
@@ -422,15 +421,13 @@ def deviations() -> dict[str, Setting]:
 
 
 def deviations_in_effect(model: str, dataset: str, protocol: str, hparams: dict[str, Any],
-                         reported: tuple[str, ...] = (), *, resolution: int | None = None,
-                         split_computed: bool = True) -> list[str]:
+                         reported: tuple[str, ...] = (), *, resolution: int | None = None) -> list[str]:
     """Ids of the deviations that apply to one cell with these (configured) hyperparameters.
 
     A deviation pinned to a hyperparameter is in effect only while the cell's value equals ours: a
     profile that sets the study's value has no such deviation. One that depends on the data (a
     fallback split when a file is missing) is in effect only when the loader ``reported`` it. One
-    about a size holds only at that ``resolution``; one about our split rule only while the split is
-    ours (``split_computed``: no user split file, no study rule). A switch (config/switches.py) is a
+    about a size holds only at that ``resolution``. A switch (config/switches.py) is a
     deviation while it is not at the study's value.
     """
     from radbench_core.config.switches import switched_off_study
@@ -441,8 +438,6 @@ def deviations_in_effect(model: str, dataset: str, protocol: str, hparams: dict[
         if s.reported_by_data and s.deviation not in reported:
             continue
         if s.resolutions and resolution is not None and resolution not in s.resolutions:
-            continue
-        if s.our_split_only and not split_computed:
             continue
         if s.key and not _same(hparams.get(s.key, _MISSING), s.value if s.opt_in is None else s.opt_in):
             continue

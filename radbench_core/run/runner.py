@@ -106,8 +106,7 @@ def run_cell(cell: Cell, ctx: RunContext, pool: BackbonePool, cache: FeatureCach
     index, provenance = load_index(cell.dataset, ctx, options)
     reported = tuple(getattr(index, "deviations", ())) + (GPU_AUTOCAST,) * ctx.device.startswith("cuda")
     deviations = deviations_in_effect(cell.model, cell.dataset, cell.protocol, dict(plan.hparams),
-                                      reported, resolution=plan.resolution,
-                                      split_computed=options.split_file is None and options.split_rule == "ours")
+                                      reported, resolution=plan.resolution)
     seed_everything(ctx.seed)
     built = BUILDERS[plan.protocol.inputs](
         CellSetup(cell, plan.protocol, plan.hparams, plan.resolution, index, ctx, pool, cache))
