@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from radbench_core.protocols.base import choice
-from radbench_core.protocols.seg_training import augmented_like
+from radbench_core.protocols.seg_training import TrainVal
 
 FINAL_MODELS = ("best_val_snapshot", "head_refit_trainval")
 
@@ -31,30 +31,21 @@ def final_model_rule(hparams: dict[str, Any]) -> str:
     return choice(hparams, "final_model", FINAL_MODELS, "best_val_snapshot", "fine-tuning final model")
 
 
-class TrainValSlices(torch.utils.data.Dataset):
-    """Train slices then val slices as one training set; a val slice's ``item`` is shifted by the
-    number of train items, and val is augmented like train (the study's ConcatDataset of two
-    datasets built with train_transform)."""
+class TrainValSlices(TrainVal):
+    """Train slices then val slices as one training set, val augmented like train (the study's
+    ConcatDataset of two datasets built with train_transform); a val slice's ``item`` is shifted by
+    the number of train items, so it indexes the concatenated labels."""
 
     def __init__(self, train: Any, val: Any, n_train_items: int):
-        self.parts = [train, augmented_like(val, train)]
+        super().__init__(train, val)
         self.n_train_items = int(n_train_items)
 
-    def __len__(self) -> int:
-        return sum(len(p) for p in self.parts)
-
     def __getitem__(self, i: int) -> dict[str, Any]:
-        first = len(self.parts[0])
-        if i < first:
+        if i < self.sizes[0]:
             return self.parts[0][i]
-        out = dict(self.parts[1][i - first])
+        out = dict(self.parts[1][i - self.sizes[0]])
         out["item"] = int(out["item"]) + self.n_train_items
         return out
-
-    def set_epoch(self, epoch: int) -> None:
-        for p in self.parts:
-            if hasattr(p, "set_epoch"):
-                p.set_epoch(epoch)
 
 
 def refit_head(inputs: Any, hparams: dict[str, Any], backbone: nn.Module, n_out: int, head_lr: float,
