@@ -55,7 +55,8 @@ MUTANT_TARGETS ?= \
     gate/compare.py=tests/test_compare_mutants.py,tests/test_gating.py,tests/test_gate_paths.py,tests/test_gating_noise.py,tests/test_planted_bugs.py \
     data/datasets/splits.py=tests/test_splits_mutants.py,tests/test_splits.py,tests/test_planted_bugs.py \
     models/pos_embed.py=tests/test_pos_embed.py,tests/test_pos_embed_rules.py \
-    protocols/decoders.py=tests/test_decoders.py,tests/test_decoders_mutants.py
+    protocols/decoders.py=tests/test_decoders.py,tests/test_decoders_mutants.py \
+    protocols/losses.py=tests/test_losses.py,tests/test_switch_loss.py,tests/test_linear.py,tests/test_segmentation.py,-k,loss
 MUTANT ?=
 mutants: $(TEST_STAMP)
 	@for target in $(MUTANT_TARGETS); do \

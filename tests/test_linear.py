@@ -13,8 +13,9 @@ from radbench_core.core.errors import ConfigError
 from radbench_core.eval.metrics import auroc
 from radbench_core.protocols.base import FrozenInputs
 from synthetic import frozen_features
-from radbench_core.protocols.linear import (HeadConfig, classification_loss, head_configs,
-                                            head_input, head_seed, run_linear, train_heads)
+from radbench_core.protocols.losses import classification_loss
+from radbench_core.protocols.linear import (HeadConfig, head_configs, head_input, head_seed,
+                                            run_linear, train_heads)
 
 
 def synthetic(n: int, signal: float, kind: str, n_classes: int, seed: int = 0, dim: int = 12,

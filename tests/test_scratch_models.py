@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 
 from radbench_core.core.errors import ConfigError
 from radbench_core.models.specs import count_parameters
-from radbench_core.protocols.seg_training import dice_loss
+from radbench_core.protocols.losses import dice_loss
 from radbench_core.models.scratch_models import TransUNet, UNet, build_scratch_model, parameter_counts
 
 

@@ -24,7 +24,8 @@ from torch import nn
 from radbench_core.data.datasets.base import Item
 from radbench_core.core.errors import ConfigError
 from radbench_core.protocols.base import SegInputs
-from radbench_core.protocols.seg_training import (SegTask, dice_loss, mean_dice, per_item_scores,
+from radbench_core.protocols.losses import dice_loss
+from radbench_core.protocols.seg_training import (SegTask, mean_dice, per_item_scores,
                                                   predict_items, reassemble)
 from radbench_core.protocols.segmentation import (run_seg_decoder, run_seg_fewshot, run_seg_scratch,
                                                   summarise)

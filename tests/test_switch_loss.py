@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from radbench_core.config.profiles import get_profile
 from radbench_core.core.errors import ConfigError
 from radbench_core.protocols import linear
-from radbench_core.protocols.linear import (HeadConfig, classification_loss, head_seed, run_linear,
+from radbench_core.protocols.losses import classification_loss
+from radbench_core.protocols.linear import (HeadConfig, head_seed, run_linear,
                                             train_heads)
 from synthetic import frozen_features
 

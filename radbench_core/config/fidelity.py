@@ -223,7 +223,7 @@ SETTINGS: tuple[Setting, ...] = (
        "the same", protocols=("seg_linear",)),
     _s("segmentation", "loss", "soft Dice over all classes incl. background, per sample (MONAI DiceLoss "
        "softmax=True, to_onehot_y=True)", "paper B.4; repo dinov2/eval/segmentation/segmentation.py",
-       "the same (seg_training.dice_loss)", protocols=("seg_linear", "seg_unet", "seg_fewshot", "scratch")),
+       "the same (losses.dice_loss)", protocols=("seg_linear", "seg_unet", "seg_fewshot", "scratch")),
     _s("segmentation", "learning rates", "{1e-2, 5e-2, 1e-3, 5e-3}", "paper B.4", "the same",
        protocols=("seg_linear", "seg_unet", "seg_fewshot"), key="lrs", value=[1e-2, 5e-2, 1e-3, 5e-3]),
     _s("segmentation", "batch size", "16", "paper B.4", "16",

@@ -27,7 +27,8 @@ from radbench_core.core.finite import check_loss
 from radbench_core.eval.metrics import auroc, auroc_metric, auroc_per_class, metric
 from radbench_core.protocols.base import LiveInputs, ProtocolResult
 from radbench_core.protocols.base import own_resamples, per_key, require
-from radbench_core.protocols.linear import classification_loss, n_outputs, scores_from_logits
+from radbench_core.protocols.linear import n_outputs, scores_from_logits
+from radbench_core.protocols.losses import classification_loss
 from radbench_core.eval.predictions import ArrayPayload
 
 MODES = ("full", "lora", "bitfit")

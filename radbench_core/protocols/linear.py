@@ -24,13 +24,13 @@ from typing import Any, Callable, Sequence, Union
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from radbench_core.core import progress
 from radbench_core.core.errors import ConfigError
 from radbench_core.eval.metrics import auroc, auroc_metric, auroc_per_class, metric
 from radbench_core.protocols.base import FrozenInputs, ProtocolResult
 from radbench_core.protocols.base import own_resamples, require
+from radbench_core.protocols.losses import classification_loss
 from radbench_core.eval.predictions import ArrayPayload
 
 EVAL_CHUNK = 8192
@@ -64,32 +64,6 @@ def scores_from_logits(logits: torch.Tensor, label_kind: str) -> torch.Tensor:
 
 
 EPOCH_SELECTIONS = ("best_val", "final")   # switch linear_epoch_on_val: sound "best_val", study "final"
-LOSS_REDUCTIONS = ("mean", "batch_sum")     # switch multilabel_loss_mean: sound "mean", study "batch_sum"
-
-
-def classification_loss(logits: torch.Tensor, target: torch.Tensor, label_kind: str,
-                        reduction: str = "mean") -> torch.Tensor:
-    """Per-head loss over the batch, logits ``(..., B, C)`` -> ``(...)``.
-
-    BCE-with-logits over the known (non-NaN) targets for multilabel, cross-entropy otherwise.
-    ``reduction="batch_sum"`` is the study's multi-label loss (its linear.py:318-328): each item's
-    mean BCE over the classes, summed over the batch, i.e. B x the mean, so its learning rates act
-    B times larger. Single-label losses are always a mean, as in the study.
-    """
-    if reduction not in LOSS_REDUCTIONS:
-        raise ConfigError("hparams['multilabel_loss']", f"unknown reduction {reduction!r}",
-                          f"use one of {', '.join(LOSS_REDUCTIONS)}")
-    if label_kind == "multilabel":
-        known = ~torch.isnan(target)
-        bce = F.binary_cross_entropy_with_logits(
-            logits, torch.nan_to_num(target).expand_as(logits), reduction="none")
-        if reduction == "batch_sum":
-            return (bce * known).sum(dim=(-2, -1)) / logits.shape[-1]
-        return (bce * known).sum(dim=(-2, -1)) / known.sum().clamp(min=1)
-    lead = logits.shape[:-2]
-    flat = logits.reshape(-1, logits.shape[-1])
-    ce = F.cross_entropy(flat, target.expand(*lead, -1).reshape(-1), reduction="none")
-    return ce.view(*lead, -1).mean(-1)
 
 
 def head_configs(lrs: Sequence[float], n_blocks: Sequence[int], avgpool: Sequence[bool],

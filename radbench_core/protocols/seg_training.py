@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader
 from radbench_core.core import progress
 from radbench_core.core.errors import ConfigError
 from radbench_core.eval.metrics import confusion_matrix, dice_jaccard, study_dice
+from radbench_core.protocols.losses import dice_loss
 
 Encoded = list[torch.Tensor]
 
@@ -49,16 +50,6 @@ class Selection:
     val_score: float                           # the selected metric (select_metric) on validation
     history: list[dict[str, Any]] = field(default_factory=list)
     cache: tuple[Any, Any] = (None, None)      # cached train / val head inputs, reused by the refit
-
-
-def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """Soft Dice over every class incl. background, per sample: the study's more stable choice."""
-    num_classes = logits.shape[1]
-    probs = logits.float().softmax(dim=1)
-    onehot = F.one_hot(target.long(), num_classes).permute(0, 3, 1, 2).to(probs.dtype)
-    inter = (probs * onehot).sum(dim=(2, 3))
-    denom = probs.sum(dim=(2, 3)) + onehot.sum(dim=(2, 3))
-    return 1.0 - ((2.0 * inter + eps) / (denom + eps)).mean()
 
 
 def reassemble(pred_slices: Sequence[np.ndarray], item_of_slice: Sequence[int],
