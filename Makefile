@@ -47,7 +47,7 @@ test: $(TEST_STAMP)
 # module with `make mutants MUTANT=eval/multiple.py`, the full list on a free machine.
 MUTANT_TARGETS ?= \
     eval/multiple.py=tests/test_multiple.py \
-    eval/metrics.py=tests/test_metrics_mutants.py,tests/test_metrics.py,tests/test_cell_intervals.py,tests/test_planted_bugs.py,$\
+    eval/metrics.py=tests/test_metrics_messages.py,tests/test_metrics_mutants.py,tests/test_metrics.py,tests/test_cell_intervals.py,tests/test_planted_bugs.py,$\
 --deselect,tests/test_cell_intervals.py::test_patient_ci_covers_near_95_percent_and_the_image_ci_does_not,$\
 --deselect,tests/test_cell_intervals.py::test_index_and_weighted_patient_bootstrap_agree_in_distribution \
     eval/paired.py=tests/test_paired_errors.py,tests/test_stats_paired.py,tests/test_planted_bugs.py,tests/test_significance_power.py \
