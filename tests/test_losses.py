@@ -123,3 +123,11 @@ def test_dice_loss_reads_half_precision_logits_as_float32() -> None:
     half = dice_loss(logits.half(), target)
     assert half.dtype == torch.float32
     assert half.item() == pytest.approx(dice_loss(logits.half().float(), target).item(), abs=1e-7)
+
+
+def test_a_batch_with_one_known_target_is_that_targets_loss() -> None:
+    """The divisor is the known count even at 1 (the clamp only guards 0)."""
+    logits = torch.tensor([[[0.7, -0.4]]])
+    target = torch.tensor([[1.0, float("nan")]])
+    loss = classification_loss(logits, target, "multilabel")
+    assert loss.item() == pytest.approx(_bce(0.7, 1.0), rel=1e-6)
