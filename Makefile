@@ -52,8 +52,8 @@ MUTANT_TARGETS ?= \
 --deselect,tests/test_cell_intervals.py::test_index_and_weighted_patient_bootstrap_agree_in_distribution \
     eval/paired.py=tests/test_paired_errors.py,tests/test_stats_paired.py,tests/test_planted_bugs.py,tests/test_significance_power.py \
     eval/delong.py=tests/test_delong.py,tests/test_stats_paired.py,-k,delong \
-    gate/compare.py=tests/test_compare_mutants.py,tests/test_gating.py,tests/test_gate_paths.py,tests/test_gating_noise.py,tests/test_planted_bugs.py \
-    data/datasets/splits.py=tests/test_splits_mutants.py,tests/test_splits.py,tests/test_planted_bugs.py \
+    gate/compare.py=tests/test_gate_rules_exact.py,tests/test_compare_mutants.py,tests/test_gating.py,tests/test_gate_paths.py,tests/test_gating_noise.py,tests/test_planted_bugs.py \
+    data/datasets/splits.py=tests/test_splits_files.py,tests/test_splits_mutants.py,tests/test_splits.py,tests/test_planted_bugs.py \
     models/pos_embed.py=tests/test_pos_embed.py,tests/test_pos_embed_rules.py \
     protocols/decoders.py=tests/test_decoders.py,tests/test_decoders_mutants.py \
     protocols/losses.py=tests/test_losses.py,tests/test_switch_loss.py,tests/test_linear.py,tests/test_segmentation.py,-k,loss
