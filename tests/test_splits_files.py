@@ -241,7 +241,7 @@ def test_check_coverage_refuses_by_default_and_names_three_unplaced_items():
     assert _raised(lambda: _check_coverage("w.json", splits, items, exclude=False)) == expected
     _, said = _warned(lambda: _check_coverage("w.json", splits, items, exclude=True))
     assert said == ["w.json: 4 of 6 items on disk are in no split and are left out, as the file says "
-                    "(\"unlisted\": \"exclude\"; e.g. 'img1', 'img2', 'img3')"]
+                    "(\"unlisted\": \"exclude\") (e.g. 'img1', 'img2', 'img3')"]
     every = {"train": ["img0", "img1", "img2"], "test": ["img3", "img4", "img5"]}
     for exclude in (False, True):                                     # all placed: silent
         assert _warned(lambda: _check_coverage("w.json", every, items, exclude=exclude)) == (None, [])
@@ -334,7 +334,7 @@ def test_a_user_split_file_must_cover_the_items_unless_it_says_exclude(tmp_path:
                                                       tmp_path / "cache"))
     assert out == {"train": [0], "val": [], "test": [5]}
     assert said == [f"{path}: 4 of 6 items on disk are in no split and are left out, as the file says "
-                    "(\"unlisted\": \"exclude\"; e.g. 'img1', 'img2', 'img3')"]
+                    "(\"unlisted\": \"exclude\") (e.g. 'img1', 'img2', 'img3')"]
     assert not (tmp_path / "cache").exists()
     every = {"train": ["img0", "img1", "img2"], "val": [], "test": ["img3", "img4", "img5"]}
     path = _write(tmp_path / "s.json", {**every, "unlisted": "exclude"})
@@ -364,12 +364,12 @@ def test_a_study_split_folder_relative_to_the_working_directory_or_the_root(tmp_
     assert _study_folder(root, "nothing") is None
     out, said = _warned(lambda: load_or_create_splits(root, items, _make(items), "study", tmp_path / "c"))
     assert out == {"train": [0, 1], "val": [2], "test": [3, 4]}
-    assert said == ["study: 1 of 6 items on disk are in no split and are left out, as the file says "
-                    "(\"unlisted\": \"exclude\"; e.g. 'img5')"]
+    assert said == ["study: 1 of 6 items on disk are in no split and are left out, as the study's split "
+                    "folders list only the others (e.g. 'img5')"]
     out, said = _warned(lambda: load_or_create_splits(root, items, _make(items), "only_root"))
     assert out == {"train": [0], "val": [2], "test": [5]}
     assert said == [f"{root / 'only_root'}: 3 of 6 items on disk are in no split and are left out, as the "
-                    "file says (\"unlisted\": \"exclude\"; e.g. 'img1', 'img3', 'img4')"]
+                    "study's split folders list only the others (e.g. 'img1', 'img3', 'img4')"]
     assert _warned(lambda: load_or_create_splits(root, items, _make(items), str(root / "study"))) == (
         {"train": [1, 2], "val": [0], "test": [3, 4, 5]}, [])
     assert not (tmp_path / "c").exists()

@@ -181,8 +181,12 @@ def _unlisted_rule(path: Path, data: dict) -> str:
     return rule
 
 
+EXCLUDED_BY_FILE = 'as the file says ("unlisted": "exclude")'
+EXCLUDED_BY_FOLDERS = "as the study's split folders list only the others"
+
+
 def _check_coverage(where: str | Path, splits: dict[str, list[str]], items: list[Item],
-                    exclude: bool = False) -> None:
+                    exclude: bool = False, why: str = EXCLUDED_BY_FILE) -> None:
     """A user split file must place every item on disk: new items would be silently left out. A file
     saying ``"unlisted": "exclude"`` (a published subset, an official test list) leaves them out
     on purpose, with one warning that counts them."""
@@ -190,8 +194,7 @@ def _check_coverage(where: str | Path, splits: dict[str, list[str]], items: list
     unplaced = [it.key for it in items if it.key not in listed]
     if unplaced and exclude:
         warnings.warn(f"{where}: {len(unplaced)} of {len(items)} items on disk are in no split and are "
-                      f"left out, as the file says (\"unlisted\": \"exclude\"; e.g. "
-                      f"{', '.join(map(repr, unplaced[:3]))})", stacklevel=3)
+                      f"left out, {why} (e.g. {', '.join(map(repr, unplaced[:3]))})", stacklevel=3)
     elif unplaced:
         raise DatasetError(where, f"the split file does not cover the dataset: {len(unplaced)} of "
                                   f"{len(items)} items on disk are in no split (e.g. "
@@ -238,7 +241,7 @@ def load_or_create_splits(root: Path, items: list[Item], make: Callable[[], dict
     if folder is not None:
         data = read_study_split_folder(folder, items, title or root.name)
         positions = _positions(folder, data, items)
-        _check_coverage(folder, data, items, exclude=True)
+        _check_coverage(folder, data, items, exclude=True, why=EXCLUDED_BY_FOLDERS)
         return positions
     if split_file is not None:
         path = user_split_path(root, split_file)
