@@ -178,3 +178,70 @@ def test_metric_error_word_for_word_and_fields() -> None:
     assert isinstance(m.value, float) and isinstance(m.ci_low, float) and isinstance(m.ci_high, float)
     m = metric("dice", 0.5, None, ci_unit="patient", n_items=7)
     assert (m.ci_low, m.ci_high, m.ci_unit, m.n_items, m.n_patients) == (None, None, None, 7, None)
+
+
+# ---------------------------------------------------------------- survivors of the full mutation run
+
+def test_a_column_with_exactly_one_negative_is_scored() -> None:
+    """Multi-label, no unknown targets (the vectorised path): 2 positives, 1 negative."""
+    got = auroc_per_class(np.array([[1.0], [1.0], [0.0]]), np.array([[0.9], [0.2], [0.5]]), "multilabel")
+    assert got.tolist() == [0.5]
+    # multiclass: class 0 has one negative (the class-1 item), class 2 is absent (NaN)
+    s = np.array([[0.7, 0.2, 0.1], [0.2, 0.5, 0.3], [0.6, 0.3, 0.1], [0.3, 0.6, 0.1]])
+    per = auroc_per_class(np.array([0, 0, 0, 1]), s, "multiclass")
+    assert per[0] == pytest.approx(2 / 3) and per[1] == 1.0 and math.isnan(per[2])
+
+
+def test_dice_jaccard_of_a_class_absent_from_both_maps_warns_nothing() -> None:
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dice, jac = dice_jaccard(np.array([[0, 1]]), np.array([[0, 1]]), 3)
+    assert dice[0] == 1.0 and math.isnan(dice[1]) and jac[0] == 1.0 and math.isnan(jac[1])
+
+
+def test_patient_draws_reach_every_patient_and_follow_the_seeded_rng_by_hand() -> None:
+    from radbench_core.eval.metrics import bootstrap_ci, cluster_members
+    values = np.arange(6, dtype=float)
+    groups = ["a", "a", "b", "c", "c", "c"]
+    seen: list[np.ndarray] = []
+
+    def total(idx: np.ndarray) -> float:
+        seen.append(idx)
+        return float(values[idx].sum())
+
+    got = bootstrap_ci(total, 6, resamples=200, seed=9, groups=groups)
+    members = cluster_members(groups)
+    rng = np.random.default_rng(9)
+    want = [np.concatenate([members[g] for g in rng.integers(0, 3, 3)]) for _ in range(200)]
+    assert all(np.array_equal(x, y) for x, y in zip(seen, want, strict=True))
+    assert {0, 2, 3} <= {int(i) for draw in seen for i in draw}           # patient "a" is drawn too
+    sums = [values[w].sum() for w in want]
+    assert got == tuple(np.quantile(sums, [0.025, 0.975]))
+
+
+def test_auroc_metric_passes_resamples_seed_and_patients_to_the_bootstrap() -> None:
+    from radbench_core.eval.metrics import bootstrap_ci
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 40)
+    s = y + rng.normal(0, 1.0, 40)
+    groups = [f"p{k // 4}" for k in range(40)]
+
+    def ci(**kw):
+        return bootstrap_ci(lambda idx: auroc(y[idx], s[idx], "binary"), 40, **kw)
+
+    default = auroc_metric(y, s, "binary")
+    assert (default.ci_low, default.ci_high) == ci(resamples=1000, seed=0)
+    assert (default.ci_low, default.ci_high) != ci(resamples=1001, seed=0)
+    assert (default.ci_low, default.ci_high) != ci(resamples=1000, seed=1)
+    m = auroc_metric(y, s, "binary", resamples=37, seed=5, groups=groups)
+    assert (m.ci_low, m.ci_high) == ci(resamples=37, seed=5, groups=groups)
+    assert (m.ci_low, m.ci_high) != ci(resamples=37, seed=5)
+    one = auroc_metric(y, s, "binary", resamples=1, seed=2)                 # one draw is an interval
+    assert one.ci_low == one.ci_high == ci(resamples=1, seed=2)[0] and one.ci_unit == "item"
+
+
+def test_auroc_metric_of_one_item_has_an_undefined_interval_not_none() -> None:
+    m = auroc_metric([1], [0.3], "binary", resamples=10)
+    assert math.isnan(m.value) and math.isnan(m.ci_low) and math.isnan(m.ci_high)
+    assert (m.ci_unit, m.n_items, m.n_patients) == ("item", 1, None)
