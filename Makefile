@@ -55,7 +55,7 @@ MUTANT_TARGETS ?= \
     gate/compare.py=tests/test_gate_rules_exact.py,tests/test_compare_mutants.py,tests/test_gating.py,tests/test_gate_paths.py,tests/test_gating_noise.py,tests/test_planted_bugs.py \
     data/datasets/splits.py=tests/test_splits_files.py,tests/test_splits_mutants.py,tests/test_splits.py,tests/test_planted_bugs.py \
     models/pos_embed.py=tests/test_pos_embed.py,tests/test_pos_embed_rules.py \
-    protocols/decoders.py=tests/test_decoders.py,tests/test_decoders_mutants.py \
+    protocols/decoders.py=tests/test_decoders_exact.py,tests/test_decoders_mutants.py \
     protocols/losses.py=tests/test_losses.py,tests/test_switch_loss.py,tests/test_linear.py,tests/test_segmentation.py,-k,loss
 MUTANT ?=
 mutants: $(TEST_STAMP)
@@ -66,7 +66,7 @@ mutants: $(TEST_STAMP)
 	  { printf '[mutmut]\nsource_paths=radbench_core\nonly_mutate=radbench_core/%s\n' "$$module"; \
 	    printf 'also_copy=\n    fixtures\n    conftest.py\n    benchmarks\n    tests\n'; \
 	    printf 'pytest_add_cli_args_test_selection=\n'; echo "$$tests" | tr ',' '\n' | sed 's/^/    /'; \
-	    printf 'pytest_add_cli_args=\n    -p\n    no:cacheprovider\n    -n\n    0\n    -q\n'; } > setup.cfg; \
+	    printf 'pytest_add_cli_args=\n    -p\n    no:cacheprovider\n    -n\n    0\n    -q\n    --radbench-no-report\n'; } > setup.cfg; \
 	  rm -rf mutants; OMP_NUM_THREADS=1 $(BIN)/mutmut run --max-children $(JOBS); \
 	  mkdir -p reports/mutants; $(BIN)/mutmut results --all true > reports/mutants/$$(echo $$module | tr '/' '_').txt; \
 	  rm -f setup.cfg; \
