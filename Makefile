@@ -50,7 +50,7 @@ MUTANT_TARGETS ?= \
     eval/metrics.py=tests/test_metrics_messages.py,tests/test_metrics_mutants.py,tests/test_metrics.py,tests/test_cell_intervals.py,tests/test_planted_bugs.py,$\
 --deselect,tests/test_cell_intervals.py::test_patient_ci_covers_near_95_percent_and_the_image_ci_does_not,$\
 --deselect,tests/test_cell_intervals.py::test_index_and_weighted_patient_bootstrap_agree_in_distribution \
-    eval/paired.py=tests/test_paired_exact.py,tests/test_paired_errors.py,tests/test_stats_paired.py,tests/test_planted_bugs.py,tests/test_significance_power.py \
+    eval/paired.py=tests/test_paired_exact.py,tests/test_patient_bootstrap_fast.py,tests/test_paired_errors.py,tests/test_stats_paired.py,tests/test_planted_bugs.py,tests/test_significance_power.py \
     eval/delong.py=tests/test_delong.py,tests/test_stats_paired.py,-k,delong \
     gate/compare.py=tests/test_gate_rules_exact.py,tests/test_compare_mutants.py,tests/test_gating.py,tests/test_gate_paths.py,tests/test_gating_noise.py,tests/test_planted_bugs.py \
     data/datasets/splits.py=tests/test_splits_files.py,tests/test_splits_mutants.py,tests/test_splits.py,tests/test_planted_bugs.py \

@@ -164,3 +164,57 @@ def test_to_dict_holds_every_field() -> None:
     d = r.to_dict()
     assert list(d) == list(PairedResult.__dataclass_fields__)
     assert all(_same(d[k], getattr(r, k)) if isinstance(d[k], float) else d[k] == getattr(r, k) for k in d)
+
+
+def test_ci_p_values_and_monte_carlo_error_by_hand_at_another_alpha() -> None:
+    """The uncached path, alpha = 0.2: every field recomputed from the same draws."""
+    from scipy.stats import norm
+    a, b = _block()
+    r = paired_bootstrap(a, b, "auroc", resamples=300, seed=11, alpha=0.2)
+    counts, inverse = cluster_counts(a.groups, 300, 11)
+    d_star = weighted_values(a, "auroc", counts, inverse) - weighted_values(b, "auroc", counts, inverse)
+    d_star = d_star[np.isfinite(d_star)]
+    d = float(weighted_values(a, "auroc", np.ones((1, 30)))[0] - weighted_values(b, "auroc", np.ones((1, 30)))[0])
+    low, high = np.quantile(d_star, [0.1, 0.9])
+    p = (1 + np.sum(np.abs(d_star - d) >= abs(d) - 1e-12)) / (1 + d_star.size)
+    sd = d_star.std(ddof=1)
+    assert r.metric == "auroc" and r.diff == pytest.approx(d, abs=1e-12)
+    assert r.value_a == float(weighted_values(a, "auroc", np.ones((1, 30)))[0])
+    assert r.value_b == float(weighted_values(b, "auroc", np.ones((1, 30)))[0])
+    assert (r.ci_low, r.ci_high) == (pytest.approx(low, abs=1e-12), pytest.approx(high, abs=1e-12))
+    assert r.p_value == pytest.approx(p, abs=1e-12) and 0.0 < r.p_value < 1.0
+    assert r.p_normal == pytest.approx(2.0 * norm.sf(abs(d) / sd), rel=1e-9)
+    assert r.mc_error == pytest.approx(math.sqrt(p * (1 - p) / d_star.size), rel=1e-12)
+    assert r.resamples == d_star.size == 300
+
+
+def test_two_resamples_have_a_spread_and_one_resample_warns_nothing() -> None:
+    import warnings
+    from scipy.stats import norm
+    a, b = _block()
+    r = paired_bootstrap(a, b, "auroc", resamples=2, seed=0)
+    counts, inverse = cluster_counts(a.groups, 2, 0)
+    d_star = weighted_values(a, "auroc", counts, inverse) - weighted_values(b, "auroc", counts, inverse)
+    assert d_star[0] != d_star[1]
+    assert r.p_normal == pytest.approx(2.0 * norm.sf(abs(r.diff) / d_star.std(ddof=1)), rel=1e-9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        one = paired_bootstrap(a, b, "auroc", resamples=1, seed=0)
+    assert one.resamples == 1 and one.p_normal in (0.0, 1.0)
+
+
+def test_the_defaults_are_1000_patient_draws_with_seed_0() -> None:
+    a, b = _block()
+    default = paired_bootstrap(a, b, "auroc")
+    assert default == paired_bootstrap(a, b, "auroc", resamples=1000, seed=0)
+    assert default.resamples == 1000
+    assert (default.ci_low, default.ci_high) != (paired_bootstrap(a, b, "auroc", seed=1).ci_low,
+                                                 paired_bootstrap(a, b, "auroc", seed=1).ci_high)
+
+
+def test_no_items_give_empty_draws_and_an_undefined_pair() -> None:
+    counts, inverse = cluster_counts(np.array([], dtype=str), 4, 0)
+    assert counts.shape == (4, 0) and inverse.shape == (0,)
+    empty = classification_predictions([], [], np.zeros(0, int), np.zeros(0), "binary")
+    r = paired_bootstrap(empty, empty, "auroc", resamples=5)
+    assert (r.n_items, r.n_groups, r.resamples) == (0, 0, 0) and math.isnan(r.diff)

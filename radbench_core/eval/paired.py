@@ -53,6 +53,8 @@ def cluster_counts(groups: np.ndarray, resamples: int, seed: int) -> tuple[np.nd
     group index (N,): ``counts[:, inverse]`` are the items' counts, expandable chunk by chunk."""
     _, inverse = np.unique(np.asarray(groups).astype(str), return_inverse=True)
     n_groups = int(inverse.max()) + 1 if len(inverse) else 0
+    if n_groups == 0:                     # no items: every draw is empty (no 1/0 probabilities)
+        return np.zeros((resamples, 0), dtype=np.int64), inverse
     rng = np.random.default_rng(seed)
     return rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=resamples), inverse
 
