@@ -56,6 +56,14 @@ MUTANT_TARGETS ?= \
     data/datasets/splits.py=tests/test_splits_files.py,tests/test_splits_mutants.py,tests/test_splits.py,tests/test_planted_bugs.py \
     models/pos_embed.py=tests/test_pos_embed.py,tests/test_pos_embed_rules.py \
     protocols/decoders.py=tests/test_decoders_exact.py,tests/test_decoders_mutants.py \
+    eval/cell_intervals.py=tests/test_cell_intervals_exact.py,tests/test_cell_intervals.py,tests/test_patient_bootstrap_fast.py,$\
+--deselect,tests/test_cell_intervals.py::test_patient_ci_covers_near_95_percent_and_the_image_ci_does_not,$\
+--deselect,tests/test_cell_intervals.py::test_index_and_weighted_patient_bootstrap_agree_in_distribution \
+    eval/weighted_metrics.py=tests/test_patient_bootstrap_fast.py,tests/test_stats_paired.py,tests/test_block_bootstrap_cache.py,tests/test_cell_intervals.py,tests/test_paired_exact.py,$\
+--deselect,tests/test_cell_intervals.py::test_patient_ci_covers_near_95_percent_and_the_image_ci_does_not,$\
+--deselect,tests/test_cell_intervals.py::test_index_and_weighted_patient_bootstrap_agree_in_distribution,$\
+--deselect,tests/test_stats_paired.py::test_paired_bootstrap_rejects_at_about_alpha_when_there_is_no_effect \
+    gate/paired_gate.py=tests/test_gate_rules_exact.py,tests/test_gating_noise.py \
     protocols/losses.py=tests/test_losses.py,tests/test_switch_loss.py,tests/test_linear.py,tests/test_segmentation.py,-k,loss
 MUTANT ?=
 mutants: $(TEST_STAMP)
