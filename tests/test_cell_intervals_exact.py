@@ -108,3 +108,9 @@ def test_metrics_of_another_kind_are_kept_and_the_input_is_not_changed() -> None
     assert given == before
     assert out["dice"] == given["dice"] and out["wall_time_s"] == given["wall_time_s"]
     assert out["auroc"].ci_unit == "patient" and list(out) == list(given)
+
+
+def test_a_metric_of_another_kind_listed_first_does_not_stop_the_others() -> None:
+    given = {"dice": metric("dice", 0.5), "auroc_val": metric("auroc_val", 0.6), "auroc": metric("auroc", 0.7)}
+    out = with_patient_intervals(given, _pred(), resamples=40, seed=0)
+    assert out["auroc"].ci_unit == "patient" and out["dice"] == given["dice"]
