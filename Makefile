@@ -59,7 +59,7 @@ MUTANT_TARGETS ?= \
     eval/cell_intervals.py=tests/test_cell_intervals_exact.py,tests/test_cell_intervals.py,tests/test_patient_bootstrap_fast.py,$\
 --deselect,tests/test_cell_intervals.py::test_patient_ci_covers_near_95_percent_and_the_image_ci_does_not,$\
 --deselect,tests/test_cell_intervals.py::test_index_and_weighted_patient_bootstrap_agree_in_distribution \
-    eval/weighted_metrics.py=tests/test_patient_bootstrap_fast.py,tests/test_stats_paired.py,tests/test_block_bootstrap_cache.py,tests/test_cell_intervals.py,tests/test_paired_exact.py,$\
+    eval/weighted_metrics.py=tests/test_weighted_metrics_exact.py,tests/test_patient_bootstrap_fast.py,tests/test_stats_paired.py,tests/test_block_bootstrap_cache.py,tests/test_cell_intervals.py,tests/test_paired_exact.py,$\
 --deselect,tests/test_cell_intervals.py::test_patient_ci_covers_near_95_percent_and_the_image_ci_does_not,$\
 --deselect,tests/test_cell_intervals.py::test_index_and_weighted_patient_bootstrap_agree_in_distribution,$\
 --deselect,tests/test_stats_paired.py::test_paired_bootstrap_rejects_at_about_alpha_when_there_is_no_effect \
