@@ -336,3 +336,52 @@ def test_exact_in_float32_at_the_2_pow_24_bound() -> None:
     assert _exact_in_float32(at, units) is False
     assert _exact_in_float32(np.array([[2**23 - 1, 0]]), np.array([0, 1])) is True
     assert _exact_in_float32(np.array([[2**23, 0]]), np.array([0, 1])) is False
+
+
+# ---------------------------------------------------------------------------------------------
+# mutation survivors: the AUROC's own chunk default, the dtype of the fast path, totals below one
+
+def test_weighted_auroc_takes_250_resamples_at_a_time_by_default(monkeypatch) -> None:
+    blocks = _chunk_spy(monkeypatch)
+    y, s = np.array([0, 1, 0, 1, 1, 0]), np.array([0.1, 0.8, 0.4, 0.3, 0.9, 0.2])
+    got = weighted_auroc(y, s, "binary", np.ones((251, 6)))
+    assert blocks == [250, 1]
+    np.testing.assert_allclose(got, roc_auc_score(y, s), rtol=0, atol=1e-12)
+
+
+def _dtype_spy(monkeypatch) -> list[np.dtype]:
+    seen: list[np.dtype] = []
+    real = wm._auroc_from_plan
+
+    def spy(plan, unit_weights_t):
+        seen.append(unit_weights_t.dtype)
+        return real(plan, unit_weights_t)
+    monkeypatch.setattr(wm, "_auroc_from_plan", spy)
+    return seen
+
+
+@pytest.mark.parametrize("weights, fast", [
+    (np.ones((2, 300), np.uint8), True),          # a uint8 product would wrap at 256 items
+    (np.full((2, 300), 2, np.int64), True),
+    (np.full((2, 300), 0.5), False),              # fractional weights: float64
+    (np.ones((2, 300), np.float32), False),       # float counts are not taken as exact
+])
+def test_integer_counts_take_the_float32_path_and_any_other_weight_float64(monkeypatch, weights, fast) -> None:
+    rng = np.random.default_rng(5)
+    y = np.arange(300) % 3 == 0
+    s = np.round(y + rng.normal(0, 1, 300), 2)
+    seen = _dtype_spy(monkeypatch)
+    got = weighted_auroc(y, s, "binary", weights)
+    assert seen == [np.dtype(np.float32 if fast else np.float64)]
+    np.testing.assert_allclose(got, roc_auc_score(y, s), rtol=0, atol=1e-12)
+
+
+def test_label_totals_whose_product_is_below_one_still_give_an_auroc() -> None:
+    """Weights 0.5 on one positive and one negative (denominator 0.25); then positive weights 0.5
+    (score 0.9) and 0.25 (0.3), negative 0.25 (0.1) and 0.5 (0.5): ordered pair weight
+    0.125 + 0.25 + 0.0625 = 0.4375 of 0.75 * 0.75 = 0.5625, i.e. 7/9; then 0.2 * 0.1 = 0.02."""
+    y, s = np.array([0, 1, 0, 1]), np.array([0.1, 0.9, 0.5, 0.3])
+    w = np.array([[0.5, 0.5, 0.0, 0.0], [0.25, 0.5, 0.5, 0.25], [0.1, 0.2, 0.0, 0.0]])
+    want = [1.0, roc_auc_score(y, s, sample_weight=w[1]), 1.0]
+    np.testing.assert_allclose(weighted_binary_auroc(y, s, w), want, rtol=0, atol=1e-12)
+    assert want[1] == pytest.approx(7 / 9, abs=1e-15)
